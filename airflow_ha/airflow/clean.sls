@@ -1,0 +1,1 @@
+# airflow.clean: not built yet.

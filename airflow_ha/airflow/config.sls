@@ -1,0 +1,1 @@
+# airflow.config: not built yet.

@@ -1,0 +1,1 @@
+# airflow.install: not built yet.

@@ -1,0 +1,1 @@
+# airflow.service: not built yet.

@@ -1,0 +1,1 @@
+# csync2.clean: not built yet.

@@ -1,0 +1,1 @@
+# csync2.config: not built yet.

@@ -1,0 +1,1 @@
+# csync2.install: not built yet.

@@ -1,0 +1,1 @@
+# csync2.service: not built yet.

@@ -1,0 +1,1 @@
+# etcd.clean: not built yet.

@@ -1,0 +1,1 @@
+# etcd.config: not built yet.

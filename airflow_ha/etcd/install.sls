@@ -1,0 +1,1 @@
+# etcd.install: not built yet.

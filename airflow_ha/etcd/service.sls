@@ -1,0 +1,1 @@
+# etcd.service: not built yet.

@@ -1,0 +1,1 @@
+# haproxy.clean: not built yet.

@@ -1,0 +1,1 @@
+# haproxy.config: not built yet.

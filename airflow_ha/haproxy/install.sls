@@ -1,0 +1,1 @@
+# haproxy.install: not built yet.

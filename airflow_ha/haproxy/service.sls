@@ -1,0 +1,1 @@
+# haproxy.service: not built yet.

@@ -1,0 +1,1 @@
+# keepalived.clean: not built yet.

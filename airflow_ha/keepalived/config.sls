@@ -1,0 +1,1 @@
+# keepalived.config: not built yet.

@@ -1,0 +1,1 @@
+# keepalived.install: not built yet.

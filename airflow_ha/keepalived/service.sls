@@ -1,0 +1,1 @@
+# keepalived.service: not built yet.

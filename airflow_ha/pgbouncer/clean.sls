@@ -1,0 +1,1 @@
+# pgbouncer.clean: not built yet.

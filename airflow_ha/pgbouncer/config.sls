@@ -1,0 +1,1 @@
+# pgbouncer.config: not built yet.

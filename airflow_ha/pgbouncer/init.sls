@@ -1,0 +1,3 @@
+# pgbouncer: filled by its component work; the formula includes it already.
+include:
+  - airflow_ha.validate

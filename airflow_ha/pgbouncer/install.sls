@@ -1,0 +1,1 @@
+# pgbouncer.install: not built yet.

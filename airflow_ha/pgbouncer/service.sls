@@ -1,0 +1,1 @@
+# pgbouncer.service: not built yet.

@@ -1,0 +1,1 @@
+# postgresql.clean: not built yet.

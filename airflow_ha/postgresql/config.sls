@@ -1,0 +1,1 @@
+# postgresql.config: not built yet.

@@ -1,0 +1,1 @@
+# postgresql.install: not built yet.

@@ -1,0 +1,1 @@
+# postgresql.service: not built yet.

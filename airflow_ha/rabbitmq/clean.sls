@@ -1,0 +1,1 @@
+# rabbitmq.clean: not built yet.

@@ -1,0 +1,1 @@
+# rabbitmq.config: not built yet.

@@ -1,0 +1,1 @@
+# rabbitmq.install: not built yet.

@@ -1,0 +1,1 @@
+# rabbitmq.service: not built yet.

@@ -194,8 +194,7 @@ def settings(defaults=None, os_layers=None, pillar=None, minion_id=None):
     errors = []
     if not isinstance(pillar, dict):
         errors.append(
-            f"airflow_ha: expected a mapping, got {type(pillar).__name__} "
-            "— see pillar.example for the shape"
+            f"airflow_ha: expected a mapping, got {type(pillar).__name__} — see pillar.example for the shape"
         )
         pillar = {}
     ah = _layered(defaults, os_layers, pillar)
@@ -368,9 +367,13 @@ def _validate_nodes(ah, minion_id):
         except ValueError:
             ip = None
         if ip is None:
-            errors.append(f"{path}:address: {address!r} is not an IPv4 address — set the node's address, e.g. 10.0.0.11")
+            errors.append(
+                f"{path}:address: {address!r} is not an IPv4 address — set the node's address, e.g. 10.0.0.11"
+            )
         elif ip.is_loopback or ip.is_unspecified or ip.is_multicast:
-            errors.append(f"{path}:address: {address} cannot be used — give the address other nodes reach it on")
+            errors.append(
+                f"{path}:address: {address} cannot be used — give the address other nodes reach it on"
+            )
         else:
             if str(ip) in addresses:
                 errors.append(
@@ -407,8 +410,7 @@ def _validate_nodes(ah, minion_id):
     for role in required:
         if not holders[role]:
             errors.append(
-                f"airflow_ha:nodes: no node has role {role!r} — add {role!r} to at least "
-                "one node's roles"
+                f"airflow_ha:nodes: no node has role {role!r} — add {role!r} to at least one node's roles"
             )
     db = len(holders["db"])
     if ah.get("single_node") is True:
@@ -472,9 +474,7 @@ def _validate_secrets(ah):
         if name == "fernet_key":
             errors.extend(_check_fernet(path, value))
         elif len(value.encode()) < minimum:
-            errors.append(
-                f"{path}: too short ({len(value.encode())} bytes, at least {minimum}) ({what})"
-            )
+            errors.append(f"{path}: too short ({len(value.encode())} bytes, at least {minimum}) ({what})")
         elif name == "erlang_cookie" and not COOKIE_RE.match(value):
             errors.append(f"{path}: use letters and digits only (it is an Erlang atom)")
         elif name == "csync2_psk" and (len(value) != 64 or not PSK_RE.match(value)):
@@ -534,8 +534,7 @@ def _validate_components(ah):
     version = _get(ah, "airflow:version")
     if not isinstance(version, str) or not re.match(r"^\d+\.\d+\.\d+$", version):
         errors.append(
-            f"airflow_ha:airflow:version: {version!r} is not a version — use e.g. '3.3.2' "
-            "(quote it in YAML)"
+            f"airflow_ha:airflow:version: {version!r} is not a version — use e.g. '3.3.2' (quote it in YAML)"
         )
     elif ".".join(version.split(".")[:2]) not in SUPPORTED_AIRFLOW:
         errors.append(

@@ -1,0 +1,112 @@
+"""Render tier: the whole airflow_ha tree renders, masterless, for every node of
+pillar.example and each supported OS, with the real Salt loader and the repo's
+_modules/_states. Catches Jinja/YAML errors, bad requisites and state IDs."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import salt.utils.yaml
+from testlib import ROOT
+
+SALT_CALL = [sys.executable, "-c", "import sys; from salt.scripts import salt_call; sys.exit(salt_call())"]
+EXAMPLE = salt.utils.yaml.safe_load((ROOT / "pillar.example").read_text())
+
+OS_GRAINS = {
+    "Debian-12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "osmajorrelease": 12},
+    "Debian-13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "osmajorrelease": 13},
+    "Ubuntu-24.04": {"os": "Ubuntu", "os_family": "Debian", "osfinger": "Ubuntu-24.04", "osmajorrelease": 24},
+}
+
+
+def _variant(name):
+    data = copy.deepcopy(EXAMPLE)
+    ah = data["airflow_ha"]
+    if name == "options-on":
+        ah["vip"]["enabled"] = True
+        ah["pgbouncer"]["enabled"] = True
+        ah["csync2"]["watcher"]["enabled"] = False
+        ah["csync2"]["periodic"]["method"] = "cron"
+        ah["rabbitmq"]["broker_url_nodes"] = "local"
+        ah["time_sync"]["ntp_servers"] = ["ntp.example"]
+        ah["proxy"]["apt"] = "http://10.77.0.1:3142"
+        ah["proxy"]["pip"].update({"find_links": ["http://10.77.0.1:3141/"], "no_index": True})
+    elif name == "airflow-2":
+        ah["airflow"]["version"] = "2.11.2"
+    elif name == "split-roles":
+        for i, node in enumerate(ah["nodes"].values()):
+            node["roles"] = ["db", "broker", "worker"] + (
+                ["scheduler", "api", "triggerer", "dag_processor", "flower"] if i < 2 else []
+            )
+    return data
+
+
+def _render(tmp_path, minion_id, grains, pillar, sls="airflow_ha", virtual="kvm"):
+    pillar_dir = tmp_path / "pillar"
+    pillar_dir.mkdir(exist_ok=True)
+    (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - airflow_ha\n")
+    (pillar_dir / "airflow_ha.sls").write_text(json.dumps(pillar))
+    conf = tmp_path / "conf"
+    conf.mkdir(exist_ok=True)
+    (conf / "minion").write_text(
+        json.dumps(
+            {
+                "id": minion_id,
+                "file_client": "local",
+                "root_dir": str(tmp_path / "root"),
+                "file_roots": {"base": [str(ROOT)]},
+                "pillar_roots": {"base": [str(pillar_dir)]},
+                "module_dirs": [str(ROOT / "_modules")],
+                "states_dirs": [str(ROOT / "_states")],
+                "grains": dict(grains, virtual=virtual),
+                "log_level_logfile": "error",
+            }
+        )
+    )
+    proc = subprocess.run(
+        [*SALT_CALL, "-c", str(conf), "--local", "--out=json", "--log-level=quiet", "state.show_sls", sls],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc
+
+
+def _states(proc):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)["local"]
+    assert isinstance(data, dict), data
+    return data
+
+
+CASES = [
+    (node, osf, "example") for osf in ("Debian-12", "Ubuntu-24.04") for node in ("node1", "node2", "node3")
+]
+CASES += [
+    ("node1", "Debian-13", "options-on"),
+    ("node2", "Debian-12", "airflow-2"),
+    ("node3", "Debian-12", "split-roles"),
+]
+
+
+@pytest.mark.parametrize(("node", "osfinger", "variant"), CASES, ids=[f"{n}-{o}-{v}" for n, o, v in CASES])
+def test_whole_tree_renders(tmp_path, node, osfinger, variant):
+    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], _variant(variant)))
+    assert "airflow_ha-validate-pillar" in states
+    bad_ids = [sid for sid in states if not sid.startswith("airflow_ha-")]
+    assert not bad_ids, f"state IDs must be airflow_ha-<component>-<thing>: {bad_ids}"
+
+
+def test_bad_pillar_renders_only_the_failing_check(tmp_path):
+    pillar = _variant("example")
+    pillar["airflow_ha"]["secrets"]["jwt_secret"] = "short"
+    states = _states(_render(tmp_path, "node1", OS_GRAINS["Debian-12"], pillar))
+    assert list(states) == ["airflow_ha-validate-pillar"]
+
+
+def test_unknown_minion_renders_only_the_failing_check(tmp_path):
+    states = _states(_render(tmp_path, "node7", OS_GRAINS["Debian-12"], _variant("example")))
+    assert list(states) == ["airflow_ha-validate-pillar"]

@@ -1,0 +1,19 @@
+"""Helpers shared by the test tiers."""
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_module(name, kind="modules"):
+    """
+    Import ``_modules/<name>.py`` (kind="modules") or ``_states/<name>.py``
+    (kind="states") by path: they are Salt loader modules, not a package.
+    Each call returns a fresh module object.
+    """
+    path = ROOT / f"_{kind}" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"airflow_ha_{kind}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

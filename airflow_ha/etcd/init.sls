@@ -1,3 +1,6 @@
-# etcd: filled by its component work; the formula includes it already.
+{#- etcd: the DCS of Patroni, one member per `db` node. -#}
 include:
   - airflow_ha.validate
+  - .install
+  - .config
+  - .service

@@ -1,1 +1,56 @@
-# etcd.service: not built yet.
+{#- etcd.service is Type=notify: a member started alone blocks until a quorum
+    of members runs. Start without blocking (every db node does the same in
+    the same run), then wait, bounded, for the local member to be healthy. -#}
+{%- from "airflow_ha/map.jinja" import ah with context %}
+include:
+  - .install
+  - .config
+
+airflow_ha-etcd-enabled:
+  service.enabled:
+    - name: {{ ah.etcd.service }}
+    - require:
+      - service: airflow_ha-etcd-release-after-install
+
+{#- service.running cannot be used: with no_block it checks `is-active` at
+    once and reports a still "activating" member as failed. A member that was
+    already up (with an older config) restarts; one that is down starts. #}
+{%- set up = "systemctl is-active " ~ ah.etcd.service ~ " | grep -qxE 'active|activating|reloading'" %}
+airflow_ha-etcd-restart-on-config:
+  cmd.run:
+    - name: systemctl restart --no-block {{ ah.etcd.service }}
+    - onchanges:
+      - file: airflow_ha-etcd-config
+    - onlyif: {{ up | yaml_dquote }}
+    - require:
+      - service: airflow_ha-etcd-enabled
+      - file: airflow_ha-etcd-data-dir
+
+airflow_ha-etcd-service:
+  cmd.run:
+    - name: systemctl start --no-block {{ ah.etcd.service }}
+    - unless: {{ up | yaml_dquote }}
+    - require:
+      - cmd: airflow_ha-etcd-restart-on-config
+      - file: airflow_ha-etcd-config
+
+airflow_ha-etcd-wait-healthy:
+  patroni.etcd_healthy:
+    - name: http://127.0.0.1:{{ ah.etcd.client_port }}
+    - timeout: {{ ah.etcd.get('wait_timeout', 300) }}
+    - interval: 2
+    - require:
+      - cmd: airflow_ha-etcd-service
+      - cmd: airflow_ha-etcd-restart-on-config
+
+{#- An etcd started by the package before this formula (the untouched
+    default 1-member bootstrap) lives in /var/lib/etcd/default. Our member
+    uses its own data dir, so the default one never held cluster data: drop it
+    (never when data_dir was pointed at it). -#}
+{%- if ah.etcd.data_dir.rstrip("/") != "/var/lib/etcd/default" %}
+airflow_ha-etcd-default-bootstrap-absent:
+  file.absent:
+    - name: /var/lib/etcd/default
+    - require:
+      - cmd: airflow_ha-etcd-service
+{%- endif %}

@@ -1,3 +1,7 @@
-# haproxy: filled by its component work; the formula includes it already.
+{#- HAProxy: the local entry point to the Patroni leader (5000), the replicas
+    (5001) and every node's Airflow API server (api_port). -#}
 include:
   - airflow_ha.validate
+  - .install
+  - .config
+  - .service

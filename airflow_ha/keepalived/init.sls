@@ -1,3 +1,8 @@
-# keepalived: filled by its component work; the formula includes it already.
+{#- keepalived: a floating address (airflow_ha:vip) held by a db node whose
+    HAProxy is up. Included only when vip.enabled. -#}
 include:
   - airflow_ha.validate
+  - airflow_ha.haproxy
+  - .install
+  - .config
+  - .service

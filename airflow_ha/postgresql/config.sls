@@ -1,1 +1,28 @@
-# postgresql.config: not built yet.
+{#- /etc/patroni/config.yml (0600 postgres: it holds the database passwords).
+    bootstrap.dcs applies once, when Patroni initialises the cluster; later
+    changes of ttl/loop_wait/parameters go through `patronictl edit-config`. -#}
+{%- from "airflow_ha/map.jinja" import ah with context %}
+include:
+  - .install
+
+airflow_ha-postgresql-data-dir:
+  file.directory:
+    - name: {{ ah.postgresql.data_dir }}
+    - user: postgres
+    - group: postgres
+    - mode: "0700"
+    - require:
+      - pkg: airflow_ha-postgresql-packages
+
+airflow_ha-postgresql-patroni-config:
+  file.managed:
+    - name: {{ ah.postgresql.patroni.config_file }}
+    - source: salt://airflow_ha/postgresql/files/patroni.yml.jinja
+    - template: jinja
+    - makedirs: true
+    - user: postgres
+    - group: postgres
+    - mode: "0600"
+    - show_changes: false
+    - require:
+      - pkg: airflow_ha-postgresql-patroni-packages

@@ -1,1 +1,59 @@
-# postgresql.service: not built yet.
+{#- Patroni under systemd (Debian's plain patroni.service). A config change
+    is a reload (SIGHUP), never a restart: restarting Patroni restarts
+    PostgreSQL and may fail over. -#}
+{%- from "airflow_ha/map.jinja" import ah with context %}
+{%- set pg = ah.postgresql %}
+include:
+  - airflow_ha.etcd.service
+  - .install
+  - .config
+
+airflow_ha-postgresql-patroni-service:
+  service.running:
+    - name: {{ pg.patroni.service }}
+    - enable: true
+    - reload: true
+    - require:
+      - patroni: airflow_ha-etcd-wait-healthy
+      - service: airflow_ha-postgresql-patroni-release-after-install
+      - file: airflow_ha-postgresql-data-dir
+      - cmd: airflow_ha-postgresql-drop-debian-main
+    - watch:
+      - file: airflow_ha-postgresql-patroni-config
+
+airflow_ha-postgresql-wait-leader:
+  patroni.leader_running:
+    - name: {{ ah.cluster_name }}
+    - timeout: {{ pg.patroni.get("wait_timeout", 300) }}
+    - interval: 3
+    - config_file: {{ pg.patroni.config_file }}
+    - require:
+      - service: airflow_ha-postgresql-patroni-service
+
+{#- Airflow's role and database: on the leader only, through its local socket
+    (peer auth as postgres). The password reaches PostgreSQL as a SCRAM
+    verifier computed by Salt, never as clear text. #}
+airflow_ha-postgresql-airflow-role:
+  postgres_user.present:
+    - name: {{ pg.user }}
+    - password: {{ ah.secrets.airflow_db_password | yaml_dquote }}
+    - encrypted: scram-sha-256
+    - login: true
+    - db_port: {{ pg.port }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config_file: {{ pg.patroni.config_file }}
+    - require:
+      - patroni: airflow_ha-postgresql-wait-leader
+
+airflow_ha-postgresql-airflow-database:
+  postgres_database.present:
+    - name: {{ pg.database }}
+    - owner: {{ pg.user }}
+    - encoding: UTF8
+    - db_port: {{ pg.port }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config_file: {{ pg.patroni.config_file }}
+    - require:
+      - postgres_user: airflow_ha-postgresql-airflow-role

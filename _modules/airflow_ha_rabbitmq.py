@@ -1,0 +1,332 @@
+"""
+RabbitMQ helpers for the airflow_ha formula (``airflow_ha.rabbitmq``).
+
+Why a custom module next to Salt's ``rabbitmq`` module:
+
+* Passwords. ``salt.modules.rabbitmq`` runs ``rabbitmqctl add_user NAME PASSWORD``,
+  ``change_password NAME PASSWORD`` and ``authenticate_user NAME PASSWORD``: the
+  password is in the process argv (``ps``, ``/proc/*/cmdline``) of rabbitmqctl
+  and of the ``su rabbitmq -c ...`` Debian's wrapper runs. rabbitmqctl (3.8+,
+  also 3.10.8 and 4.0) reads the password from standard input when it is left
+  out, so the functions here feed it through stdin and never log the command
+  output. Salt's ``rabbitmq_user`` / ``rabbitmq_vhost`` / ``rabbitmq_plugin``
+  states are still used for everything that holds no secret (tags,
+  permissions, vhost, guest removal, plugins).
+* Cluster repair. Salt's ``rabbitmq_cluster.joined`` joins whenever the peer's
+  name is missing from ``cluster_status``'s text; it would also reset a node
+  that holds data. :func:`cluster_plan` decides from ``cluster_status`` (JSON)
+  of this node and of its peers, and only ever resets a node that never joined
+  a cluster and holds nothing but RabbitMQ's defaults.
+
+Nothing here runs at import time; functions without a running RabbitMQ
+(:func:`node_name`, :func:`cluster_nodes`) are used while SLS files render.
+
+CLI examples:
+
+.. code-block:: bash
+
+    salt node1 airflow_ha_rabbitmq.cluster_status
+    salt node1 airflow_ha_rabbitmq.cluster_plan '[rabbit@node1, rabbit@node2, rabbit@node3]'
+"""
+
+import json
+import logging
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "airflow_ha_rabbitmq"
+
+RABBITMQCTL = "rabbitmqctl"
+# Objects a freshly booted node has and nothing else: such a node can be reset
+# without losing anything.
+DEFAULT_USERS = {"guest"}
+DEFAULT_VHOSTS = {"/"}
+CTL_TIMEOUT = 30
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# ---------------------------------------------------------------------------
+# names (render time)
+
+
+def node_name(minion_id):
+    """
+    The RabbitMQ node name of a minion: ``rabbit@<short host name>``.
+
+    CLI example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha_rabbitmq.node_name node1.example.org
+    """
+    if not isinstance(minion_id, str) or not minion_id:
+        raise CommandExecutionError(f"node_name: expected a minion id, got {minion_id!r}")
+    return "rabbit@" + minion_id.split(".")[0]
+
+
+def cluster_nodes(members):
+    """
+    Node names of the broker members, sorted: ``members`` is
+    ``ah.members.broker`` (a list of ``{id, address}``).
+
+    CLI example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha_rabbitmq.cluster_nodes '[{id: node2}, {id: node1}]'
+    """
+    if not isinstance(members, list) or not all(isinstance(m, dict) and "id" in m for m in members):
+        raise CommandExecutionError(
+            "cluster_nodes: expected ah.members.broker, a list of {id, address} — "
+            "check airflow_ha:nodes and the `broker` role"
+        )
+    return sorted(node_name(m["id"]) for m in members)
+
+
+# ---------------------------------------------------------------------------
+# rabbitmqctl
+
+
+def _ctl(args, stdin=None, node=None, timeout=CTL_TIMEOUT):
+    """Run rabbitmqctl; output is never logged (it may echo what stdin held)."""
+    cmd = [RABBITMQCTL]
+    if node:
+        cmd += ["-n", node]
+    if timeout:
+        cmd += ["-t", str(timeout)]
+    cmd += list(args)
+    return __salt__["cmd.run_all"](
+        cmd,
+        stdin=stdin,
+        python_shell=False,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+        reset_system_locale=False,
+    )
+
+
+def _ctl_json(args, node=None, timeout=CTL_TIMEOUT):
+    res = _ctl(list(args) + ["--formatter", "json"], node=node, timeout=timeout)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"rabbitmqctl {' '.join(args)}{' on ' + node if node else ''} failed "
+            f"(exit {res['retcode']}): {(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+        )
+    return _parse_json(res["stdout"], " ".join(args))
+
+
+def _parse_json(text, what):
+    """rabbitmqctl may print banner lines before the JSON document."""
+    text = (text or "").strip()
+    for start in range(len(text)):
+        if text[start] in "[{":
+            try:
+                return json.loads(text[start:])
+            except ValueError:
+                continue
+    raise CommandExecutionError(f"rabbitmqctl {what}: no JSON in its output: {text[:200]!r}")
+
+
+def cluster_status(node=None):
+    """
+    ``rabbitmqctl cluster_status`` of the local node (or ``node``) as a dict
+    with ``members`` (disk and RAM nodes), ``running`` and ``partitions``.
+
+    CLI example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.cluster_status
+    """
+    raw = _ctl_json(["cluster_status"], node=node)
+    members = sorted(set(raw.get("disk_nodes", []) + raw.get("ram_nodes", [])))
+    partitions = raw.get("partitions") or {}
+    if isinstance(partitions, list):
+        partitions = {str(i): p for i, p in enumerate(partitions)}
+    return {
+        "members": members,
+        "running": sorted(raw.get("running_nodes", [])),
+        "partitions": partitions,
+        "alarms": raw.get("alarms", []),
+    }
+
+
+def list_users():
+    """Names of the internal users."""
+    return sorted(u["user"] for u in _ctl_json(["list_users"]))
+
+
+def list_vhosts():
+    """Names of the virtual hosts."""
+    return sorted(v["name"] for v in _ctl_json(["list_vhosts", "name"]))
+
+
+def is_untouched():
+    """
+    True when this node holds only what a fresh RabbitMQ creates: the user
+    ``guest``, the vhost ``/`` and no queue. Such a node loses nothing when
+    it is reset.
+    """
+    if set(list_users()) - DEFAULT_USERS:
+        return False
+    if set(list_vhosts()) - DEFAULT_VHOSTS:
+        return False
+    return not _ctl_json(["list_queues", "-p", "/", "name"])
+
+
+def user_exists(name):
+    """True when the internal user ``name`` exists."""
+    return name in list_users()
+
+
+def check_password(name, password):
+    """
+    True when ``password`` authenticates ``name``. The password goes through
+    stdin (``rabbitmqctl authenticate_user NAME``), never argv.
+    """
+    res = _ctl(["authenticate_user", name], stdin=password + "\n")
+    return res["retcode"] == 0
+
+
+def add_user(name, password):
+    """Create ``name`` with ``password`` (through stdin). Returns True."""
+    res = _ctl(["add_user", name], stdin=password + "\n")
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"rabbitmqctl add_user {name} failed (exit {res['retcode']}): {_safe(res, password)}"
+        )
+    return True
+
+
+def change_password(name, password):
+    """Set ``name``'s password (through stdin). Returns True."""
+    res = _ctl(["change_password", name], stdin=password + "\n")
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"rabbitmqctl change_password {name} failed (exit {res['retcode']}): {_safe(res, password)}"
+        )
+    return True
+
+
+def _safe(res, secret):
+    """Error text for a comment: never the secret, even if a tool echoed it."""
+    text = (res.get("stderr") or res.get("stdout") or "").strip()[:400]
+    return text.replace(secret, "********") if secret else text
+
+
+# ---------------------------------------------------------------------------
+# cluster membership
+
+
+def cluster_plan(nodes, node=None):
+    """
+    Decide what this node needs to be a member of the cluster ``nodes``
+    (RabbitMQ node names, this node included). Returns a dict:
+
+    ``action``
+        ``ok`` (already clustered, or alone with no peer reachable: the seed),
+        ``join`` (a node that came up standalone by mistake and holds only
+        defaults: reset it and join ``peer``) or ``refuse`` (standalone but
+        holding data, or forgotten by its peers: needs an operator).
+    ``peer``, ``members``, ``reason``.
+
+    A node whose cluster has any other member is never touched: re-applying
+    never resets a clustered node, running or not.
+
+    CLI example:
+
+    .. code-block:: bash
+
+        salt node2 airflow_ha_rabbitmq.cluster_plan '[rabbit@node1, rabbit@node2, rabbit@node3]'
+    """
+    if not isinstance(nodes, list) or not nodes:
+        raise CommandExecutionError("cluster_plan: `nodes` must be a non-empty list of rabbit@host names")
+    local = cluster_status()
+    me = node or _self_name(local)
+    members = local["members"]
+    plan = {"node": me, "members": members, "peer": None}
+    if [m for m in members if m != me]:
+        return dict(plan, action="ok", reason=f"clustered with {', '.join(m for m in members if m != me)}")
+    peers = [n for n in nodes if n != me]
+    if not peers:
+        return dict(plan, action="ok", reason="the only broker node")
+    seen = {}
+    for peer in peers:
+        try:
+            status = cluster_status(node=peer)
+        except CommandExecutionError as exc:
+            log.debug("airflow_ha_rabbitmq: peer %s not reachable: %s", peer, exc)
+            continue
+        if peer not in status["running"]:
+            continue
+        seen[peer] = status["members"]
+    if not seen:
+        return dict(plan, action="ok", reason="standalone; no peer reachable yet (this node is the seed)")
+    for peer, peer_members in seen.items():
+        if me in peer_members:
+            return dict(
+                plan,
+                action="refuse",
+                peer=peer,
+                reason=(
+                    f"{peer} still lists {me} as a member but {me} is standalone: run "
+                    f"`rabbitmqctl forget_cluster_node {me}` on {peer}, then re-apply"
+                ),
+            )
+    # Join the largest cluster; among standalone peers the first name is the
+    # seed, so two standalone nodes never try to join each other.
+    target = sorted(seen, key=lambda p: (-len(seen[p]), p))[0]
+    if len(seen[target]) == 1 and me < target:
+        return dict(plan, action="ok", reason=f"standalone seed; {target} will join {me}")
+    if not is_untouched():
+        return dict(
+            plan,
+            action="refuse",
+            peer=target,
+            reason=(
+                f"{me} runs standalone but holds users, vhosts or queues besides the defaults, "
+                f"so it is not reset automatically: move its data, then `rabbitmqctl stop_app; "
+                f"rabbitmqctl reset; rabbitmqctl join_cluster {target}; rabbitmqctl start_app`"
+            ),
+        )
+    return dict(
+        plan,
+        action="join",
+        peer=target,
+        reason=f"standalone with defaults only; {target} runs a cluster of {', '.join(seen[target])}",
+    )
+
+
+def _self_name(local):
+    running = local["running"]
+    res = _ctl(["eval", "node()."])
+    name = (res.get("stdout") or "").strip().strip("'")
+    if res["retcode"] == 0 and name.startswith("rabbit"):
+        return name
+    if len(running) == 1:
+        return running[0]
+    raise CommandExecutionError("cannot tell this RabbitMQ node's name (rabbitmqctl eval 'node().' failed)")
+
+
+def join(peer):
+    """
+    Reset this node and join ``peer``'s cluster: ``stop_app``, ``reset``,
+    ``join_cluster``, ``start_app``. Only call it when :func:`cluster_plan`
+    said ``join``. Returns the new ``cluster_status``.
+    """
+    for args in (["stop_app"], ["reset"], ["join_cluster", peer], ["start_app"]):
+        res = _ctl(args, timeout=120)
+        if res["retcode"] != 0:
+            if args[0] != "start_app":
+                _ctl(["start_app"], timeout=120)
+            raise CommandExecutionError(
+                f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
+                f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+            )
+    _ctl(["await_startup"], timeout=120)
+    return cluster_status()

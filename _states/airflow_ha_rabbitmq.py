@@ -1,0 +1,157 @@
+"""
+States for the airflow_ha formula's RabbitMQ cluster (``airflow_ha.rabbitmq``).
+
+Why custom states:
+
+* ``user_password``: Salt's ``rabbitmq_user.present`` checks and sets the
+  password with ``rabbitmqctl ... NAME PASSWORD``, which puts the password in
+  the argv of rabbitmqctl and Debian's ``su`` wrapper. This state feeds it
+  through stdin (``airflow_ha_rabbitmq`` module) and reads it from the pillar
+  itself (``password_pillar``), so it is not in the rendered SLS, the state's
+  arguments, ``changes`` or the comment either. Tags and permissions stay with
+  ``rabbitmq_user.present`` (no password given: it leaves the password alone
+  for an existing user).
+* ``clustered``: joins a node that came up standalone by mistake, checking
+  ``cluster_status`` of the node and its peers first; never resets a node
+  that is or was clustered, or that holds data (see
+  ``airflow_ha_rabbitmq.cluster_plan``).
+"""
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "airflow_ha_rabbitmq"
+
+
+def __virtual__():
+    if "airflow_ha_rabbitmq.cluster_status" not in __salt__:
+        return (False, "the airflow_ha_rabbitmq execution module is not loaded (saltutil.sync_all)")
+    return __virtualname__
+
+
+def user_password(name, password_pillar):
+    """
+    Ensure the RabbitMQ internal user ``name`` exists with the password held
+    in the pillar key ``password_pillar`` (e.g.
+    ``airflow_ha:secrets:rabbitmq_password``).
+
+    .. code-block:: yaml
+
+        airflow_ha-rabbitmq-user-airflow-password:
+          airflow_ha_rabbitmq.user_password:
+            - name: airflow
+            - password_pillar: airflow_ha:secrets:rabbitmq_password
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    password = __salt__["pillar.get"](password_pillar, None)
+    if not isinstance(password, str) or not password:
+        ret["comment"] = (
+            f"pillar {password_pillar} is not set: put the password for RabbitMQ user "
+            f"{name!r} there (see pillar.example)"
+        )
+        return ret
+    try:
+        exists = __salt__["airflow_ha_rabbitmq.user_exists"](name)
+        matches = exists and __salt__["airflow_ha_rabbitmq.check_password"](name, password)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"cannot read RabbitMQ user {name!r}: {exc}"
+        return ret
+    if exists and matches:
+        ret["result"] = True
+        ret["comment"] = f"RabbitMQ user {name!r} exists and its password matches {password_pillar}."
+        return ret
+    what = "password" if exists else "user"
+    change = (
+        {"old": "differs from pillar", "new": f"from {password_pillar}"}
+        if exists
+        else {"old": None, "new": name}
+    )
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {what: change}
+        ret["comment"] = (
+            f"RabbitMQ user {name!r} would get the password from {password_pillar}."
+            if exists
+            else f"RabbitMQ user {name!r} would be created (password from {password_pillar})."
+        )
+        return ret
+    try:
+        if exists:
+            __salt__["airflow_ha_rabbitmq.change_password"](name, password)
+        else:
+            try:
+                __salt__["airflow_ha_rabbitmq.add_user"](name, password)
+            except CommandExecutionError:
+                # Another broker node may have created it a moment ago.
+                if not __salt__["airflow_ha_rabbitmq.user_exists"](name):
+                    raise
+                __salt__["airflow_ha_rabbitmq.change_password"](name, password)
+        ok = __salt__["airflow_ha_rabbitmq.check_password"](name, password)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"RabbitMQ user {name!r}: {exc}"
+        return ret
+    if not ok:
+        ret["comment"] = f"RabbitMQ user {name!r}: the password was set but does not authenticate"
+        return ret
+    ret["result"] = True
+    ret["changes"] = {what: change}
+    ret["comment"] = (
+        f"RabbitMQ user {name!r}: password set from {password_pillar}."
+        if exists
+        else f"RabbitMQ user {name!r} created (password from {password_pillar})."
+    )
+    return ret
+
+
+def clustered(name, nodes):
+    """
+    Ensure the local RabbitMQ node ``name`` (e.g. ``rabbit@node2``) belongs to
+    the cluster of ``nodes``. Clustering itself happens at first boot through
+    ``classic_config`` peer discovery; this state only repairs a node that
+    booted standalone by mistake (stop_app, reset, join_cluster, start_app),
+    and only when it never joined and holds nothing but defaults.
+
+    .. code-block:: yaml
+
+        airflow_ha-rabbitmq-clustered:
+          airflow_ha_rabbitmq.clustered:
+            - name: rabbit@node2
+            - nodes: [rabbit@node1, rabbit@node2, rabbit@node3]
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    if not isinstance(nodes, list) or name not in nodes:
+        ret["comment"] = (
+            f"nodes must list every broker node including {name} (got {nodes!r}): check the "
+            "`broker` role in airflow_ha:nodes"
+        )
+        return ret
+    try:
+        plan = __salt__["airflow_ha_rabbitmq.cluster_plan"](nodes, node=name)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"cannot read the cluster status of {name}: {exc}"
+        return ret
+    if plan["action"] == "ok":
+        ret["result"] = True
+        ret["comment"] = f"{name}: {plan['reason']}."
+        return ret
+    if plan["action"] == "refuse":
+        ret["comment"] = f"{name}: {plan['reason']}."
+        return ret
+    change = {"old": plan["members"], "new": f"member of {plan['peer']}'s cluster"}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"cluster": change}
+        ret["comment"] = f"{name} would be reset and join {plan['peer']} ({plan['reason']})."
+        return ret
+    try:
+        status = __salt__["airflow_ha_rabbitmq.join"](plan["peer"])
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{name}: joining {plan['peer']} failed: {exc}"
+        return ret
+    change["new"] = status["members"]
+    ret["changes"] = {"cluster": change}
+    if plan["peer"] not in status["members"]:
+        ret["comment"] = f"{name}: joined {plan['peer']} but cluster_status shows {status['members']}"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"{name} was standalone with defaults only; reset and joined {plan['peer']}."
+    return ret

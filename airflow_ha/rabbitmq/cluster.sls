@@ -1,0 +1,61 @@
+{#- Cluster membership, plugins, vhost and users. Users, vhosts and
+    permissions are cluster-wide: only the first broker node manages them, so
+    parallel runs on every node never race. Passwords go through stdin
+    (airflow_ha_rabbitmq.user_password); Salt's rabbitmq_user.present then
+    sets tags and permissions without a password argument. -#}
+{%- from "airflow_ha/map.jinja" import ah with context %}
+{%- set rmq = ah.rabbitmq %}
+{%- set me = salt["airflow_ha_rabbitmq.node_name"](ah.minion_id) %}
+include:
+  - .service
+
+airflow_ha-rabbitmq-clustered:
+  airflow_ha_rabbitmq.clustered:
+    - name: {{ me }}
+    - nodes: {{ salt["airflow_ha_rabbitmq.cluster_nodes"](ah.members.broker) | json }}
+    - require:
+      - service: airflow_ha-rabbitmq-service
+
+airflow_ha-rabbitmq-plugin-management:
+  rabbitmq_plugin.enabled:
+    - name: rabbitmq_management
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
+{%- if ah.minion_id == ah.members.broker[0].id %}
+
+airflow_ha-rabbitmq-guest-absent:
+  rabbitmq_user.absent:
+    - name: guest
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
+
+airflow_ha-rabbitmq-vhost:
+  rabbitmq_vhost.present:
+    - name: {{ rmq.vhost }}
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
+{%- for user, pillar_key, tags, vhosts in [
+      (rmq.user, "airflow_ha:secrets:rabbitmq_password", [], [rmq.vhost]),
+      (rmq.admin_user, "airflow_ha:secrets:rabbitmq_admin_password", ["administrator"], [rmq.vhost, "/"]),
+    ] %}
+
+airflow_ha-rabbitmq-user-{{ user }}-password:
+  airflow_ha_rabbitmq.user_password:
+    - name: {{ user }}
+    - password_pillar: {{ pillar_key }}
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
+
+airflow_ha-rabbitmq-user-{{ user }}:
+  rabbitmq_user.present:
+    - name: {{ user }}
+    - tags: {{ tags | json }}
+    - perms:
+{%- for vhost in vhosts %}
+      - {{ vhost | json }}: [".*", ".*", ".*"]
+{%- endfor %}
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-user-{{ user }}-password
+      - rabbitmq_vhost: airflow_ha-rabbitmq-vhost
+{%- endfor %}
+{%- endif %}

@@ -1,0 +1,529 @@
+"""Unit tests of _modules/csync2.py against outputs recorded from the real
+csync2 2.0 binary (test/unit/data/csync2/*.json: argv, retcode, stdout,
+stderr; recorded with three csync2 daemons in a private network namespace)."""
+
+import json
+import pathlib
+import time
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+from testlib import load_module
+
+DATA = pathlib.Path(__file__).parent / "data" / "csync2"
+
+CONFIG = """\
+# Managed by Salt (airflow_ha.csync2)
+group airflow_ha
+{
+  host node1 node2 node3;
+  key /etc/csync2.key;
+  include "/var/lib/airflow/dags";
+  include "/var/lib/airflow/plugins";
+  exclude "*.pyc";
+  exclude "__pycache__";
+  exclude ".#*";   # quoted: '#' starts a comment
+  auto younger;
+  backup-directory "/var/lib/csync2/backup";
+  backup-generations 3;
+}
+"""
+
+
+def rec(name):
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+class FakeCsync2:
+    """cmd.run_all stand-in: replays recorded runs in order, checks argv."""
+
+    def __init__(self, *names):
+        self.queue = [rec(n) for n in names]
+        self.calls = []
+
+    def __call__(self, cmd, **kwargs):
+        assert kwargs.get("python_shell") is False
+        args = list(cmd[1:])
+        if args[:1] == ["-p"]:
+            args = args[2:]
+        self.calls.append(args)
+        assert self.queue, f"unexpected csync2 call {args}"
+        r = self.queue.pop(0)
+        want = [x for a in r["argv"][1:] for x in (["-c", "-r"] if a == "-cr" else [a])]
+        # -v only changes how much csync2 prints
+        assert sorted(a for a in args if a != "-v") == sorted(a for a in want if a != "-v"), (args, want)
+        return {"retcode": r["retcode"], "stdout": r["stdout"], "stderr": r["stderr"]}
+
+
+@pytest.fixture
+def csync2_mod():
+    return load_module("csync2")
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    d = tmp_path / "state"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def cfg_file(tmp_path):
+    p = tmp_path / "csync2.cfg"
+    p.write_text(CONFIG)
+    return p
+
+
+@pytest.fixture
+def fake():
+    return {"run": None}
+
+
+@pytest.fixture
+def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch):
+    opts = {"csync2.config_file": str(cfg_file), "csync2.state_dir": str(state_dir)}
+
+    def config_get(key, default=None):
+        return opts.get(key, default)
+
+    def run_all(cmd, **kwargs):
+        return fake["run"](cmd, **kwargs)
+
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node2")
+    return {
+        csync2_mod: {
+            "__salt__": {
+                "config.get": config_get,
+                "cmd.run_all": run_all,
+                "service.stop": lambda name: True,
+                "service.start": lambda name: True,
+            },
+            "__opts__": {},
+            "__grains__": {},
+            "__context__": {},
+        }
+    }
+
+
+# ----------------------------------------------------------------- parsers
+def test_parse_config(csync2_mod):
+    cfg = csync2_mod.parse_config(CONFIG)
+    grp = cfg["groups"]["airflow_ha"]
+    assert grp["hosts"] == ["node1", "node2", "node3"]
+    assert grp["include"] == ["/var/lib/airflow/dags", "/var/lib/airflow/plugins"]
+    assert grp["exclude"] == ["*.pyc", "__pycache__", ".#*"]
+    assert grp["auto"] == "younger"
+    assert grp["key"] == "/etc/csync2.key"
+    assert grp["backup_directory"] == "/var/lib/csync2/backup"
+
+
+def test_parse_config_host_forms_and_other_blocks(csync2_mod):
+    text = """
+nossl * *;
+prefix homedir { on host[12]: /export/users; on *: /home; }
+group g { host a B@b-eth2 (c); include %homedir%/bob; action { pattern /x; exec "y"; } auto none; key /k; }
+"""
+    cfg = csync2_mod.parse_config(text)
+    assert cfg["nossl"] == [["*", "*"]]
+    g = cfg["groups"]["g"]
+    assert g["hosts"] == ["a", "b", "c"]
+    assert g["slaves"] == ["c"]
+    assert g["auto"] == "none"
+    assert g["key"] == "/k"
+
+
+def test_parse_dirty(csync2_mod):
+    entries = csync2_mod.parse_dirty(rec("dirty_listed")["stdout"])
+    assert len(entries) == 10
+    assert {e["peer"] for e in entries} == {"node1", "node3"}
+    assert {"path": "/var/lib/airflow/dags/sub/helper.py", "peer": "node3", "forced": False} in entries
+    forced = csync2_mod.parse_dirty(rec("dirty_forced")["stdout"])
+    assert forced and all(e["forced"] for e in forced)
+
+
+def test_parse_test(csync2_mod):
+    diffs = csync2_mod.parse_test(rec("test_diff")["stdout"])
+    assert {"path": "/var/lib/airflow/dags/dag_2.py", "peer": "node3", "state": "differs"} in diffs
+    assert {"path": "/var/lib/airflow/dags/only_on_node1.py", "peer": "node2", "state": "only_here"} in diffs
+    remote = csync2_mod.parse_test(rec("test_from_node2")["stdout"])
+    assert {
+        "path": "/var/lib/airflow/dags/only_on_node1.py",
+        "peer": "node1",
+        "state": "only_on_peer",
+    } in remote
+
+
+def test_parse_update_push(csync2_mod):
+    p = csync2_mod.parse_update(rec("sync_push_v")["stderr"])
+    assert sorted(p["pushed"]) == ["node1", "node3"]
+    assert "/var/lib/airflow/dags/sub/helper.py" in p["pushed"]["node1"]
+    assert len(p["pushed"]["node3"]) == 5
+    assert p["errors"] == {} and p["conflicts"] == [] and p["error_count"] == 0
+
+
+def test_parse_update_delete(csync2_mod):
+    p = csync2_mod.parse_update(rec("sync_delete_v")["stderr"])
+    assert p["deleted"] == {
+        "node3": ["/var/lib/airflow/dags/dag_3.py"],
+        "node1": ["/var/lib/airflow/dags/dag_3.py"],
+    }
+    assert p["pushed"] == {}
+
+
+def test_parse_update_conflict_lost_and_won(csync2_mod):
+    lost = csync2_mod.parse_update(rec("conflict_push_older_loses")["stderr"])
+    assert lost["conflicts"] == [
+        {
+            "path": "/var/lib/airflow/dags/dag_2.py",
+            "peer": "node2",
+            "outcome": "lost",
+            "test": "younger/older",
+        }
+    ]
+    # the losing file is not reported as pushed to that peer, the others are
+    assert lost["pushed"]["node2"] == ["/var/lib/airflow/dags/only_on_node1.py"]
+    assert "/var/lib/airflow/dags/dag_2.py" in lost["pushed"]["node3"]
+    assert lost["error_count"] == 1
+    won = csync2_mod.parse_update(rec("conflict_push_younger_wins")["stderr"])
+    assert won["conflicts"][0]["outcome"] == "won"
+    assert won["pushed"]["node1"] == ["/var/lib/airflow/dags/dag_2.py"]
+
+
+def test_parse_update_peer_down(csync2_mod):
+    p = csync2_mod.parse_update(rec("sync_peer_down_v")["stderr"])
+    assert p["unreachable"] == ["node3"]
+    assert any("Connection refused" in m for m in p["errors"]["node3"])
+    assert p["pushed"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
+    quiet = csync2_mod.parse_update(rec("sync_peer_down")["stderr"])
+    assert quiet["unreachable"] == ["node3"]
+
+
+def test_parse_update_cert_mismatch(csync2_mod):
+    p = csync2_mod.parse_update(rec("sync_cert_mismatch_v")["stderr"])
+    assert "certificate mismatch" in p["errors"]["node3"][0]
+    assert "forget_peer_cert" in p["errors"]["node3"][0]
+
+
+def test_parse_update_up_to_date_and_ignored(csync2_mod):
+    p = csync2_mod.parse_update(rec("sync_peer_back_v")["stderr"])
+    assert p["up_to_date"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
+    assert p["pushed"] == {"node3": ["/var/lib/airflow/dags/down.py"]}
+    ign = csync2_mod.parse_update(rec("sync_outside_path")["stderr"])
+    assert ign["ignored"] == ["/etc/passwd"]
+
+
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        ("config_syntax_error", "Near line 13"),
+        ("no_config", "Can not open config file"),
+        ("config_key_short", "too short"),
+        ("config_bad_auto", "Unknown auto-setting"),
+        ("not_member", "not a member"),
+    ],
+)
+def test_config_error(csync2_mod, name, needle):
+    r = rec(name)
+    assert needle in csync2_mod.config_error(r["stderr"])
+
+
+def test_config_error_none_on_success(csync2_mod):
+    assert csync2_mod.config_error(rec("sync_push_v")["stderr"]) is None
+
+
+def test_parse_version(csync2_mod):
+    assert csync2_mod.parse_version(rec("help")["stdout"]) == "2.0"
+
+
+# ------------------------------------------------------------- functions
+def test_virtual_reasons(csync2_mod, monkeypatch, tmp_path):
+    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: None)
+    ok, why = csync2_mod.__virtual__()
+    assert ok is False and "not installed" in why
+    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: "/usr/sbin/csync2")
+    monkeypatch.setattr(csync2_mod, "_config_file", lambda: str(tmp_path / "missing.cfg"))
+    ok, why = csync2_mod.__virtual__()
+    assert ok is False and "does not exist" in why
+
+
+def test_virtual_loads(csync2_mod, monkeypatch):
+    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: "/usr/sbin/csync2")
+    assert csync2_mod.__virtual__() == "csync2"
+
+
+def test_sync_success(csync2_mod, fake, state_dir):
+    fake["run"] = FakeCsync2("sync_push_v")
+    ret = csync2_mod.sync()
+    assert ret["result"] is True
+    assert ret["pushed"]["node1"][0] == "/var/lib/airflow/dags/dag_1.py"
+    assert ret["comment"] == "10 pushed"
+    assert ret["errors"] == {}
+    last = json.loads((state_dir / csync2_mod.LAST_SYNC_FILE).read_text())
+    assert last["result"] is True and last["source"] == "salt"
+
+
+def test_sync_nothing(csync2_mod, fake):
+    fake["run"] = FakeCsync2("sync_nothing_v")
+    ret = csync2_mod.sync()
+    assert ret["result"] is True and ret["comment"] == "nothing to push" and ret["pushed"] == {}
+
+
+def test_sync_peer_down_is_a_failure_with_reason(csync2_mod, fake):
+    fake["run"] = FakeCsync2("sync_peer_down_v")
+    ret = csync2_mod.sync()
+    assert ret["result"] is False
+    assert "node3" in ret["comment"] and "connection failed" in ret["comment"]
+    assert ret["pushed"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
+
+
+def test_sync_conflict_recorded(csync2_mod, fake, state_dir, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
+    fake["run"] = FakeCsync2("conflict_push_older_loses")
+    ret = csync2_mod.sync(verbose=True)
+    assert ret["result"] is False
+    assert "conflict on /var/lib/airflow/dags/dag_2.py" in ret["comment"]
+    assert any("Lost" in line for line in ret["log"])
+    events = [json.loads(x) for x in (state_dir / csync2_mod.EVENTS_FILE).read_text().splitlines()]
+    assert events[0]["outcome"] == "lost" and events[0]["node"] == "node1"
+
+
+def test_sync_paths_are_marked_first(csync2_mod, fake):
+    # mark (whole-second mtime trap), then push those paths
+    fake["run"] = FakeCsync2("mark_then_sync_mark", "mark_then_sync")
+    fake["run"].queue[1]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/trap.py"]
+    ret = csync2_mod.sync(paths=["/var/lib/airflow/dags/trap.py"])
+    assert fake["run"].calls[0] == ["-m", "/var/lib/airflow/dags/trap.py"]
+    assert ret["result"] is True
+    assert ret["pushed"] == {
+        "node3": ["/var/lib/airflow/dags/trap.py"],
+        "node1": ["/var/lib/airflow/dags/trap.py"],
+    }
+
+
+@pytest.mark.parametrize(
+    "paths,needle",
+    [
+        (["/etc/passwd"], "outside the synced folders"),
+        (["relative.py"], "not an absolute path"),
+        (["/var/lib/airflow/dags/x.pyc"], "excluded from sync by pattern '*.pyc'"),
+        (["/var/lib/airflow/dags/__pycache__/x.py"], "excluded"),
+        (["/var/lib/airflow/dagsX/x.py"], "outside"),
+    ],
+)
+def test_sync_bad_paths(csync2_mod, fake, paths, needle):
+    fake["run"] = FakeCsync2()
+    with pytest.raises(SaltInvocationError, match=None) as exc:
+        csync2_mod.sync(paths=paths)
+    assert needle in str(exc.value)
+    assert fake["run"].calls == []
+
+
+def test_sync_unknown_peer(csync2_mod, fake):
+    fake["run"] = FakeCsync2()
+    with pytest.raises(SaltInvocationError) as exc:
+        csync2_mod.sync(peers=["node9"])
+    assert "node9" in str(exc.value) and "node1, node3" in str(exc.value)
+    with pytest.raises(SaltInvocationError):
+        csync2_mod.sync(peers="node2")  # itself is not a peer
+
+
+def test_sync_not_in_any_group(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "other")
+    fake["run"] = FakeCsync2()
+    ret = csync2_mod.sync()
+    assert ret["result"] is False and "in no group" in ret["comment"]
+
+
+def test_dirty_empty_and_listed(csync2_mod, fake):
+    fake["run"] = FakeCsync2("dirty_empty", "dirty_listed", "config_syntax_error")
+    assert csync2_mod.dirty() == {"result": True, "count": 0, "files": {}, "forced": []}
+    ret = csync2_mod.dirty()
+    assert ret["count"] == 5
+    assert ret["files"]["/var/lib/airflow/dags/sub"] == ["node1", "node3"]
+    fake["run"].queue[0]["argv"] = ["csync2", "-M"]
+    bad = csync2_mod.dirty()
+    assert bad["result"] is False and "Near line 13" in bad["comment"]
+
+
+def test_check(csync2_mod, fake):
+    fake["run"] = FakeCsync2("check", "dirty_listed")
+    ret = csync2_mod.check()
+    assert ret["result"] is True and ret["count"] == 5
+    assert fake["run"].calls[0] == ["-c", "-r", "/"]
+
+
+def test_in_sync_true(csync2_mod, fake):
+    fake["run"] = FakeCsync2("check", "in_sync_all")
+    ret = csync2_mod.in_sync()
+    assert ret == {"result": True, "in_sync": True, "differences": {}, "comment": "in sync with all peers"}
+
+
+def test_in_sync_differences(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
+    fake["run"] = FakeCsync2("check_node1", "test_diff")
+    ret = csync2_mod.in_sync()
+    assert ret["result"] is True and ret["in_sync"] is False
+    assert {"path": "/var/lib/airflow/dags/dag_2.py", "state": "differs"} in ret["differences"]["node2"]
+    assert ret["comment"] == "2 file(s) differ"
+
+
+def test_in_sync_pair(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
+    fake["run"] = FakeCsync2("test_pair")
+    ret = csync2_mod.in_sync(peer="node3", check=False)
+    assert fake["run"].calls[0] == ["-T", "node1", "node3"]
+    assert list(ret["differences"]) == ["node3"]
+
+
+def test_in_sync_peer_down(csync2_mod, fake):
+    fake["run"] = FakeCsync2("test_peer_down")
+    ret = csync2_mod.in_sync(check=False)
+    assert ret["result"] is False and ret["in_sync"] is False
+    assert ret["unreachable"] == ["node3"]
+
+
+def test_conflicts(csync2_mod, fake, state_dir, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
+    now = time.time()
+    events = [
+        {
+            "time": now - 5,
+            "node": "node1",
+            "path": "/var/lib/airflow/dags/dag_2.py",
+            "peer": "node2",
+            "outcome": "lost",
+        },
+        {
+            "time": now - 7200,
+            "node": "node1",
+            "path": "/var/lib/airflow/dags/old.py",
+            "peer": "node2",
+            "outcome": "lost",
+        },
+    ]
+    (state_dir / csync2_mod.EVENTS_FILE).write_text(
+        "".join(json.dumps(e) + "\n" for e in events) + "garbage\n"
+    )
+    fake["run"] = FakeCsync2("check_node1", "dirty_node1_after_lost")
+    ret = csync2_mod.conflicts()
+    assert ret["unresolved"] == {"/var/lib/airflow/dags/dag_2.py": ["node2"]}
+    assert [e["path"] for e in ret["recent"]] == ["/var/lib/airflow/dags/dag_2.py"]
+    assert "csync2.force" in ret["comment"]
+    # once the winner overwrote it, nothing is dirty: resolved, still in history
+    fake["run"] = FakeCsync2("check_node1", "dirty_node1_after_resolve")
+    ret = csync2_mod.conflicts()
+    assert ret["unresolved"] == {} and len(ret["recent"]) == 1
+
+
+def test_conflicts_bad_argument(csync2_mod, fake):
+    fake["run"] = FakeCsync2()
+    with pytest.raises(SaltInvocationError, match="since_minutes"):
+        csync2_mod.conflicts(since_minutes="soon")
+
+
+def test_force(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
+    fake["run"] = FakeCsync2("force_node1", "sync_after_force")
+    fake["run"].queue[0]["argv"] = ["csync2", "-f", "-r", "/var/lib/airflow/dags/f.py"]
+    fake["run"].queue.insert(
+        1, {"argv": ["csync2", "-m", "/var/lib/airflow/dags/f.py"], "retcode": 0, "stdout": "", "stderr": ""}
+    )
+    fake["run"].queue[2]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/f.py"]
+    ret = csync2_mod.force("/var/lib/airflow/dags/f.py")
+    assert ret["result"] is True
+    assert ret["comment"].startswith("forced /var/lib/airflow/dags/f.py")
+    with pytest.raises(SaltInvocationError):
+        csync2_mod.force("/tmp/x.py")
+
+
+def test_status(csync2_mod, fake, monkeypatch, state_dir):
+    (state_dir / csync2_mod.LAST_SYNC_FILE).write_text(json.dumps({"time": time.time() - 3, "result": True}))
+    fake["run"] = FakeCsync2("help", "dirty_listed")
+    fake["run"].queue[0]["argv"] = ["csync2", "--help"]
+    monkeypatch.setattr(
+        csync2_mod,
+        "_reachable",
+        lambda host, port: (True, None) if host == "node1" else (False, "Connection refused"),
+    )
+    ret = csync2_mod.status()
+    assert ret["version"] == "2.0"
+    assert ret["config_valid"] is True
+    assert ret["dirty_count"] == 5
+    assert ret["peers"] == {
+        "node1": {"reachable": True},
+        "node3": {"reachable": False, "error": "Connection refused"},
+    }
+    assert ret["result"] is False and "node3" in ret["comment"]
+    assert ret["last_sync"]["result"] is True and ret["last_sync"]["age_seconds"] >= 0
+
+
+def test_status_bad_config(csync2_mod, fake, monkeypatch):
+    fake["run"] = FakeCsync2("help", "config_syntax_error")
+    fake["run"].queue[0]["argv"] = ["csync2", "--help"]
+    fake["run"].queue[1]["argv"] = ["csync2", "-M"]
+    monkeypatch.setattr(csync2_mod, "_reachable", lambda host, port: (True, None))
+    ret = csync2_mod.status()
+    assert ret["result"] is False and ret["config_valid"] is False
+    assert "Near line 13" in ret["comment"]
+
+
+def test_genkey(csync2_mod, fake, tmp_path):
+    target = tmp_path / "k.key"
+    fake["run"] = FakeCsync2("genkey")
+    fake["run"].queue[0]["argv"] = ["csync2", "-k", str(target)]
+
+    def run_and_write(cmd, **kw):
+        target.write_text("x" * 64 + "\n")
+        return FakeCsync2.__call__(fake_impl, cmd, **kw)
+
+    fake_impl = fake["run"]
+    fake["run"] = run_and_write
+    ret = csync2_mod.genkey(str(target))
+    assert ret["result"] is True and "x" * 64 not in json.dumps(ret)
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(SaltInvocationError, match="already exists"):
+        csync2_mod.genkey(str(target))
+    with pytest.raises(SaltInvocationError, match="absolute"):
+        csync2_mod.genkey("k.key")
+
+
+def test_genkey_failure(csync2_mod, fake):
+    fake["run"] = FakeCsync2("genkey_baddir")
+    ret = csync2_mod.genkey("/nonexistent/dir/k.key")
+    assert ret["result"] is False and "No such file or directory" in ret["comment"]
+
+
+def test_reset_db_refuses_without_confirm(csync2_mod, fake, state_dir):
+    (state_dir / "csync2_node2.db3").write_text("db")
+    fake["run"] = FakeCsync2()
+    for confirm in (False, "yes", 1):
+        ret = csync2_mod.reset_db(confirm=confirm)
+        assert ret["result"] is False and "confirm=True" in ret["comment"]
+    assert (state_dir / "csync2_node2.db3").exists()
+
+
+def test_reset_db(csync2_mod, fake, state_dir):
+    (state_dir / "csync2_node2.db3").write_text("db")
+    fake["run"] = FakeCsync2("check")
+    ret = csync2_mod.reset_db(confirm=True)
+    assert ret["result"] is True
+    assert not (state_dir / "csync2_node2.db3").exists()
+    assert (pathlib.Path(ret["moved_aside_to"]) / "csync2_node2.db3").read_text() == "db"
+    assert fake["run"].calls == [["-c", "-r", "/"]]
+
+
+def test_forget_peer_cert(csync2_mod, fake, state_dir):
+    import sqlite3  # noqa: PLC0415
+
+    db = state_dir / "csync2_node2.db3"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE x509_cert (peername, certdata, UNIQUE (peername) ON CONFLICT IGNORE)")
+        con.execute("INSERT INTO x509_cert VALUES ('node3', 'AB'), ('node1', 'CD')")
+    fake["run"] = FakeCsync2()
+    ret = csync2_mod.forget_peer_cert("node3")
+    assert ret["result"] is True and ret["removed"] == 1
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT peername FROM x509_cert").fetchall() == [("node1",)]
+    with pytest.raises(SaltInvocationError):
+        csync2_mod.forget_peer_cert("node9")

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from salt.exceptions import SaltInvocationError
-
 from testlib import load_module
 
 DATA = pathlib.Path(__file__).parent / "data" / "csync2"

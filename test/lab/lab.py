@@ -1,0 +1,932 @@
+"""labctl: a 3 (or 5) node systemd-nspawn lab for the airflow_ha formula.
+
+The host holds a bridge, an apt-cacher-ng, a wheelhouse HTTP server and a
+Salt master, all bound to the bridge address only. Each node is an overlayfs
+over one cached Debian rootfs, booted by systemd-nspawn with systemd as PID 1.
+Every process the lab starts is recorded by PID in the state dir, and `down`
+stops exactly those (see /work/shared/FACTS.md "The lab" for the traps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "test" / "lab"
+VENV_BIN = REPO / ".venv" / "bin"
+STATE = Path(os.environ.get("LAB_STATE", "/var/lib/airflow_ha-lab"))
+CACHE = Path(os.environ.get("LAB_CACHE", "/var/cache/airflow_ha-lab"))
+CGROUP_NAME = "airflow_ha-lab"
+CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+ACNG_PORT = 3142
+WHEEL_PORT = 3141
+SALT_PORTS = (4505, 4506)
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+AIRFLOW_REQS = [
+    "apache-airflow[celery,postgres]==3.3.2",
+    "apache-airflow-providers-fab",
+    "celery<5.7",
+]
+T0 = time.monotonic()
+
+
+class LabError(Exception):
+    """A failure with a message for the operator (no traceback)."""
+
+
+def progress(msg: str) -> None:
+    print(f"[labctl +{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], check=check, **kw)
+
+
+# --------------------------------------------------------------------------
+# configuration (from the environment at `up`, from STATE/lab.json after)
+# --------------------------------------------------------------------------
+
+
+def fresh_config() -> dict:
+    count = int(os.environ.get("LAB_NODES", "3"))
+    if count < 3 or count > 9:
+        raise LabError(f"LAB_NODES={count}: use 3..9 (3 or 5 for a real cluster)")
+    subnet = os.environ.get("LAB_SUBNET", "10.77.0.0/24")
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError as exc:
+        raise LabError(f"LAB_SUBNET={subnet!r} is not an IPv4 network: {exc}") from None
+    if net.version != 4 or net.prefixlen > 26:
+        raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
+    base = int(net.network_address)
+    nodes = [
+        {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))}
+        for i in range(1, count + 1)
+    ]
+    return {
+        "distro": os.environ.get("LAB_DISTRO", "bookworm"),
+        "bridge": os.environ.get("LAB_BRIDGE", "ahbr0"),
+        "network": str(net),
+        "prefix": net.prefixlen,
+        "host": str(ipaddress.ip_address(base + 1)),
+        "vip": str(ipaddress.ip_address(base + 10)),
+        "nodes": nodes,
+    }
+
+
+def config() -> dict:
+    path = STATE / "lab.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    return fresh_config()
+
+
+def save_config(cfg: dict) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    (STATE / "lab.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def node_cfg(cfg: dict, name: str) -> dict:
+    for node in cfg["nodes"]:
+        if node["name"] == name:
+            return node
+    names = ", ".join(n["name"] for n in cfg["nodes"])
+    raise LabError(f"unknown node {name!r}; the lab has: {names}")
+
+
+# --------------------------------------------------------------------------
+# recorded processes
+# --------------------------------------------------------------------------
+
+
+def pid_file(name: str) -> Path:
+    return STATE / "pids" / f"{name}.pid"
+
+
+def record_pid(name: str, pid: int) -> None:
+    pid_file(name).parent.mkdir(parents=True, exist_ok=True)
+    pid_file(name).write_text(f"{pid}\n")
+
+
+def recorded_pid(name: str) -> int | None:
+    """The recorded PID if that process still runs (and is not a zombie)."""
+    path = pid_file(name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip())
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return None
+    return pid
+
+
+def stop_recorded(name: str, sig=signal.SIGTERM, timeout=20.0) -> None:
+    pid = recorded_pid(name)
+    if pid is not None:
+        os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while recorded_pid(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if recorded_pid(name) is not None:
+            os.kill(pid, signal.SIGKILL)
+            while recorded_pid(name) is not None:
+                time.sleep(0.1)
+    pid_file(name).unlink(missing_ok=True)
+
+
+def spawn(name: str, cmd, log: Path, env=None, preexec=None) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=preexec,
+            start_new_session=True,
+        )
+    record_pid(name, proc.pid)
+    return proc.pid
+
+
+def wait_port(host: str, port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise LabError(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------
+# host packages, rootfs, wheels
+# --------------------------------------------------------------------------
+
+
+def ensure_host_packages() -> None:
+    need = {
+        "debootstrap": "debootstrap",
+        "systemd-nspawn": "systemd-container",
+        "apt-cacher-ng": "apt-cacher-ng",
+        "nsenter": "util-linux",
+        "ip": "iproute2",
+    }
+    missing = sorted({pkg for exe, pkg in need.items() if not shutil.which(exe)})
+    if not missing:
+        return
+    progress(f"installing host packages: {' '.join(missing)}")
+    # apt-cacher-ng's postinst would start a daemon on every interface: keep
+    # daemons from starting while installing (the lab runs its own instance).
+    policy = Path("/usr/sbin/policy-rc.d")
+    made_policy = not policy.exists()
+    if made_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "install", "-y", "-q", *missing], env=env, stdout=subprocess.DEVNULL)
+    finally:
+        if made_policy:
+            policy.unlink()
+
+
+def apt_mirror() -> str:
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1].rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def salt_pins() -> list[str]:
+    out = run(
+        [VENV_BIN / "python", LAB / "salt_deps.py"], capture_output=True, text=True
+    ).stdout.split()
+    skip = ("pip==", "setuptools==", "wheel==")
+    return [p for p in out if not p.lower().startswith(skip)]
+
+
+def rootfs_path(cfg: dict) -> tuple[Path, list[str]]:
+    pins = salt_pins()
+    recipe = hashlib.sha256()
+    recipe.update((LAB / "build-rootfs.sh").read_bytes())
+    recipe.update("\n".join(pins).encode())
+    recipe.update(f"{cfg['distro']} {apt_mirror()} {sys.version_info[:2]}".encode())
+    return CACHE / f"rootfs-{cfg['distro']}-{recipe.hexdigest()[:12]}", pins
+
+
+def ensure_rootfs(cfg: dict) -> Path:
+    path, pins = rootfs_path(cfg)
+    if path.is_dir():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = Path(f"{path}.wheels")
+    progress(f"building minion wheels ({len(pins)} pins) into {wheels}")
+    run([VENV_BIN / "pip", "wheel", "-q", "--no-deps", "-w", wheels, *pins])
+    progress(f"building rootfs {path.name} (debootstrap {cfg['distro']})")
+    start = time.monotonic()
+    log = CACHE / f"{path.name}.log"
+    with open(log, "w") as out:
+        proc = run(
+            [LAB / "build-rootfs.sh", path, cfg["distro"], apt_mirror(), wheels],
+            check=False,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    if proc.returncode != 0:
+        raise LabError(f"rootfs build failed, see {log}")
+    took = time.monotonic() - start
+    (CACHE / f"{path.name}.build-seconds").write_text(f"{took:.1f}\n")
+    shutil.rmtree(wheels, ignore_errors=True)
+    progress(f"rootfs built in {took:.0f} s")
+    # Drop stale rootfs builds of this distro (never the one just built).
+    for old in CACHE.glob(f"rootfs-{cfg['distro']}-*"):
+        if old.is_dir() and old != path and not old.name.endswith(".tmp"):
+            if not any(str(old) in m for m in mounts()):
+                shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def constraints_file() -> Path | None:
+    found = sorted((REPO / "airflow_ha" / "airflow" / "files").glob("constraints-*.txt"))
+    return found[-1] if found else None
+
+
+def wheelhouse_path() -> tuple[Path, list[str]]:
+    args = list(AIRFLOW_REQS)
+    cons = constraints_file()
+    digest = hashlib.sha256("\n".join(args).encode())
+    if cons:
+        args += ["-c", str(cons)]
+        digest.update(cons.read_bytes())
+    return CACHE / f"wheelhouse-{digest.hexdigest()[:12]}", args
+
+
+def ensure_wheelhouse() -> Path:
+    path, args = wheelhouse_path()
+    if (path / ".complete").exists():
+        return path
+    progress(f"building the Airflow wheelhouse {path.name} (pip wheel, a few minutes)")
+    path.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    run([VENV_BIN / "pip", "wheel", "-q", "-w", path, "pip", "setuptools", "wheel", "virtualenv"])
+    run([VENV_BIN / "pip", "wheel", "-q", "-w", path, *args])
+    (path / ".complete").write_text(f"{time.monotonic() - start:.1f}\n")
+    progress(f"wheelhouse built in {time.monotonic() - start:.0f} s")
+    return path
+
+
+# --------------------------------------------------------------------------
+# host services: bridge, apt-cacher-ng, wheel server, salt master
+# --------------------------------------------------------------------------
+
+
+def link_exists(name: str) -> bool:
+    return run(["ip", "link", "show", name], check=False, capture_output=True).returncode == 0
+
+
+def bridge_up(cfg: dict) -> None:
+    br = cfg["bridge"]
+    if not link_exists(br):
+        run(["ip", "link", "add", br, "type", "bridge"])
+        (STATE / "bridge-created").write_text(br + "\n")
+    addrs = run(["ip", "-4", "-o", "addr", "show", "dev", br], capture_output=True, text=True)
+    if f" {cfg['host']}/" not in addrs.stdout:
+        run(["ip", "addr", "add", f"{cfg['host']}/{cfg['prefix']}", "dev", br])
+    run(["ip", "link", "set", br, "up"])
+
+
+def acng_start(cfg: dict) -> None:
+    if recorded_pid("apt-cacher-ng"):
+        return
+    conf = STATE / "apt-cacher-ng"
+    (conf / "log").mkdir(parents=True, exist_ok=True)
+    cache = CACHE / "apt-cacher-ng"
+    cache.mkdir(parents=True, exist_ok=True)
+    # No Remap lines: they point at backends that do not resolve here (503).
+    (conf / "acng.conf").write_text(
+        f"CacheDir: {cache}\nLogDir: {conf / 'log'}\nPort: {ACNG_PORT}\n"
+        f"BindAddress: {cfg['host']}\nSocketPath: {conf / 'socket'}\n"
+        "ReportPage: acng-report.html\nExThreshold: 4\nForeGround: 1\n"
+        "VerboseLog: 0\n"
+    )
+    spawn("apt-cacher-ng", ["apt-cacher-ng", "-c", conf, "ForeGround=1"], conf / "daemon.log")
+    wait_port(cfg["host"], ACNG_PORT, 15, "apt-cacher-ng")
+
+
+def wheel_server_start(cfg: dict) -> None:
+    if recorded_pid("wheels"):
+        return
+    link = STATE / "wheelhouse"
+    path, _ = wheelhouse_path()
+    path.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(path)
+    cmd = [
+        sys.executable, "-m", "http.server", WHEEL_PORT,
+        "--bind", cfg["host"], "--directory", path,
+    ]  # fmt: skip
+    spawn("wheels", cmd, STATE / "wheels.log")
+    wait_port(cfg["host"], WHEEL_PORT, 15, "wheelhouse HTTP server")
+
+
+def master_dir() -> Path:
+    return STATE / "master"
+
+
+def master_conf(cfg: dict) -> Path:
+    root = master_dir()
+    conf = root / "etc"
+    conf.mkdir(parents=True, exist_ok=True)
+    text = {
+        "interface": cfg["host"],
+        "publish_port": SALT_PORTS[0],
+        "ret_port": SALT_PORTS[1],
+        "user": "root",
+        "root_dir": str(root),
+        "pki_dir": str(root / "pki"),
+        "cachedir": str(root / "cache"),
+        "sock_dir": str(root / "sock"),
+        "pidfile": str(root / "salt-master.pid"),
+        "log_file": str(root / "master.log"),
+        "key_logfile": str(root / "key.log"),
+        "log_level_logfile": "info",
+        "file_roots": {"base": [str(REPO)]},
+        "pillar_roots": {"base": [str(LAB / "pillar"), str(STATE / "pillar")]},
+        "file_ignore_regex": [r"(^|/)\.venv(/|$)", r"(^|/)\.git(/|$)", r"(^|/)\.pytest_cache"],
+        "auto_accept": False,
+        "timeout": 30,
+        "gather_job_timeout": 30,
+        "keep_jobs_seconds": 86400,
+        "worker_threads": 5,
+    }
+    (conf / "master").write_text(json.dumps(text, indent=2) + "\n")
+    write_generated_pillar(cfg)
+    return conf
+
+
+def write_generated_pillar(cfg: dict) -> None:
+    """Nodes and host-side addresses of this lab (LAB_NODES, LAB_SUBNET)."""
+    data = {
+        "airflow_ha": {
+            "nodes": {n["name"]: {"address": n["address"]} for n in cfg["nodes"]},
+            "network": {"prefix": cfg["prefix"]},
+            "proxy": {
+                "apt": f"http://{cfg['host']}:{ACNG_PORT}",
+                "pip": {
+                    "find_links": [f"http://{cfg['host']}:{WHEEL_PORT}/"],
+                    "no_index": True,
+                    "trusted_hosts": [cfg["host"]],
+                },
+            },
+            "vip": {"address": cfg["vip"]},
+        }
+    }
+    path = STATE / "pillar" / "lab_generated.sls"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# written by labctl (JSON is YAML)\n" + json.dumps(data, indent=2) + "\n")
+
+
+def master_start(cfg: dict) -> None:
+    conf = master_conf(cfg)
+    if recorded_pid("salt-master"):
+        return
+    spawn("salt-master", [VENV_BIN / "salt-master", "-c", conf, "-l", "warning"],
+          master_dir() / "stdout.log")  # fmt: skip
+    for port in SALT_PORTS:
+        wait_port(cfg["host"], port, 60, "salt-master")
+
+
+def salt_cmd(*args) -> list[str]:
+    return [str(VENV_BIN / "salt"), "-c", str(master_dir() / "etc"), *map(str, args)]
+
+
+def preseed_key(name: str, minion_pki: Path) -> None:
+    """Generate the node's minion key on the host and accept it on the master."""
+    keys = master_dir() / "pki" / "minions"
+    keys.mkdir(parents=True, exist_ok=True)
+    minion_pki.mkdir(parents=True, exist_ok=True)
+    if not (minion_pki / "minion.pem").exists():
+        # salt-key --gen-keys crashes in 3008.5 (pem_finger on a key object).
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write(
+            minion_pki / "minion.pem",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            ).decode(),
+            0o400,
+        )
+        write(
+            minion_pki / "minion.pub",
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode(),
+        )
+    shutil.copy(minion_pki / "minion.pub", keys / name)
+
+
+# --------------------------------------------------------------------------
+# nodes
+# --------------------------------------------------------------------------
+
+
+def node_dir(name: str) -> Path:
+    return STATE / "nodes" / name
+
+
+def mounts() -> list[str]:
+    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+
+
+def write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def hosts_file(cfg: dict) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines.append(f"{cfg['host']}\tlabhost")
+    lines += [f"{n['address']}\t{n['name']}" for n in cfg["nodes"]]
+    return "\n".join(lines) + "\n"
+
+
+def node_prepare(cfg: dict, node: dict, rootfs: Path) -> Path:
+    """Mount the node's overlay; on first creation write its identity."""
+    d = node_dir(node["name"])
+    merged = d / "merged"
+    fresh = not (d / "upper").exists()
+    for sub in ("upper", "work", "merged"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    if str(merged) not in mounts():
+        opts = f"lowerdir={rootfs},upperdir={d / 'upper'},workdir={d / 'work'}"
+        run(["mount", "-t", "overlay", "overlay", "-o", opts, merged])
+    if fresh:
+        name = node["name"]
+        write(merged / "etc/hostname", name + "\n")
+        write(merged / "etc/hosts", hosts_file(cfg))
+        write(merged / "etc/resolv.conf", "")
+        write(
+            merged / "etc/systemd/network/10-lab-host0.network",
+            f"[Match]\nName=host0\n\n[Network]\nAddress={node['address']}/{cfg['prefix']}\n"
+            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        )
+        write(merged / "etc/salt/minion_id", name + "\n")
+        write(
+            merged / "etc/salt/minion.d/lab.conf",
+            f"master: {cfg['host']}\nid: {name}\nacceptance_wait_time: 2\n"
+            "random_reauth_delay: 0\nrecon_default: 200\nrecon_max: 2000\n",
+        )
+        preseed_key(name, merged / "etc/salt/pki/minion")
+    return merged
+
+
+def cgroup_paths(name: str) -> list[Path]:
+    return [root / CGROUP_NAME / name for root in CGROUP_ROOTS if root.is_dir()]
+
+
+def node_boot(cfg: dict, node: dict) -> None:
+    name = node["name"]
+    if recorded_pid(f"nspawn-{name}"):
+        return
+    merged = node_dir(name) / "merged"
+    groups = cgroup_paths(name)
+    for g in groups:
+        g.mkdir(parents=True, exist_ok=True)
+
+    def own_cgroup():  # runs in the child before exec
+        for g in groups:
+            (g / "cgroup.procs").write_text(str(os.getpid()))
+
+    cmd = [
+        "systemd-nspawn", "--quiet", "--boot", "-D", merged,
+        f"--machine={name}", f"--hostname={name}",
+        f"--network-bridge={cfg['bridge']}", "--register=no",
+        "--keep-unit", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",
+    ]  # fmt: skip
+    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    spawn(f"nspawn-{name}", cmd, node_dir(name) / "console.log", env=env, preexec=own_cgroup)
+
+
+def node_pid1(name: str) -> int | None:
+    """The host PID of the node's systemd (the nspawn process's child)."""
+    nspawn = recorded_pid(f"nspawn-{name}")
+    if nspawn is None:
+        return None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == nspawn:
+            pid = int(stat.parent.name)
+            try:
+                nspid = [
+                    line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("NSpid:")
+                ][0].split()  # fmt: skip
+            except (FileNotFoundError, IndexError):
+                continue
+            if nspid[-1] == "1":
+                return pid
+    return None
+
+
+def node_env() -> dict:
+    return {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
+
+
+def nsenter(name: str, *cmd, **kw) -> subprocess.CompletedProcess:
+    pid = node_pid1(name)
+    if pid is None:
+        raise LabError(f"{name} is not running (labctl start {name})")
+    return subprocess.run(
+        ["nsenter", "-t", str(pid), "-a", "--", *map(str, cmd)], env=node_env(), **kw
+    )
+
+
+def wait_node_ready(name: str, timeout: float = 120) -> None:
+    """Wait until the node's systemd finished booting (running or degraded)."""
+    deadline = time.monotonic() + timeout
+    state = "?"
+    while time.monotonic() < deadline:
+        if node_pid1(name):
+            proc = nsenter(name, "systemctl", "is-system-running", capture_output=True, text=True)
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return
+        time.sleep(0.3)
+    raise LabError(f"{name} did not finish booting in {timeout:.0f} s (state {state!r})")
+
+
+def wait_minions(names: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        proc = run(
+            salt_cmd("-L", ",".join(sorted(pending)), "test.ping", "--out=json", "--static",
+                     "-t", "5"),
+            check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        try:
+            answered = {k for k, v in json.loads(proc.stdout or "{}").items() if v is True}
+        except json.JSONDecodeError:
+            answered = set()
+        pending -= answered
+        if pending:
+            time.sleep(1)
+    if pending:
+        raise LabError(f"minions not answering test.ping: {', '.join(sorted(pending))}")
+
+
+def remove_cgroup(path: Path) -> None:
+    if not path.is_dir():
+        return
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        try:
+            sub.rmdir()
+        except OSError:
+            pass
+    try:
+        path.rmdir()
+    except OSError as exc:
+        print(f"warning: cgroup {path} not removed: {exc}", file=sys.stderr)
+
+
+def node_stop(name: str, graceful: bool = True) -> None:
+    pid1 = node_pid1(name)
+    if graceful and pid1:
+        # SIGRTMIN+4 asks systemd for a clean poweroff; nspawn exits after it.
+        os.kill(pid1, signal.SIGRTMIN + 4)
+        deadline = time.monotonic() + 30
+        while recorded_pid(f"nspawn-{name}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    pid1 = node_pid1(name)
+    if pid1:
+        os.kill(pid1, signal.SIGKILL)
+    stop_recorded(f"nspawn-{name}", timeout=10)
+
+
+def pss_kib(pids) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+    return total
+
+
+def node_pids(name: str) -> list[int]:
+    pids = []
+    for g in cgroup_paths(name)[-1:]:
+        for procs in g.rglob("cgroup.procs"):
+            try:
+                pids += [int(p) for p in procs.read_text().split()]
+            except OSError:
+                pass
+    return sorted(set(pids))
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+
+
+def cmd_up(_args) -> int:
+    start = time.monotonic()
+    if (STATE / "lab.json").exists():
+        cfg = config()
+    else:
+        cfg = fresh_config()
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (mounts, bridge, nspawn)")
+    ensure_host_packages()
+    rootfs = ensure_rootfs(cfg)
+    save_config(cfg)
+    progress(f"bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
+    bridge_up(cfg)
+    acng_start(cfg)
+    wheel_server_start(cfg)
+    master_start(cfg)
+    progress(f"salt-master on {cfg['host']}:4505/4506; booting {len(cfg['nodes'])} nodes")
+    for node in cfg["nodes"]:
+        node_prepare(cfg, node, rootfs)
+        node_boot(cfg, node)
+    for node in cfg["nodes"]:
+        wait_node_ready(node["name"])
+    progress("nodes booted; waiting for the minions")
+    wait_minions([n["name"] for n in cfg["nodes"]])
+    (STATE / "up-seconds").write_text(f"{time.monotonic() - start:.1f}\n")
+    progress(f"lab up in {time.monotonic() - start:.1f} s: " + ", ".join(
+        f"{n['name']}={n['address']}" for n in cfg["nodes"]))  # fmt: skip
+    if not (wheelhouse_path()[0] / ".complete").exists():
+        progress("note: the Airflow wheelhouse is not built yet (labctl wheels)")
+    return 0
+
+
+def cmd_wheels(_args) -> int:
+    ensure_wheelhouse()
+    return 0
+
+
+def cmd_down(_args) -> int:
+    cfg = config()
+    running = [n["name"] for n in cfg["nodes"] if recorded_pid(f"nspawn-{n['name']}")]
+    if running:
+        progress(f"powering off {', '.join(running)}")
+    for name in running:  # all at once, then wait for each
+        pid1 = node_pid1(name)
+        if pid1:
+            os.kill(pid1, signal.SIGRTMIN + 4)
+    for node in cfg["nodes"]:
+        node_stop(node["name"])
+    for node in cfg["nodes"]:
+        merged = node_dir(node["name"]) / "merged"
+        if str(merged) in mounts():
+            run(["umount", merged])
+        for g in cgroup_paths(node["name"]):
+            remove_cgroup(g)
+    for root in CGROUP_ROOTS:
+        remove_cgroup(root / CGROUP_NAME)
+    for svc in ("salt-master", "wheels", "apt-cacher-ng"):
+        stop_recorded(svc)
+    created = STATE / "bridge-created"
+    if created.exists():
+        br = created.read_text().strip()
+        if link_exists(br):
+            run(["ip", "link", "del", br])
+        created.unlink()
+    shutil.rmtree(STATE / "nodes", ignore_errors=True)
+    shutil.rmtree(master_dir(), ignore_errors=True)
+    (STATE / "lab.json").unlink(missing_ok=True)
+    progress("lab down")
+    return 0
+
+
+def cmd_salt(args) -> int:
+    return run(salt_cmd(*args), check=False).returncode
+
+
+def cmd_exec(args) -> int:
+    if len(args) < 2:
+        raise LabError("usage: labctl exec NODE CMD...")
+    node_cfg(config(), args[0])
+    return nsenter(args[0], *args[1:]).returncode
+
+
+def cmd_kill(args) -> int:
+    (name,) = args
+    node_cfg(config(), name)
+    pid = node_pid1(name)
+    if pid is None:
+        raise LabError(f"{name} is not running")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while recorded_pid(f"nspawn-{name}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    progress(f"{name}: PID 1 ({pid}) killed")
+    return 0
+
+
+def cmd_start(args) -> int:
+    (name,) = args
+    cfg = config()
+    node = node_cfg(cfg, name)
+    rootfs, _ = rootfs_path(cfg)
+    node_prepare(cfg, node, rootfs)
+    node_boot(cfg, node)
+    wait_node_ready(name)
+    wait_minions([name])
+    progress(f"{name} up")
+    return 0
+
+
+def cmd_status(_args) -> int:
+    cfg = config()
+    if not (STATE / "lab.json").exists():
+        print("lab: down")
+        return 1
+    print(f"lab: {cfg['distro']}, bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
+    for svc in ("salt-master", "apt-cacher-ng", "wheels"):
+        pid = recorded_pid(svc)
+        print(f"  {svc:14} {'pid ' + str(pid) if pid else 'DOWN'}")
+    bad = 0
+    for node in cfg["nodes"]:
+        name = node["name"]
+        pid = node_pid1(name)
+        if pid is None:
+            print(f"  {name:14} {node['address']:15} DOWN")
+            bad += 1
+            continue
+        state = nsenter(name, "systemctl", "is-system-running", capture_output=True, text=True)
+        mib = pss_kib(node_pids(name)) / 1024
+        print(f"  {name:14} {node['address']:15} pid1 {pid} {state.stdout.strip()} "
+              f"PSS {mib:.0f} MiB")  # fmt: skip
+    return 1 if bad else 0
+
+
+def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
+    """state.apply airflow_ha on every node: returns ({node: (changes, failed)}, s)."""
+    cfg = config()
+    names = [n["name"] for n in cfg["nodes"]]
+    start = time.monotonic()
+    run(salt_cmd("*", "saltutil.sync_all", "--out=quiet"), check=False)
+    progress(f"state.apply airflow_ha on {', '.join(names)}")
+    proc = run(
+        salt_cmd("*", "state.apply", "airflow_ha", "queue=True", *extra,
+                 "--out=json", "--static", "-t", "3600"),
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    took = time.monotonic() - start
+    try:
+        ret = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+        raise LabError("salt returned no JSON (see above)") from None
+    summary = {}
+    for name in names:
+        res = ret.get(name)
+        if not isinstance(res, dict):
+            summary[name] = (0, [f"no state return: {res!r}"])
+            continue
+        changes, failed = 0, []
+        for sid, st in sorted(res.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
+            if st.get("changes"):
+                changes += 1
+            if st.get("result") is False:
+                failed.append(f"{sid}: {str(st.get('comment', ''))[:600]}")
+        summary[name] = (changes, failed)
+    if not quiet:
+        for name, (changes, failed) in summary.items():
+            print(f"  {name}: {changes} changed, {len(failed)} failed")
+            for line in failed:
+                print(f"    FAILED {line}")
+    progress(f"apply took {took:.1f} s")
+    return summary, took
+
+
+def cmd_apply(args) -> int:
+    summary, _ = apply_state(args)
+    return 1 if any(failed for _, failed in summary.values()) else 0
+
+
+def verify(args=()) -> int:
+    progress("verify: pytest test/integration")
+    return run([VENV_BIN / "pytest", "-q", "-rs", REPO / "test" / "integration", *args],
+               check=False).returncode  # fmt: skip
+
+
+def cmd_verify(args) -> int:
+    return verify(args)
+
+
+def smoke(cfg: dict) -> None:
+    for node in cfg["nodes"]:
+        proc = nsenter(node["name"], "systemctl", "--failed", "--no-legend", "--plain",
+                       capture_output=True, text=True)  # fmt: skip
+        failed = proc.stdout.strip() or "none"
+        print(f"  {node['name']}: failed units: {failed}")
+
+
+def cmd_demo(_args) -> int:
+    cmd_up([])
+    rc = cmd_apply([])
+    cfg = config()
+    smoke(cfg)
+    admin = "admin"
+    password = "(see test/lab/pillar/airflow_ha.sls secrets:admin_password)"
+    print("\nairflow_ha lab:")
+    for node in cfg["nodes"]:
+        a = node["address"]
+        print(f"  {node['name']}: Airflow UI/API http://{a}:8080  Flower http://{a}:5555  "
+              f"RabbitMQ http://{a}:15672  HAProxy stats http://{a}:7000/")  # fmt: skip
+    print(f"  Airflow login: {admin} / {password}")
+    print("  tear down: make demo-down")
+    return rc
+
+
+def cmd_test_cluster(_args) -> int:
+    rc = 1
+    try:
+        cmd_up([])
+        summary, _ = apply_state()
+        if any(failed for _, failed in summary.values()):
+            progress("first apply failed")
+            rc = 1
+            return rc
+        rc = verify()
+        summary, _ = apply_state()
+        nonzero = {n: c for n, (c, f) in summary.items() if c or f}
+        if nonzero:
+            progress(f"re-apply NOT idempotent: {nonzero}")
+            rc = rc or 1
+        else:
+            progress("re-apply: 0 changes on every node")
+    finally:
+        cmd_down([])
+    progress(f"test-cluster {'PASSED' if rc == 0 else 'FAILED'}")
+    return rc
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "apply": cmd_apply,
+    "salt": cmd_salt,
+    "exec": cmd_exec,
+    "kill": cmd_kill,
+    "start": cmd_start,
+    "status": cmd_status,
+    "wheels": cmd_wheels,
+    "verify": cmd_verify,
+    "demo": cmd_demo,
+    "test-cluster": cmd_test_cluster,
+}
+
+
+def main(argv) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        print("usage: labctl " + "|".join(COMMANDS) + " [ARGS...]")
+        return 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except LabError as exc:
+        print(f"labctl: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"labctl: command failed ({exc.returncode}): {' '.join(exc.cmd)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -311,7 +311,7 @@ def render_cfg(text, values):
         salt '*' airflow.render_cfg '[core]\\nx = 1' '{"core": {"x": "2"}}'
     """
     lines = text.splitlines()
-    want = {s: {str(k).lower(): _cfg_str(v) for k, v in keys.items()} for s, keys in values.items()}
+    want = {s: {str(k).lower(): cfg_str(v) for k, v in keys.items()} for s, keys in values.items()}
     done = {s: set() for s in want}
     out = []
     section = None
@@ -352,7 +352,17 @@ def render_cfg(text, values):
     return "\n".join(out) + "\n"
 
 
-def _cfg_str(value):
+def cfg_str(value):
+    """
+    The text airflow.cfg holds for ``value`` (booleans as True/False, None as
+    an empty string).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' airflow.cfg_str true
+    """
     if isinstance(value, bool):
         return "True" if value else "False"
     if value is None:
@@ -388,7 +398,16 @@ def user_get(username, **kwargs):
     return _helper("user_get", {"username": username}, **kwargs)
 
 
-def _roles_arg(roles):
+def normalize_roles(roles):
+    """
+    Roles as a sorted list (accepts a list or a comma-separated string).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' airflow.normalize_roles Admin,Op
+    """
     if roles is None:
         return None
     if isinstance(roles, str):
@@ -416,7 +435,7 @@ def user_create(username, password, email, firstname="", lastname="", roles=("Vi
         "email": email,
         "firstname": firstname or username,
         "lastname": lastname or username,
-        "roles": _roles_arg(list(roles)),
+        "roles": normalize_roles(roles),
     }
     return _helper("user_create", args, secrets=[password], **kwargs)
 
@@ -438,7 +457,7 @@ def user_update(username, password=None, email=None, firstname=None, lastname=No
         "email": email,
         "firstname": firstname,
         "lastname": lastname,
-        "roles": _roles_arg(roles),
+        "roles": normalize_roles(roles),
     }
     return _helper("user_update", args, secrets=[password], **kwargs)
 
@@ -824,6 +843,10 @@ def desired_config(ah):
         brokers = brokers[idx:] + brokers[:idx]
     broker_url = ";".join(f"amqp://{mq_user}:{mq_pw}@{b}:{mq.get('port', 5672)}/{vhost}" for b in brokers)
 
+    # The foundation's settings() derives the same URLs: prefer them when present.
+    db_url = af.get("sql_alchemy_conn") or db_url
+    broker_url = af.get("broker_url") or broker_url
+    result_backend = af.get("result_backend") or "db+" + db_url
     api_port = af.get("api_port", 8080)
     haproxy_api = (ah.get("haproxy") or {}).get("api_port", 8090)
     cfg = {
@@ -839,7 +862,7 @@ def desired_config(ah):
         "database": {"sql_alchemy_conn": db_url},
         "celery": {
             "broker_url": broker_url,
-            "result_backend": "db+" + db_url,
+            "result_backend": result_backend,
             "worker_concurrency": af.get("worker_concurrency", 4),
             "flower_host": address,
             "flower_port": af.get("flower_port", 5555),
@@ -857,7 +880,9 @@ def desired_config(ah):
     if mq.get("queue_type", "quorum") == "quorum":
         cfg["celery"]["celery_config_options"] = CELERY_CONFIG_MODULE
     if major >= 3:
-        cfg["core"]["execution_api_server_url"] = f"http://127.0.0.1:{haproxy_api}/execution/"
+        cfg["core"]["execution_api_server_url"] = (
+            af.get("execution_api_server_url") or f"http://127.0.0.1:{haproxy_api}/execution/"
+        )
         cfg["api"] = {
             "host": address,
             "port": api_port,
@@ -881,7 +906,7 @@ def desired_config(ah):
                 f"airflow_ha:airflow:config:{section} must be a mapping key -> value, got {type(keys).__name__}"
             )
         cfg.setdefault(section, {}).update({str(k).lower(): v for k, v in keys.items()})
-    return {s: {k: _cfg_str(v) for k, v in keys.items()} for s, keys in cfg.items()}
+    return {s: {k: cfg_str(v) for k, v in keys.items()} for s, keys in cfg.items()}
 
 
 def units_for_key(section, key, major=3):
@@ -948,3 +973,44 @@ def config_groups(values, major=3):
             grp = groups.setdefault(name, {"units": sorted(units), "values": {}})
             grp["values"].setdefault(section, {})[key] = value
     return groups
+
+
+ROLE_COMPONENTS = {
+    "api": ("api-server", "webserver"),
+    "scheduler": ("scheduler", "scheduler"),
+    "dag_processor": ("dag-processor", None),
+    "triggerer": ("triggerer", "triggerer"),
+    "worker": ("worker", "worker"),
+    "flower": ("flower", "flower"),
+}
+COMMANDS = {
+    "api-server": "api-server",
+    "webserver": "webserver",
+    "scheduler": "scheduler",
+    "dag-processor": "dag-processor",
+    "triggerer": "triggerer",
+    "worker": "celery worker",
+    "flower": "celery flower",
+}
+
+
+def components(roles, major=3):
+    """
+    The Airflow components (systemd units ``airflow-<component>``) of this
+    Airflow major version, each with ``enabled`` (this node's roles ask for
+    it) and the ``airflow`` sub-command it runs. 2.x has a webserver instead
+    of the api-server and no standalone dag-processor.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' airflow.components '[api, worker]' 3
+    """
+    idx = 0 if int(major) >= 3 else 1
+    allc = COMPONENTS_3 if int(major) >= 3 else COMPONENTS_2
+    wanted = {ROLE_COMPONENTS[r][idx] for r in (roles or []) if r in ROLE_COMPONENTS}
+    return {
+        comp: {"enabled": comp in wanted, "command": COMMANDS[comp], "unit": f"airflow-{comp}"}
+        for comp in allc
+    }

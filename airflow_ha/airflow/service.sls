@@ -1,1 +1,68 @@
-# airflow.service: not built yet.
+{#- One systemd unit per component; enabled and running only where this
+    node's roles ask for it, stopped and disabled elsewhere. Each running
+    unit restarts when the venv changes or when a config group it reads
+    changes (airflow.config_groups) - and only then. Airflow 3's
+    dag-processor runs under an etcd lock (airflow-locked-run): exactly one
+    is active in the cluster, another node takes over when it dies. -#}
+{%- from "airflow_ha/map.jinja" import ah with context %}
+{%- set af = ah.airflow %}
+{%- set comps = salt["airflow.components"](ah.roles, af.major) %}
+{%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah), af.major) %}
+{%- set etcd_endpoints = [] %}
+{%- for m in ah.members.db %}{%- do etcd_endpoints.append("http://" ~ m.address ~ ":" ~ ah.etcd.client_port) %}{%- endfor %}
+
+include:
+  - .install
+  - .config
+  - .db
+{%- for comp, c in comps | dictsort %}
+{%- set locked = comp == "dag-processor" %}
+
+airflow_ha-airflow-unit-{{ comp }}:
+  file.managed:
+    - name: /etc/systemd/system/{{ c.unit }}.service
+    - source: salt://airflow_ha/airflow/files/airflow.service.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0644'
+    - context:
+        component: {{ comp }}
+        command: {{ c.command }}
+        af: {{ {"user": af.user, "group": af.group, "home": af.home, "venv": af.venv} | json }}
+        locked: {{ locked }}
+        lock_name: {{ ah.cluster_name }}/airflow/dag-processor
+        lock_ttl: {{ af.dag_processor.lock_ttl }}
+        etcd_endpoints: {{ etcd_endpoints | join(",") }}
+{%- if c.enabled %}
+
+airflow_ha-airflow-service-{{ comp }}:
+  service.running:
+    - name: {{ c.unit }}
+    - enable: true
+    - require:
+      - airflow: airflow_ha-airflow-db-migrated
+{%- if locked %}
+      - file: airflow_ha-airflow-locked-run
+{%- endif %}
+    - watch:
+      - file: airflow_ha-airflow-unit-{{ comp }}
+      - pip: airflow_ha-airflow-package
+{%- for name, group in groups | dictsort %}
+{%- if comp in group.units %}
+      - airflow: airflow_ha-airflow-config-{{ name }}
+{%- endif %}
+{%- endfor %}
+{%- if comp in ["worker", "scheduler", "flower"] %}
+      - file: airflow_ha-airflow-celery-config
+{%- endif %}
+{%- else %}
+
+airflow_ha-airflow-service-{{ comp }}:
+  service.dead:
+    - name: {{ c.unit }}
+    - enable: false
+    - require:
+      - file: airflow_ha-airflow-unit-{{ comp }}
+{%- endif %}
+{%- endfor %}

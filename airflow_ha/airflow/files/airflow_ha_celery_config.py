@@ -1,0 +1,17 @@
+"""Celery settings of airflow_ha ([celery] celery_config_options points here).
+
+Airflow's defaults plus quorum queues: RabbitMQ 4 has no classic mirrored
+queues, and a quorum queue survives the loss of a broker node. Celery >= 5.5
+declares its task queues as quorum queues with these two settings and turns
+off global QoS, which quorum queues do not support.
+"""
+
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+CELERY_CONFIG = dict(DEFAULT_CELERY_CONFIG)
+CELERY_CONFIG["task_default_queue_type"] = "quorum"
+CELERY_CONFIG["worker_detect_quorum_queues"] = True
+CELERY_CONFIG["broker_transport_options"] = {
+    **(DEFAULT_CELERY_CONFIG.get("broker_transport_options") or {}),
+    "confirm_publish": True,
+}

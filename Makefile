@@ -28,10 +28,13 @@ $(STAMP): test/requirements.txt
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
+PY_DIRS   := $(wildcard _modules _states _utils test)
+YAML_PURE := $(wildcard pillar.example kitchen.yml airflow_ha/parameters test/lab/pillar)
+
 lint: venv
-	$(BIN)/ruff check _modules _states _utils test
-	$(BIN)/ruff format --check _modules _states _utils test
-	$(BIN)/yamllint -s pillar.example kitchen.yml airflow_ha/parameters test/lab/pillar
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/yamllint -s $(YAML_PURE)
 	find airflow_ha -name '*.sls' -print0 | xargs -0 $(BIN)/salt-lint
 
 unit: venv

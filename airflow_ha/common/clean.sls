@@ -17,5 +17,5 @@ airflow_ha-common-clean-files:
 
 airflow_ha-common-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.common.clean removes this node's airflow_ha setup: run it with pillar='{airflow_ha: {clean: true}}'"
+    - name: "airflow_ha.common.clean removes this node's airflow_ha setup: run it with pillar='{ airflow_ha: { clean: true } }'"
 {%- endif %}

@@ -1,1 +1,84 @@
-# csync2.config: not built yet.
+{%- from "airflow_ha/map.jinja" import ah with context %}
+{%- set c = ah.csync2 %}
+{%- set dirs = [ah.airflow.home ~ "/dags", ah.airflow.home ~ "/plugins"] + c.extra_dirs %}
+{#- Owned by the Airflow user once it exists; until then root creates them
+    and airflow_ha.airflow takes them over. #}
+{%- set airflow_user = salt["user.info"](ah.airflow.user) %}
+
+airflow_ha-csync2-dirs:
+  file.directory:
+    - names: {{ dirs | json }}
+    - makedirs: true
+{%- if airflow_user %}
+    - user: {{ ah.airflow.user }}
+    - group: {{ ah.airflow.group }}
+{%- endif %}
+
+airflow_ha-csync2-backup-dir:
+  file.directory:
+    - name: {{ c.backup_dir }}
+    - mode: "0700"
+    - makedirs: true
+
+airflow_ha-csync2-psk:
+  file.managed:
+    - name: {{ c.key_file }}
+    - contents_pillar: airflow_ha:secrets:csync2_psk
+    - mode: "0600"
+    - user: root
+    - group: root
+    - show_changes: false
+    - require:
+      - pkg: airflow_ha-csync2-packages
+
+{#- Each node's own key + self-signed certificate, made once and kept: peers
+    pin it, a new one is refused until the pin is cleared. The subject is
+    the same on every node (csync2 fails with a per-node CN, see FACTS). #}
+airflow_ha-csync2-ssl:
+  cmd.run:
+    - name: >-
+        umask 077 &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj "/CN={{ ah.cluster_name }}-csync2"
+        -keyout {{ c.ssl_key }}.new -out {{ c.ssl_cert }}.new 2>/dev/null &&
+        mv -f {{ c.ssl_key }}.new {{ c.ssl_key }} && mv -f {{ c.ssl_cert }}.new {{ c.ssl_cert }}
+    - creates:
+      - {{ c.ssl_key }}
+      - {{ c.ssl_cert }}
+    - require:
+      - pkg: airflow_ha-csync2-packages
+
+airflow_ha-csync2-config:
+  file.managed:
+    - name: {{ c.config_file }}
+    - source: salt://airflow_ha/csync2/files/csync2.cfg.jinja
+    - template: jinja
+    - mode: "0644"
+    - reload_modules: true
+    - context:
+        group: airflow_ha
+        hosts: {{ ah.nodes | sort | json }}
+        key_file: {{ c.key_file }}
+        dirs: {{ dirs | json }}
+        exclude: {{ c.exclude | json }}
+        auto: {{ c.auto }}
+        backup_dir: {{ c.backup_dir }}
+        backup_generations: {{ c.backup_generations }}
+    - require:
+      - file: airflow_ha-csync2-psk
+      - pkg: airflow_ha-csync2-packages
+
+airflow_ha-csync2-watch-script:
+  file.managed:
+    - name: /usr/local/lib/airflow_ha/csync2-watch
+    - source: salt://airflow_ha/csync2/files/csync2-watch.py
+    - mode: "0755"
+    - makedirs: true
+
+airflow_ha-csync2-watch-conf:
+  file.managed:
+    - name: /etc/airflow_ha/csync2-watch.json
+    - mode: "0644"
+    - makedirs: true
+    - contents: {{ {"dirs": dirs, "exclude": c.exclude, "port": c.port, "nodes": ah.nodes | sort,
+                    "debounce_ms": c.watcher.debounce_ms, "max_delay_ms": c.watcher.max_delay_ms,
+                    "tie_break": c.watcher.tie_break, "state_dir": "/var/lib/csync2"} | json | json }}

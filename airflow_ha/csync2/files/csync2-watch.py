@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""
+airflow_ha csync2 watcher (managed by Salt, airflow_ha.csync2): push changes
+in the synced folders to the peers within about a second.
+
+    csync2-watch            watch (systemd unit airflow_ha-csync2-watcher)
+    csync2-watch --once     one full sync (systemd timer or cron)
+
+Why not a plain `inotifywait | csync2 -x` loop:
+- csync2 notices a change by whole-second mtime + size, so a same-size
+  rewrite within the second of the last sync is missed: paths written here
+  are marked explicitly (`csync2 -m`) before the push;
+- files csync2's daemon writes for a peer raise inotify events too; marking
+  those would push every received file back out (and collide with the third
+  node's copy). csync2 sets received files' mtime to the sender's whole
+  second, a local write has a sub-second part: only the latter is marked,
+  everything else goes through csync2's own check (`-x -r PATH`), which also
+  catches deletions;
+- events are debounced (quiet for debounce_ms, at most max_delay_ms);
+- conflicts csync2 reports are logged and appended to
+  <state_dir>/airflow_ha-events.jsonl (salt '*' csync2.conflicts reads it).
+  A conflict both sides lost (same-second edits under younger/older) is
+  still dirty after the retry delay: the node first in host order forces its
+  version then (tie_break), the others find nothing left to do.
+"""
+
+import fcntl
+import fnmatch
+import json
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+
+CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
+LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
+WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
+UPD_RE = re.compile(r"^(Updating|Deleting) (.+) on (\S+) \.\.\.$")
+BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here!")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def excluded(path, patterns):
+    for pat in patterns:
+        if pat.startswith("/"):
+            if path == pat or path.startswith(pat.rstrip("/") + "/"):
+                return True
+        elif any(fnmatch.fnmatch(part, pat) for part in path.split("/") if part):
+            return True
+    return False
+
+
+def local_write(path):
+    """True when path was written here (sub-second mtime), not by csync2's daemon."""
+    try:
+        return os.lstat(path).st_mtime_ns % 1_000_000_000 != 0
+    except OSError:
+        return False
+
+
+class Csync2:
+    def __init__(self, conf):
+        self.conf = conf
+        self.myname = socket.gethostname().lower()
+        self.state_dir = conf.get("state_dir", "/var/lib/csync2")
+
+    def run(self, *args):
+        cmd = ["csync2", "-p", str(self.conf.get("port", 30865)), *args]
+        with open(self.conf.get("lock", "/run/lock/airflow_ha-csync2.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return p.returncode, p.stdout, p.stderr
+
+    def record(self, source, rc, stderr):
+        """Log a push, note conflicts; return the paths this node lost."""
+        now = time.time()
+        pushed = deleted = 0
+        last, lost, events = None, [], []
+        for raw in stderr.splitlines():
+            line = raw.strip()
+            m = UPD_RE.match(line)
+            if m:
+                last = (m.group(2), m.group(3))
+                pushed += m.group(1) == "Updating"
+                deleted += m.group(1) == "Deleting"
+                continue
+            for rx, outcome in ((LOST_RE, "lost"), (WON_RE, "won"), (BOTH_RE, "both_dirty")):
+                m = rx.match(line)
+                if m and last:
+                    test = m.group(1) if outcome != "both_dirty" else None
+                    events.append(
+                        {"time": now, "source": source, "node": self.myname, "path": last[0],
+                         "peer": last[1], "outcome": outcome, "test": test}
+                    )  # fmt: skip
+                    if outcome != "won":
+                        lost.append(last[0])
+        errors = [x.strip() for x in stderr.splitlines() if x.startswith(("ERROR", "Peer did", "Can't"))]
+        log(f"{source}: rc={rc} updated={pushed} deleted={deleted} conflicts={len(events)}"
+            + (f" errors={errors[:5]}" if errors else ""))  # fmt: skip
+        try:
+            if events:
+                with open(os.path.join(self.state_dir, "airflow_ha-events.jsonl"), "a") as fh:
+                    for ev in events:
+                        fh.write(json.dumps(ev) + "\n")
+                        log(f"conflict: {ev['path']} with {ev['peer']}: {ev['outcome']}")
+            tmp = os.path.join(self.state_dir, "airflow_ha-last-sync.json.tmp")
+            with open(tmp, "w") as fh:
+                json.dump({"time": now, "source": source, "result": rc == 0 and not errors,
+                           "comment": f"updated {pushed}, deleted {deleted}, rc {rc}"}, fh)  # fmt: skip
+            os.replace(tmp, os.path.join(self.state_dir, "airflow_ha-last-sync.json"))
+        except OSError as exc:
+            log(f"cannot write state: {exc}")
+        return sorted(set(lost))
+
+    def full(self, source="timer"):
+        rc, _, err = self.run("-v", "-x")
+        return self.record(source, rc, err)
+
+    def push(self, paths):
+        paths = sorted(set(paths))
+        # a path below another listed path is covered by -r
+        top = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+        mark = [p for p in paths if local_write(p)]
+        for i in range(0, len(mark), 200):
+            self.run("-m", *mark[i : i + 200])
+        if len(top) > 200:
+            return self.full("watcher")
+        rc, _, err = self.run("-v", "-x", "-r", *top)
+        return self.record("watcher", rc, err)
+
+    def still_dirty(self, paths):
+        rc, out, _ = self.run("-M")
+        if rc != 0:
+            return []
+        dirty = {line.split("\t")[3] for line in out.splitlines() if line.count("\t") >= 3}
+        return [p for p in paths if p in dirty]
+
+    def tie_break(self, paths):
+        for path in self.still_dirty(paths):
+            log(f"tie-break: {path} still conflicting; forcing this node's version")
+            self.run("-f", path)
+            rc, _, err = self.run("-v", "-x", "-r", path)
+            self.record("tie-break", rc, err)
+
+
+def watch(conf):
+    cs = Csync2(conf)
+    dirs = [d for d in conf["dirs"] if os.path.isdir(d)]
+    if not dirs:
+        log(f"none of {conf['dirs']} exists; nothing to watch")
+        return 1
+    debounce = conf.get("debounce_ms", 200) / 1000.0
+    max_delay = max(debounce, conf.get("max_delay_ms", 2000) / 1000.0)
+    nodes = sorted(conf.get("nodes", [])) or [cs.myname]
+    rank = nodes.index(cs.myname) if cs.myname in nodes else len(nodes)
+    retry_after = conf.get("retry_s", 2.0) + rank * conf.get("retry_step_s", 1.5)
+    proc = subprocess.Popen(
+        ["inotifywait", "-m", "-r", "-q", "--format", "%w%f",
+         "-e", "close_write,create,delete,moved_to,moved_from,attrib", *dirs],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    log(f"watching {', '.join(dirs)} (debounce {debounce * 1000:.0f} ms)")
+    time.sleep(0.3)
+    cs.full("watcher-start")
+    buf, pending, first, last, retries = b"", set(), 0.0, 0.0, []
+    fd = proc.stdout.fileno()
+    while True:
+        now = time.monotonic()
+        deadlines = [t for t, _ in retries]
+        if pending:
+            deadlines.append(min(last + debounce, first + max_delay))
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        if sel.select(timeout):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                log("inotifywait exited")
+                return 1
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            now = time.monotonic()
+            for raw in lines:
+                path = raw.decode("utf-8", "surrogateescape").rstrip("/")
+                if not path or excluded(path, conf.get("exclude", [])):
+                    continue
+                if not pending:
+                    first = now
+                pending.add(path)
+                last = now
+            continue
+        now = time.monotonic()
+        if pending and now >= min(last + debounce, first + max_delay):
+            lost = cs.push(pending)
+            pending = set()
+            if lost and conf.get("tie_break", True):
+                retries.append((time.monotonic() + retry_after, lost))
+        due = [p for t, ps in retries if t <= now for p in ps]
+        if due:
+            retries = [(t, ps) for t, ps in retries if t > now]
+            cs.tie_break(sorted(set(due)))
+
+
+def main(argv):
+    with open(CONF) as fh:
+        conf = json.load(fh)
+    if "--once" in argv:
+        Csync2(conf).full("timer" if "--timer" in argv else "cron")
+        return 0
+    return watch(conf)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -47,5 +47,5 @@ airflow_ha-csync2-clean-daemon-reload:
 
 airflow_ha-csync2-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.csync2.clean removes csync2's config, key, certificate and database from this node: run it with pillar='{airflow_ha: {clean: true}}'"
+    - name: "airflow_ha.csync2.clean removes csync2's config, key, certificate and database from this node: run it with pillar airflow_ha:clean set to true"
 {%- endif %}

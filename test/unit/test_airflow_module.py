@@ -1,0 +1,330 @@
+"""_modules/airflow.py with Salt's loader mocked: output parsing, airflow.cfg
+editing, the helper call (no secret in argv), desired config and key->unit groups."""
+
+import copy
+import json
+import pathlib
+from unittest.mock import MagicMock
+
+import pytest
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+from testlib import ROOT, load_module
+
+airflow = load_module("airflow")
+airflow_ha = load_module("airflow_ha")
+
+PARAMS = ROOT / "airflow_ha" / "parameters"
+DEFAULTS = salt.utils.yaml.safe_load(pathlib.Path(PARAMS / "defaults.yaml").read_text())
+OS_LAYERS = salt.utils.yaml.safe_load(pathlib.Path(PARAMS / "os.yaml").read_text())
+EXAMPLE = salt.utils.yaml.safe_load((ROOT / "pillar.example").read_text())["airflow_ha"]
+
+
+@pytest.fixture
+def run_all():
+    return MagicMock(
+        return_value={"retcode": 0, "stdout": 'AIRFLOW_HA_RESULT {"ok": true, "result": null}', "stderr": ""}
+    )
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    home.mkdir()
+    (home / "airflow.cfg").write_text("[core]\n")
+    (venv / "bin" / "python").write_text("")
+    (venv / "bin" / "airflow-ha-helper").write_text("")
+    return {"home": str(home), "venv": str(venv), "user": "airflow"}
+
+
+@pytest.fixture
+def configure_loader_modules(run_all):
+    return {
+        airflow: {
+            "__salt__": {
+                "cmd.run_all": run_all,
+                "config.get": lambda key, default=None: default,
+            },
+            "__opts__": {},
+            "__grains__": {},
+        },
+        airflow_ha: {
+            "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
+            "__opts__": {"id": "node1"},
+            "__pillar__": {},
+            "__salt__": {},
+        },
+    }
+
+
+def settings(pillar=None, minion_id="node1"):
+    return airflow_ha.settings(DEFAULTS, OS_LAYERS, pillar or copy.deepcopy(EXAMPLE), minion_id)
+
+
+# -- parsing -----------------------------------------------------------------------
+def test_parse_result_ignores_noise_around_the_marker():
+    out = (
+        "[2026-01-01] {settings.py:1} WARNING - noise\n"
+        'AIRFLOW_HA_RESULT {"ok": true, "result": [1, 2]}\n'
+        "DeprecationWarning: more noise\n"
+    )
+    assert airflow.parse_result(out) == {"ok": True, "result": [1, 2]}
+
+
+def test_parse_result_takes_the_last_valid_marker_and_skips_broken_json():
+    out = 'AIRFLOW_HA_RESULT {"ok": true, "result": 1}\nAIRFLOW_HA_RESULT {not json\n'
+    assert airflow.parse_result(out)["result"] == 1
+
+
+@pytest.mark.parametrize("out", ["", "no marker at all", "AIRFLOW_HA_RESULT [1]", None])
+def test_parse_result_none_without_an_answer(out):
+    assert airflow.parse_result(out) is None
+
+
+# -- airflow.cfg editing ----------------------------------------------------------------
+CFG = """# header comment
+[core]
+# the executor
+executor = SequentialExecutor
+dags_folder = /old
+
+[database]
+sql_alchemy_conn = sqlite:///x.db
+"""
+
+
+def test_render_cfg_replaces_in_place_and_keeps_comments():
+    out = airflow.render_cfg(CFG, {"core": {"executor": "CeleryExecutor"}})
+    assert "# header comment" in out
+    assert "# the executor\nexecutor = CeleryExecutor\ndags_folder = /old" in out
+    assert "SequentialExecutor" not in out
+    assert out.count("executor =") == 1
+
+
+def test_render_cfg_appends_missing_key_at_end_of_its_section():
+    out = airflow.render_cfg(CFG, {"core": {"parallelism": 32}})
+    lines = out.splitlines()
+    assert lines.index("parallelism = 32") == lines.index("dags_folder = /old") + 1
+    assert airflow.parse_cfg(out)["database"] == {"sql_alchemy_conn": "sqlite:///x.db"}
+
+
+def test_render_cfg_adds_missing_section_and_is_idempotent():
+    values = {"celery": {"worker_concurrency": 4, "flower_host": "10.0.0.1"}, "core": {"executor": "X"}}
+    once = airflow.render_cfg(CFG, values)
+    assert airflow.render_cfg(once, values) == once
+    parsed = airflow.parse_cfg(once)
+    assert parsed["celery"] == {"worker_concurrency": "4", "flower_host": "10.0.0.1"}
+    assert parsed["core"]["executor"] == "X"
+
+
+def test_render_cfg_matches_keys_case_insensitively():
+    out = airflow.render_cfg("[core]\nEXECUTOR = A\n", {"core": {"executor": "B"}})
+    assert airflow.parse_cfg(out) == {"core": {"executor": "B"}}
+    assert out.count("=") == 1
+
+
+def test_parse_cfg_ignores_comments_and_keys_outside_sections():
+    text = "x = 1\n[a]\n# k = commented\n;k2 = also\nk = v = w\n"
+    assert airflow.parse_cfg(text) == {"a": {"k": "v = w"}}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(True, "True"), (False, "False"), (None, ""), (8, "8"), ("s", "s")]
+)
+def test_cfg_str(value, text):
+    assert airflow.cfg_str(value) == text
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "sensitive"),
+    [
+        ("core", "fernet_key", True),
+        ("database", "sql_alchemy_conn", True),
+        ("celery", "broker_url", True),
+        ("api_auth", "jwt_secret", True),
+        ("core", "executor", False),
+        ("celery", "worker_concurrency", False),
+    ],
+)
+def test_is_sensitive(section, key, sensitive):
+    assert airflow.is_sensitive(section, key) is sensitive
+
+
+# -- the helper call ------------------------------------------------------------------
+def test_helper_refuses_without_airflow_cfg(tmp_path, run_all):
+    with pytest.raises(CommandExecutionError, match="random keys"):
+        airflow.db_check(home=str(tmp_path), venv=str(tmp_path))
+    run_all.assert_not_called()
+
+
+def test_user_create_sends_the_password_on_stdin_only(home, run_all):
+    run_all.return_value["stdout"] = 'AIRFLOW_HA_RESULT {"ok": true, "result": {"username": "bob"}}'
+    airflow.user_create("bob", "pw-Very-Secret", "b@x", "Bob", "B", roles=["Op", "Admin"], **home)
+    args, kwargs = run_all.call_args
+    assert "pw-Very-Secret" not in json.dumps(args)
+    assert all("pw-Very-Secret" not in str(v) for k, v in kwargs.items() if k != "stdin")
+    req = json.loads(kwargs["stdin"])
+    assert req["op"] == "user_create"
+    assert req["args"]["password"] == "pw-Very-Secret"
+    assert req["args"]["roles"] == ["Admin", "Op"]
+    assert kwargs["env"]["AIRFLOW_HOME"] == home["home"]
+    assert kwargs["env"]["AIRFLOW_CONFIG"].endswith("airflow.cfg")
+    assert kwargs["python_shell"] is False
+    assert kwargs["output_loglevel"] == "quiet"
+    assert args[0] == [home["venv"] + "/bin/python", home["venv"] + "/bin/airflow-ha-helper"]
+
+
+def test_helper_runs_as_the_airflow_user_unless_already_it(home, run_all, monkeypatch):
+    airflow.db_check(**home)
+    assert run_all.call_args[1]["runas"] == "airflow"
+    import getpass  # noqa: PLC0415
+
+    airflow.db_check(**dict(home, user=getpass.getuser()))
+    assert run_all.call_args[1]["runas"] is None
+
+
+def test_helper_error_is_raised_with_secrets_scrubbed(home, run_all):
+    run_all.return_value = {
+        "retcode": 1,
+        "stdout": 'AIRFLOW_HA_RESULT {"ok": false, "error": "bad pw-Very-Secret at postgresql://u:dbpass@h/db"}',
+        "stderr": "",
+    }
+    with pytest.raises(CommandExecutionError) as err:
+        airflow.user_check_password("bob", "pw-Very-Secret", **home)
+    assert "pw-Very-Secret" not in str(err.value)
+    assert "dbpass" not in str(err.value)
+    assert "u:***@h" in str(err.value)
+
+
+def test_helper_without_answer_reports_stderr_tail(home, run_all):
+    run_all.return_value = {"retcode": 1, "stdout": "", "stderr": "Traceback...\nImportError: boom"}
+    with pytest.raises(CommandExecutionError, match="ImportError: boom"):
+        airflow.users_list(**home)
+
+
+def test_version_reads_package_metadata_without_airflow_cfg(tmp_path, run_all):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    run_all.return_value = {"retcode": 0, "stdout": "some warning\n3.3.2\n", "stderr": ""}
+    assert airflow.version(venv=str(venv)) == "3.3.2"
+    assert airflow.version(venv=str(tmp_path / "none")) == ""
+
+
+def test_pool_set_rejects_non_integer_slots(home):
+    with pytest.raises(SaltInvocationError, match="slots must be an integer"):
+        airflow.pool_set("p", "many", **home)
+
+
+def test_normalize_roles():
+    assert airflow.normalize_roles("Op, Admin") == ["Admin", "Op"]
+    assert airflow.normalize_roles(("Viewer",)) == ["Viewer"]
+    with pytest.raises(SaltInvocationError):
+        airflow.normalize_roles([])
+
+
+# -- desired configuration --------------------------------------------------------------
+def test_desired_config_for_node1_of_the_example():
+    ah = settings()
+    cfg = airflow.desired_config(ah)
+    assert cfg["core"]["executor"] == "CeleryExecutor"
+    assert cfg["core"]["auth_manager"] == airflow.FAB_AUTH_MANAGER
+    assert cfg["core"]["fernet_key"] == EXAMPLE["secrets"]["fernet_key"]
+    assert cfg["core"]["dags_folder"] == "/var/lib/airflow/dags"
+    assert cfg["core"]["execution_api_server_url"] == "http://127.0.0.1:8090/execution/"
+    assert cfg["api"]["host"] == "10.77.0.11"
+    assert cfg["api_auth"]["jwt_secret"] == EXAMPLE["secrets"]["jwt_secret"]
+    assert cfg["scheduler"]["scheduler_health_check_server_host"] == "10.77.0.11"
+    assert cfg["dag_processor"]["refresh_interval"] == "10"
+    assert "127.0.0.1:5000/airflow" in cfg["database"]["sql_alchemy_conn"]
+    assert cfg["celery"]["result_backend"].startswith("db+postgresql")
+    assert len(cfg["celery"]["broker_url"].split(";")) == 3
+    assert cfg["celery"]["celery_config_options"] == airflow.CELERY_CONFIG_MODULE
+    assert "webserver" not in cfg
+
+
+def test_desired_config_pgbouncer_and_local_broker():
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["pgbouncer"]["enabled"] = True
+    pillar["rabbitmq"]["broker_url_nodes"] = "local"
+    cfg = airflow.desired_config(settings(pillar, "node2"))
+    assert ":6432/" in cfg["database"]["sql_alchemy_conn"]
+    assert len(cfg["celery"]["broker_url"].split(";")) == 1
+
+
+def test_desired_config_user_overrides_win_last():
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["config"] = {"core": {"parallelism": 7}, "webserver": {"expose_config": True}}
+    cfg = airflow.desired_config(settings(pillar))
+    assert cfg["core"]["parallelism"] == "7"
+    assert cfg["webserver"]["expose_config"] == "True"
+
+
+def test_desired_config_airflow_2_has_webserver_and_no_dag_processor():
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["version"] = "2.11.2"
+    cfg = airflow.desired_config(settings(pillar))
+    assert cfg["webserver"]["web_server_host"] == "10.77.0.11"
+    assert cfg["webserver"]["secret_key"] == EXAMPLE["secrets"]["api_secret_key"]
+    assert "dag_processor" not in cfg
+    assert "api_auth" not in cfg
+    assert "execution_api_server_url" not in cfg["core"]
+
+
+def test_desired_config_names_a_missing_secret():
+    ah = settings()
+    del ah["secrets"]["fernet_key"]
+    with pytest.raises(SaltInvocationError, match="airflow_ha:secrets:fernet_key"):
+        airflow.desired_config(ah)
+
+
+def test_desired_config_rejects_bad_overrides():
+    ah = settings()
+    ah["airflow"]["config"] = {"core": "parallelism=3"}
+    with pytest.raises(SaltInvocationError, match="airflow_ha:airflow:config:core"):
+        airflow.desired_config(ah)
+
+
+@pytest.mark.parametrize("version", ["1.10.15", "4.0.0", "latest"])
+def test_major_of_rejects_unsupported_versions(version):
+    with pytest.raises(SaltInvocationError, match="not supported"):
+        airflow.major_of(version)
+
+
+# -- which units read which key ------------------------------------------------------------
+def test_units_for_key():
+    assert airflow.units_for_key("celery", "worker_concurrency") == ["worker"]
+    assert airflow.units_for_key("celery", "flower_port") == ["flower"]
+    assert airflow.units_for_key("api", "port") == ["api-server"]
+    assert airflow.units_for_key("api", "port", major=2) == ["webserver"]
+    assert airflow.units_for_key("dag_processor", "refresh_interval") == ["dag-processor"]
+    assert sorted(airflow.units_for_key("core", "fernet_key")) == sorted(airflow.COMPONENTS_3)
+    assert sorted(airflow.units_for_key("celery", "broker_url")) == sorted(airflow.COMPONENTS_3)
+
+
+def test_config_groups_split_by_reader():
+    groups = airflow.config_groups(
+        {
+            "core": {"executor": "C"},
+            "celery": {"worker_concurrency": "2", "broker_url": "amqp://"},
+            "api": {"port": "1"},
+        }
+    )
+    assert groups["worker"] == {"units": ["worker"], "values": {"celery": {"worker_concurrency": "2"}}}
+    assert groups["common"]["values"] == {"core": {"executor": "C"}, "celery": {"broker_url": "amqp://"}}
+    assert groups["api-server"]["units"] == ["api-server"]
+    # every key lands in exactly one group
+    total = sum(len(k) for g in groups.values() for k in g["values"].values())
+    assert total == 4
+
+
+def test_components_follow_roles_and_version():
+    comps = airflow.components(["api", "worker", "dag_processor"], 3)
+    assert {c for c, v in comps.items() if v["enabled"]} == {"api-server", "worker", "dag-processor"}
+    assert comps["worker"]["command"] == "celery worker"
+    assert comps["flower"]["unit"] == "airflow-flower"
+    comps2 = airflow.components(["api", "dag_processor", "scheduler"], 2)
+    assert "dag-processor" not in comps2
+    assert {c for c, v in comps2.items() if v["enabled"]} == {"webserver", "scheduler"}

@@ -1,0 +1,304 @@
+"""_states/airflow.py with the loader mocked: read -> compare -> test -> act,
+secrets masked in changes, 0 changes when converged."""
+
+import json
+import os
+import stat
+from unittest.mock import MagicMock
+
+import pytest
+from testlib import load_module
+
+airflow_mod = load_module("airflow")
+airflow = load_module("airflow", "states")
+
+SECRET = "pw-Very-Secret-123"
+
+
+@pytest.fixture
+def opts():
+    return {"test": False}
+
+
+@pytest.fixture
+def salt_funcs():
+    funcs = {
+        "airflow.version": MagicMock(return_value="3.3.2"),
+        "airflow.is_sensitive": airflow_mod.is_sensitive,
+        "airflow.parse_cfg": airflow_mod.parse_cfg,
+        "airflow.render_cfg": airflow_mod.render_cfg,
+        "airflow.cfg_str": airflow_mod.cfg_str,
+        "airflow.normalize_roles": airflow_mod.normalize_roles,
+        "file.chown": MagicMock(),
+    }
+    for name in (
+        "user_get",
+        "user_create",
+        "user_update",
+        "user_delete",
+        "user_check_password",
+        "db_pending_migrations",
+        "db_migrate",
+        "connection_get",
+        "connection_set",
+        "variable_get",
+        "variable_set",
+        "pool_get",
+        "pool_set",
+    ):
+        funcs[f"airflow.{name}"] = MagicMock(name=name)
+    return funcs
+
+
+@pytest.fixture
+def configure_loader_modules(opts, salt_funcs):
+    return {airflow: {"__opts__": opts, "__salt__": salt_funcs}}
+
+
+def no_secret(ret):
+    assert SECRET not in json.dumps(ret), ret
+
+
+# -- config_managed --------------------------------------------------------------------
+CFG = "# keep me\n[core]\nexecutor = SequentialExecutor\n# and me\nfernet_key = old-fernet\n"
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = tmp_path / "airflow.cfg"
+    path.write_text(CFG)
+    os.chmod(path, 0o640)
+    return path
+
+
+def test_config_managed_sets_only_given_keys_and_masks_secrets(cfg):
+    ret = airflow.config_managed(str(cfg), {"core": {"executor": "CeleryExecutor", "fernet_key": SECRET}})
+    assert ret["result"] is True
+    assert ret["changes"] == {
+        "core.executor": {"old": "SequentialExecutor", "new": "CeleryExecutor"},
+        "core.fernet_key": {"old": "***", "new": "***"},
+    }
+    no_secret(ret)
+    text = cfg.read_text()
+    assert "# keep me" in text and "# and me" in text
+    assert f"fernet_key = {SECRET}" in text
+    assert stat.S_IMODE(os.stat(cfg).st_mode) == 0o640
+
+
+def test_config_managed_zero_changes_when_equal(cfg):
+    ret = airflow.config_managed(str(cfg), {"core": {"executor": "SequentialExecutor"}})
+    assert ret["result"] is True
+    assert ret["changes"] == {}
+    assert cfg.read_text() == CFG
+
+
+def test_config_managed_second_run_is_clean(cfg):
+    values = {"core": {"parallelism": 8}, "celery": {"worker_concurrency": 2}}
+    assert airflow.config_managed(str(cfg), values)["changes"]
+    ret = airflow.config_managed(str(cfg), values)
+    assert ret["changes"] == {}
+
+
+def test_config_managed_test_mode_reports_and_writes_nothing(cfg, opts):
+    opts["test"] = True
+    ret = airflow.config_managed(str(cfg), {"core": {"executor": "CeleryExecutor"}, "api": {"port": 8080}})
+    assert ret["result"] is None
+    assert set(ret["changes"]) == {"core.executor", "api.port"}
+    assert ret["changes"]["api.port"] == {"old": None, "new": "8080"}
+    assert cfg.read_text() == CFG
+
+
+def test_config_managed_creates_a_missing_file_private(tmp_path):
+    path = tmp_path / "new.cfg"
+    ret = airflow.config_managed(str(path), {"core": {"executor": "X"}})
+    assert ret["result"] is True
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert airflow_mod.parse_cfg(path.read_text()) == {"core": {"executor": "X"}}
+
+
+def test_config_managed_extra_sensitive_keys_are_masked(cfg):
+    ret = airflow.config_managed(str(cfg), {"smtp": {"smtp_user": SECRET}}, sensitive=["smtp.smtp_user"])
+    assert ret["changes"]["smtp.smtp_user"] == {"old": None, "new": "***"}
+    no_secret(ret)
+
+
+def test_config_managed_rejects_bad_sections(cfg):
+    ret = airflow.config_managed(str(cfg), {"core": "executor=X"})
+    assert ret["result"] is False
+    assert "mapping" in ret["comment"]
+
+
+# -- user_present / user_absent -------------------------------------------------------------
+USER = {
+    "username": "admin",
+    "email": "a@x",
+    "firstname": "A",
+    "lastname": "B",
+    "roles": ["Admin"],
+    "active": True,
+}
+
+
+def present(**kw):
+    args = {
+        "name": "admin",
+        "password": SECRET,
+        "email": "a@x",
+        "firstname": "A",
+        "lastname": "B",
+        "roles": ["Admin"],
+    }
+    args.update(kw)
+    return airflow.user_present(**args)
+
+
+def test_user_present_creates_missing_user(salt_funcs):
+    salt_funcs["airflow.user_get"].return_value = None
+    ret = present()
+    assert ret["result"] is True
+    assert ret["changes"]["user"] == {"old": None, "new": "admin"}
+    salt_funcs["airflow.user_create"].assert_called_once()
+    no_secret(ret)
+
+
+def test_user_present_no_change_when_all_matches(salt_funcs):
+    salt_funcs["airflow.user_get"].return_value = dict(USER)
+    salt_funcs["airflow.user_check_password"].return_value = True
+    ret = present()
+    assert ret == {"name": "admin", "result": True, "changes": {}, "comment": "user admin is as wanted"}
+    salt_funcs["airflow.user_update"].assert_not_called()
+    salt_funcs["airflow.user_create"].assert_not_called()
+
+
+def test_user_present_changes_password_only_when_it_no_longer_matches(salt_funcs):
+    salt_funcs["airflow.user_get"].return_value = dict(USER)
+    salt_funcs["airflow.user_check_password"].return_value = False
+    ret = present()
+    assert ret["changes"] == {"password": {"old": "***", "new": "***"}}
+    args, kwargs = salt_funcs["airflow.user_update"].call_args
+    assert kwargs["password"] == SECRET
+    salt_funcs["airflow.user_create"].assert_not_called()
+    no_secret(ret)
+
+
+def test_user_present_updates_roles_without_touching_the_password(salt_funcs):
+    salt_funcs["airflow.user_get"].return_value = dict(USER, roles=["Viewer"])
+    salt_funcs["airflow.user_check_password"].return_value = True
+    ret = present()
+    assert ret["changes"] == {"roles": {"old": ["Viewer"], "new": ["Admin"]}}
+    kwargs = salt_funcs["airflow.user_update"].call_args[1]
+    assert kwargs["password"] is None
+    assert kwargs["roles"] == ["Admin"]
+
+
+def test_user_present_test_mode_changes_nothing(salt_funcs, opts):
+    opts["test"] = True
+    salt_funcs["airflow.user_get"].return_value = dict(USER, email="old@x")
+    salt_funcs["airflow.user_check_password"].return_value = False
+    ret = present()
+    assert ret["result"] is None
+    assert set(ret["changes"]) == {"email", "password"}
+    salt_funcs["airflow.user_update"].assert_not_called()
+    no_secret(ret)
+
+
+def test_user_present_empty_password_fails_clearly():
+    ret = present(password="")
+    assert ret["result"] is False
+    assert "admin_password" in ret["comment"]
+
+
+def test_user_present_reports_helper_errors(salt_funcs):
+    from salt.exceptions import CommandExecutionError  # noqa: PLC0415
+
+    salt_funcs["airflow.user_get"].side_effect = CommandExecutionError("database unreachable")
+    ret = present()
+    assert ret["result"] is False
+    assert "database unreachable" in ret["comment"]
+
+
+def test_user_absent(salt_funcs):
+    salt_funcs["airflow.user_get"].return_value = None
+    assert airflow.user_absent("bob")["changes"] == {}
+    salt_funcs["airflow.user_get"].return_value = dict(USER, username="bob")
+    ret = airflow.user_absent("bob")
+    assert ret["changes"] == {"user": {"old": "bob", "new": None}}
+    salt_funcs["airflow.user_delete"].assert_called_once()
+
+
+# -- db_migrated ------------------------------------------------------------------------------
+def test_db_migrated_does_nothing_when_up_to_date(salt_funcs):
+    salt_funcs["airflow.db_pending_migrations"].return_value = []
+    ret = airflow.db_migrated("airflow")
+    assert ret["result"] is True and ret["changes"] == {}
+    salt_funcs["airflow.db_migrate"].assert_not_called()
+
+
+def test_db_migrated_migrates_when_pending(salt_funcs):
+    salt_funcs["airflow.db_pending_migrations"].return_value = ["a", "b"]
+    salt_funcs["airflow.db_migrate"].return_value = {"migrated": True, "pending": ["a", "b"]}
+    ret = airflow.db_migrated("airflow", venv="/v")
+    assert ret["changes"] == {"applied_migrations": 2}
+    assert salt_funcs["airflow.db_migrate"].call_args[1] == {"only_if_pending": True, "venv": "/v"}
+
+
+def test_db_migrated_lost_race_reports_no_change(salt_funcs):
+    salt_funcs["airflow.db_pending_migrations"].return_value = ["a"]
+    salt_funcs["airflow.db_migrate"].return_value = {"migrated": False, "pending": []}
+    ret = airflow.db_migrated("airflow")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert "another node" in ret["comment"]
+
+
+def test_db_migrated_test_mode(salt_funcs, opts):
+    opts["test"] = True
+    salt_funcs["airflow.db_pending_migrations"].return_value = ["a"]
+    ret = airflow.db_migrated("airflow")
+    assert ret["result"] is None
+    salt_funcs["airflow.db_migrate"].assert_not_called()
+
+
+# -- connections / variables / pools -----------------------------------------------------------------
+def test_connection_present_masks_password_and_is_idempotent(salt_funcs):
+    salt_funcs["airflow.connection_get"].return_value = None
+    ret = airflow.connection_present("wh", "postgres", host="db", login="etl", password=SECRET, port=5432)
+    assert ret["changes"]["password"] == {"old": None, "new": "***"}
+    no_secret(ret)
+    fields = salt_funcs["airflow.connection_set"].call_args[1]
+    assert fields["password"] == SECRET and fields["port"] == 5432
+    salt_funcs["airflow.connection_get"].return_value = {
+        "conn_type": "postgres",
+        "host": "db",
+        "login": "etl",
+        "password": SECRET,
+        "schema": None,
+        "port": 5432,
+        "extra": None,
+        "description": None,
+    }
+    salt_funcs["airflow.connection_set"].reset_mock()
+    ret = airflow.connection_present("wh", "postgres", host="db", login="etl", password=SECRET, port="5432")
+    assert ret["changes"] == {}
+    salt_funcs["airflow.connection_set"].assert_not_called()
+
+
+def test_variable_present(salt_funcs, opts):
+    salt_funcs["airflow.variable_get"].return_value = {"value": "old", "description": None}
+    ret = airflow.variable_present("v", SECRET)
+    assert ret["changes"] == {"value": {"old": "***", "new": "***"}}
+    no_secret(ret)
+    ret = airflow.variable_present("v", "plain", sensitive=False)
+    assert ret["changes"] == {"value": {"old": "old", "new": "plain"}}
+    salt_funcs["airflow.variable_get"].return_value = {"value": "plain", "description": None}
+    assert airflow.variable_present("v", "plain")["changes"] == {}
+
+
+def test_pool_present(salt_funcs, opts):
+    salt_funcs["airflow.pool_get"].return_value = None
+    ret = airflow.pool_present("etl", 8)
+    assert ret["changes"]["slots"] == {"old": None, "new": 8}
+    salt_funcs["airflow.pool_get"].return_value = {"slots": 8, "description": "", "include_deferred": False}
+    salt_funcs["airflow.pool_set"].reset_mock()
+    assert airflow.pool_present("etl", "8")["changes"] == {}
+    salt_funcs["airflow.pool_set"].assert_not_called()
+    assert airflow.pool_present("etl", "x")["result"] is False

@@ -1,0 +1,115 @@
+"""Unit tests of _states/csync2.py (csync2.synced): read -> compare -> test -> act."""
+
+import pytest
+from testlib import load_module
+
+PUSH = {"node1": ["/var/lib/airflow/dags/a.py"], "node3": ["/var/lib/airflow/dags/a.py"]}
+
+
+class Module:
+    """csync2 execution module stand-in with scripted returns."""
+
+    def __init__(self, previews, syncs=(), tests=()):
+        self.previews, self.syncs, self.tests = list(previews), list(syncs), list(tests)
+        self.calls = []
+
+    def sync(self, paths=None, peers=None, dry_run=False):
+        self.calls.append(("sync", dry_run))
+        return (self.previews if dry_run else self.syncs).pop(0)
+
+    def in_sync(self, check=True):
+        self.calls.append(("in_sync", check))
+        return self.tests.pop(0)
+
+
+@pytest.fixture
+def state():
+    return load_module("csync2", "states")
+
+
+@pytest.fixture
+def opts():
+    return {"test": False}
+
+
+@pytest.fixture
+def mod():
+    return {"m": None}
+
+
+@pytest.fixture
+def configure_loader_modules(state, opts, mod):
+    return {
+        state: {
+            "__opts__": opts,
+            "__salt__": {
+                "csync2.sync": lambda **kw: mod["m"].sync(**kw),
+                "csync2.in_sync": lambda **kw: mod["m"].in_sync(**kw),
+            },
+        }
+    }
+
+
+def test_in_sync_no_changes(state, mod):
+    mod["m"] = Module(
+        [{"result": True, "pushed": {}, "deleted": {}}], tests=[{"result": True, "in_sync": True}]
+    )
+    ret = state.synced("x")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ("sync", False) not in mod["m"].calls
+
+
+def test_test_mode_tells_what_would_be_pushed(state, mod, opts):
+    opts["test"] = True
+    mod["m"] = Module([{"result": True, "pushed": PUSH, "deleted": {}}])
+    ret = state.synced("x")
+    assert ret["result"] is None
+    assert ret["changes"] == {"pushed": PUSH}
+    assert "would push 2 change(s)" in ret["comment"] and "node3" in ret["comment"]
+    assert mod["m"].calls == [("sync", True)]
+
+
+def test_push_then_in_sync(state, mod):
+    mod["m"] = Module(
+        [{"result": True, "pushed": PUSH, "deleted": {}}],
+        syncs=[{"result": True, "pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
+        tests=[{"result": True, "in_sync": True}],
+    )
+    ret = state.synced("x")
+    assert ret["result"] is True and ret["changes"] == {"pushed": PUSH}
+    assert mod["m"].calls == [("sync", True), ("sync", False), ("in_sync", False)]
+
+
+def test_push_failure(state, mod):
+    mod["m"] = Module(
+        [{"result": True, "pushed": PUSH, "deleted": {}}],
+        syncs=[{"result": False, "pushed": {"node1": PUSH["node1"]}, "comment": "node3: connection failed"}],
+    )
+    ret = state.synced("x")
+    assert ret["result"] is False and "node3: connection failed" in ret["comment"]
+    assert ret["changes"] == {"pushed": {"node1": PUSH["node1"]}}
+
+
+def test_unreachable_in_preview_fails_without_changes(state, mod, opts):
+    opts["test"] = True
+    mod["m"] = Module([{"result": False, "comment": "node3: connection failed"}])
+    ret = state.synced("x")
+    assert ret["result"] is False and ret["changes"] == {}
+
+
+def test_difference_only_a_peer_can_fix(state, mod):
+    diff = {"node2": [{"path": "/var/lib/airflow/dags/b.py", "state": "only_on_peer"}]}
+    mod["m"] = Module(
+        [{"result": True, "pushed": {}, "deleted": {}}],
+        tests=[{"result": True, "in_sync": False, "differences": diff}],
+    )
+    ret = state.synced("x")
+    assert (
+        ret["result"] is False and "b.py" in ret["comment"] and "apply csync2.synced there" in ret["comment"]
+    )
+
+
+def test_virtual(state):
+    state.__salt__ = {}
+    ok, why = state.__virtual__()
+    assert ok is False and "not loaded" in why

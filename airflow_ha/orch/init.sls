@@ -1,40 +1,55 @@
 {#- salt-run state.orchestrate airflow_ha.orch
-    Brings the cluster up layer by layer: each stage runs on every node (a
-    component's init.sls does nothing on a node whose roles don't ask for it)
-    and the next stage starts only when the previous one succeeded everywhere.
-    Targets: the minions listed in the airflow_ha:nodes pillar the master sees,
-    or pillar='{"airflow_ha_orch": {"target": "node*"}}' (a glob). -#}
-{%- set orch = pillar.get("airflow_ha_orch", {}) %}
-{%- set listed = pillar.get("airflow_ha", {}).get("nodes", {}) %}
-{%- if orch.get("target") %}
-{%-   set tgt, tgt_type = orch.target, "glob" %}
-{%- else %}
-{%-   set tgt, tgt_type = listed | list | join(","), "list" %}
-{%- endif %}
-{%- set stages = ["common", "etcd", "postgresql", "haproxy", "keepalived", "pgbouncer", "rabbitmq", "csync2", "airflow"] %}
+    Brings the cluster up layer by layer, in order: each stage runs on the
+    nodes whose roles ask for it (from the airflow_ha pillar the master sees;
+    roles default as in parameters/defaults.yaml) and the next stage starts
+    only when the previous one succeeded everywhere. -#}
+{%- import_yaml "airflow_ha/parameters/defaults.yaml" as defaults %}
+{%- set ah = pillar.get("airflow_ha", {}) %}
+{%- set nodes = ah.get("nodes", {}) if ah.get("nodes") is mapping else {} %}
+{%- set vip = ah.get("vip", {}).get("enabled", defaults.vip.enabled) %}
+{%- set pgbouncer = ah.get("pgbouncer", {}).get("enabled", defaults.pgbouncer.enabled) %}
+{#- stage, role that selects its nodes (none: every node), whether it is on #}
+{%- set stages = [
+      ("common", none, true),
+      ("etcd", "db", true),
+      ("postgresql", "db", true),
+      ("haproxy", none, true),
+      ("keepalived", "db", vip),
+      ("pgbouncer", none, pgbouncer),
+      ("rabbitmq", "broker", true),
+      ("csync2", none, true),
+      ("airflow", none, true),
+    ] %}
 
-{%- if not tgt %}
+{%- if not nodes %}
 airflow_ha-orch-target:
   test.fail_without_changes:
     - name: >-
-        airflow_ha.orch found no target: the master's pillar has no
-        airflow_ha:nodes; pass pillar='{"airflow_ha_orch": {"target": "GLOB"}}'
+        airflow_ha.orch found no nodes: the pillar the master sees has no
+        airflow_ha:nodes (assign the airflow_ha pillar to the master's minion
+        id too, or pass it with pillar=)
     - failhard: true
 {%- else %}
 
 airflow_ha-orch-validate:
   salt.state:
-    - tgt: {{ tgt | json }}
-    - tgt_type: {{ tgt_type }}
+    - tgt: {{ nodes | list | json }}
+    - tgt_type: list
     - sls: [airflow_ha.validate]
     - failhard: true
 {%-   set previous = "airflow_ha-orch-validate" %}
-{%-   for stage in stages %}
+{%-   for stage, role, enabled in stages if enabled %}
+{%-     set targets = [] %}
+{%-     for node_id, node in nodes.items() %}
+{%-       if role is none or role in (node or {}).get("roles", defaults.all_roles) %}
+{%-         do targets.append(node_id) %}
+{%-       endif %}
+{%-     endfor %}
 
 airflow_ha-orch-{{ stage }}:
   salt.state:
-    - tgt: {{ tgt | json }}
-    - tgt_type: {{ tgt_type }}
+    - tgt: {{ targets | json }}
+    - tgt_type: list
     - sls: [airflow_ha.{{ stage }}]
     - failhard: true
     - require:

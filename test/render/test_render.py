@@ -110,3 +110,68 @@ def test_bad_pillar_renders_only_the_failing_check(tmp_path):
 def test_unknown_minion_renders_only_the_failing_check(tmp_path):
     states = _states(_render(tmp_path, "node7", OS_GRAINS["Debian-12"], _variant("example")))
     assert list(states) == ["airflow_ha-validate-pillar"]
+
+
+SALT_RUN = [sys.executable, "-c", "import sys; from salt.scripts import salt_run; sys.exit(salt_run())"]
+
+
+def _orch_stages(tmp_path, pillar):
+    pillar_dir = tmp_path / "pillar"
+    pillar_dir.mkdir()
+    (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - airflow_ha\n")
+    (pillar_dir / "airflow_ha.sls").write_text(json.dumps(pillar))
+    root = tmp_path / "master"
+    (root / "cache" / "proc").mkdir(parents=True)
+    conf = {
+        "root_dir": str(root),
+        "cachedir": str(root / "cache"),
+        "pki_dir": str(root / "pki"),
+        "log_file": str(root / "master.log"),
+        "file_roots": {"base": [str(ROOT)]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+    }
+    (root / "master").write_text(json.dumps(conf))
+    proc = subprocess.run(
+        [
+            *SALT_RUN,
+            "-c",
+            str(root),
+            "--out=json",
+            "--log-level=quiet",
+            "state.orchestrate_show_sls",
+            "airflow_ha.orch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.JSONDecoder().raw_decode(proc.stdout)[0]
+    if len(data) == 1 and not next(iter(data)).startswith("airflow_ha-"):
+        data = next(iter(data.values()))
+    args = {
+        sid: {k: v for item in body["salt"] if isinstance(item, dict) for k, v in item.items()}
+        for sid, body in data.items()
+    }
+    return {sid: (a["sls"], a["tgt"]) for sid, a in sorted(args.items(), key=lambda kv: kv[1]["order"])}
+
+
+def test_orchestration_stages_follow_roles(tmp_path):
+    stages = _orch_stages(tmp_path, _variant("split-roles"))
+    order = [sid.removeprefix("airflow_ha-orch-") for sid in stages]
+    assert order == ["validate", "common", "etcd", "postgresql", "haproxy", "rabbitmq", "csync2", "airflow"]
+    assert stages["airflow_ha-orch-etcd"] == (["airflow_ha.etcd"], ["node1", "node2", "node3"])
+    options = (
+        _orch_stages(tmp_path / "on", _variant("options-on")) if (tmp_path / "on").mkdir() is None else None
+    )
+    assert "airflow_ha-orch-keepalived" in options and "airflow_ha-orch-pgbouncer" in options
+
+
+def test_orchestration_targets_only_role_holders(tmp_path):
+    pillar = _variant("example")
+    pillar["airflow_ha"]["nodes"]["node4"] = {"address": "10.77.0.14", "roles": ["worker"]}
+    stages = _orch_stages(tmp_path, pillar)
+    assert stages["airflow_ha-orch-postgresql"][1] == ["node1", "node2", "node3"]
+    assert stages["airflow_ha-orch-rabbitmq"][1] == ["node1", "node2", "node3"]
+    assert stages["airflow_ha-orch-airflow"][1] == ["node1", "node2", "node3", "node4"]

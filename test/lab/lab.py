@@ -33,7 +33,7 @@ WHEEL_PORT = 3141
 SALT_PORTS = (4505, 4506)
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 AIRFLOW_REQS = [
-    "apache-airflow[celery,postgres]==3.3.2",
+    "apache-airflow[celery,postgres,fab]==3.3.2",
     "apache-airflow-providers-fab",
     "celery<5.7",
 ]
@@ -70,8 +70,7 @@ def fresh_config() -> dict:
         raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
     base = int(net.network_address)
     nodes = [
-        {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))}
-        for i in range(1, count + 1)
+        {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))} for i in range(1, count + 1)
     ]
     return {
         "distro": os.environ.get("LAB_DISTRO", "bookworm"),
@@ -156,7 +155,7 @@ def spawn(name: str, cmd, log: Path, env=None, preexec=None) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=preexec,
+            preexec_fn=preexec,  # noqa: PLW1509 - labctl is single-threaded
             start_new_session=True,
         )
     record_pid(name, proc.pid)
@@ -216,9 +215,7 @@ def apt_mirror() -> str:
 
 
 def salt_pins() -> list[str]:
-    out = run(
-        [VENV_BIN / "python", LAB / "salt_deps.py"], capture_output=True, text=True
-    ).stdout.split()
+    out = run([VENV_BIN / "python", LAB / "salt_deps.py"], capture_output=True, text=True).stdout.split()
     skip = ("pip==", "setuptools==", "wheel==")
     return [p for p in out if not p.lower().startswith(skip)]
 
@@ -239,7 +236,9 @@ def ensure_rootfs(cfg: dict) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     wheels = Path(f"{path}.wheels")
     progress(f"building minion wheels ({len(pins)} pins) into {wheels}")
-    run([VENV_BIN / "pip", "wheel", "-q", "--no-deps", "-w", wheels, *pins])
+    with open(f"{wheels}.log", "w") as out:
+        run([VENV_BIN / "pip", "wheel", "--no-deps", "-w", wheels, *pins],
+            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     progress(f"building rootfs {path.name} (debootstrap {cfg['distro']})")
     start = time.monotonic()
     log = CACHE / f"{path.name}.log"
@@ -265,8 +264,10 @@ def ensure_rootfs(cfg: dict) -> Path:
 
 
 def constraints_file() -> Path | None:
-    found = sorted((REPO / "airflow_ha" / "airflow" / "files").glob("constraints-*.txt"))
-    return found[-1] if found else None
+    """The airflow helper's frozen constraints for the lab's Airflow version."""
+    version = AIRFLOW_REQS[0].split("==")[1]
+    path = REPO / "airflow_ha" / "airflow" / "files" / f"constraints-{version}.txt"
+    return path if path.exists() else None
 
 
 def wheelhouse_path() -> tuple[Path, list[str]]:
@@ -286,8 +287,13 @@ def ensure_wheelhouse() -> Path:
     progress(f"building the Airflow wheelhouse {path.name} (pip wheel, a few minutes)")
     path.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    run([VENV_BIN / "pip", "wheel", "-q", "-w", path, "pip", "setuptools", "wheel", "virtualenv"])
-    run([VENV_BIN / "pip", "wheel", "-q", "-w", path, *args])
+    log = CACHE / f"{path.name}.log"
+    with open(log, "w") as out:
+        for reqs in (["pip", "setuptools", "wheel", "virtualenv"], args):
+            proc = run([VENV_BIN / "pip", "wheel", "-w", path, *reqs], check=False,
+                       stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            if proc.returncode:
+                raise LabError(f"pip wheel failed, see {log}")
     (path / ".complete").write_text(f"{time.monotonic() - start:.1f}\n")
     progress(f"wheelhouse built in {time.monotonic() - start:.0f} s")
     return path
@@ -332,17 +338,18 @@ def acng_start(cfg: dict) -> None:
 
 
 def wheel_server_start(cfg: dict) -> None:
-    if recorded_pid("wheels"):
-        return
+    # Served through a symlink, re-pointed whenever the wheelhouse changes.
     link = STATE / "wheelhouse"
     path, _ = wheelhouse_path()
     path.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(path)
+    if recorded_pid("wheels"):
+        return
     cmd = [
         sys.executable, "-m", "http.server", WHEEL_PORT,
-        "--bind", cfg["host"], "--directory", path,
+        "--bind", cfg["host"], "--directory", link,
     ]  # fmt: skip
     spawn("wheels", cmd, STATE / "wheels.log")
     wait_port(cfg["host"], WHEEL_PORT, 15, "wheelhouse HTTP server")
@@ -442,9 +449,7 @@ def preseed_key(name: str, minion_pki: Path) -> None:
         write(
             minion_pki / "minion.pub",
             key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             .decode(),
         )
     shutil.copy(minion_pki / "minion.pub", keys / name)
@@ -566,9 +571,9 @@ def nsenter(name: str, *cmd, **kw) -> subprocess.CompletedProcess:
     pid = node_pid1(name)
     if pid is None:
         raise LabError(f"{name} is not running (labctl start {name})")
-    return subprocess.run(
-        ["nsenter", "-t", str(pid), "-a", "--", *map(str, cmd)], env=node_env(), **kw
-    )
+    check = kw.pop("check", False)
+    cmd = ["nsenter", "-t", str(pid), "-a", "--", *map(str, cmd)]
+    return subprocess.run(cmd, env=node_env(), check=check, **kw)
 
 
 def wait_node_ready(name: str, timeout: float = 120) -> None:
@@ -695,6 +700,8 @@ def cmd_up(_args) -> int:
 
 def cmd_wheels(_args) -> int:
     ensure_wheelhouse()
+    if (STATE / "lab.json").exists():
+        wheel_server_start(config())
     return 0
 
 
@@ -799,7 +806,7 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     cfg = config()
     names = [n["name"] for n in cfg["nodes"]]
     start = time.monotonic()
-    run(salt_cmd("*", "saltutil.sync_all", "--out=quiet"), check=False)
+    run(salt_cmd("*", "saltutil.sync_all"), check=False, stdout=subprocess.DEVNULL)
     progress(f"state.apply airflow_ha on {', '.join(names)}")
     proc = run(
         salt_cmd("*", "state.apply", "airflow_ha", "queue=True", *extra,

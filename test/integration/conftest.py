@@ -1,0 +1,215 @@
+"""Shared fixtures of the verification suite (pytest-testinfra).
+
+The checks a careful operator would make on a converged airflow_ha cluster,
+one file per component. They run against:
+
+* the nspawn lab (default): nodes reached with nsenter through test/lab/lab.py,
+  the cluster's settings read from the lab's Salt master;
+* any testinfra hosts (kitchen, a real cluster): AIRFLOW_HA_HOSTS="docker://c1,
+  ssh://node2" plus AIRFLOW_HA_PILLAR=<yaml file holding the `airflow_ha` pillar>.
+
+A component that is not installed on a node is SKIPPED with the reason, never
+passed. Fixtures: `nodes` (name -> testinfra Host), `node_exec(node, cmd,
+env=None)`, `salt(*args)`, `ah` (the pillar merged over the formula defaults),
+`role_nodes(role)`, `require_unit(node, unit)`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+from testinfra.backend import base
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_ROLES = ["db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower"]
+
+
+def _load_lab():
+    spec = importlib.util.spec_from_file_location("airflow_ha_lab", REPO / "test/lab/lab.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+LAB = _load_lab()
+
+
+class LabBackend(base.BaseBackend):
+    """testinfra backend running commands in a lab node through nsenter."""
+
+    NAME = "airflow_ha_lab"
+
+    def __init__(self, node: str, **kwargs):
+        super().__init__(node, **kwargs)
+        self.node = node
+
+    def get_pytest_id(self) -> str:
+        return self.node
+
+    def get_hostname(self) -> str:
+        return self.node
+
+    def run(self, command, *args, env=None, stdin=None, **kwargs):
+        cmd = self.get_command(command, *args)
+        pid = LAB.node_pid1(self.node)
+        if pid is None:
+            return self.result(255, self.encode(cmd), b"", f"{self.node} is down".encode())
+        proc = subprocess.run(
+            ["nsenter", "-t", str(pid), "-a", "--", "/bin/sh", "-c", cmd],
+            env={**LAB.node_env(), **(env or {})},
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
+            capture_output=True,
+            timeout=kwargs.get("timeout", 300),
+            check=False,
+        )
+        return self.result(proc.returncode, self.encode(cmd), proc.stdout, proc.stderr)
+
+
+def _external_hosts() -> list[str]:
+    return [h for h in os.environ.get("AIRFLOW_HA_HOSTS", "").split(",") if h]
+
+
+@pytest.fixture(scope="session")
+def nodes() -> dict:
+    """Node name -> testinfra Host, in node order."""
+    hosts = _external_hosts()
+    if hosts:
+        out = {}
+        for spec in hosts:
+            host = testinfra.get_host(spec)
+            out[host.check_output("hostname -s")] = host
+        return out
+    if not (LAB.STATE / "lab.json").exists():
+        pytest.skip("the lab is down (test/lab/labctl up) and AIRFLOW_HA_HOSTS is unset")
+    cfg = LAB.config()
+    return {n["name"]: testinfra.host.Host(LabBackend(n["name"])) for n in cfg["nodes"]}
+
+
+@pytest.fixture(scope="session")
+def node_exec(nodes):
+    """node_exec(node, cmd, env=None, stdin=None) -> testinfra CommandResult.
+
+    Pass secrets through `env` or `stdin`, never inside `cmd` (argv)."""
+
+    def _exec(node, cmd, env=None, stdin=None):
+        backend = nodes[node].backend
+        if isinstance(backend, LabBackend):
+            return backend.run(cmd, env=env, stdin=stdin)
+        if env or stdin:
+            exports = "".join(f"export {k}={v!r}; " for k, v in (env or {}).items())
+            return nodes[node].run(exports + cmd)  # remote backends: best effort
+        return nodes[node].run(cmd)
+
+    return _exec
+
+
+@pytest.fixture(scope="session")
+def salt():
+    """salt(*args) -> parsed JSON of the lab master's `salt ... --out=json --static`."""
+    if _external_hosts():
+        pytest.skip("no lab Salt master (AIRFLOW_HA_HOSTS mode)")
+
+    def _salt(*args):
+        proc = subprocess.run(
+            LAB.salt_cmd(*args, "--out=json", "--static"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            return json.loads(proc.stdout or "{}")
+        except json.JSONDecodeError:
+            raise AssertionError(f"salt {args}: {proc.stdout} {proc.stderr}") from None
+
+    return _salt
+
+
+def _merge(base_, over):
+    out = dict(base_)
+    for key, val in (over or {}).items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+@pytest.fixture(scope="session")
+def ah(nodes):
+    """The formula's defaults merged with the cluster's `airflow_ha` pillar."""
+    defaults = yaml.safe_load((REPO / "airflow_ha/parameters/defaults.yaml").read_text())
+    if _external_hosts():
+        path = os.environ.get("AIRFLOW_HA_PILLAR")
+        if not path:
+            pytest.skip("AIRFLOW_HA_PILLAR (yaml with the airflow_ha pillar) is unset")
+        pillar = yaml.safe_load(Path(path).read_text())["airflow_ha"]
+    else:
+        first = next(iter(nodes))
+        proc = subprocess.run(
+            LAB.salt_cmd(first, "pillar.get", "airflow_ha", "--out=json", "--static"),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        pillar = json.loads(proc.stdout)[first]
+    merged = _merge(defaults, pillar)
+    return _merge(merged, pillar.get("lookup") or {})
+
+
+@pytest.fixture(scope="session")
+def role_nodes(ah, nodes):
+    """role_nodes(role) -> node names holding the role (roles default to all)."""
+
+    def _role(role):
+        out = []
+        for name in nodes:
+            roles = (ah["nodes"].get(name) or {}).get("roles") or ALL_ROLES
+            if role in roles:
+                out.append(name)
+        return out
+
+    return _role
+
+
+@pytest.fixture(scope="session")
+def address(ah):
+    """address(node) -> the node's cluster address from the pillar."""
+    return lambda node: ah["nodes"][node]["address"]
+
+
+@pytest.fixture(scope="session")
+def require_unit(nodes):
+    """Skip unless the systemd unit is installed on every given node."""
+
+    def _require(unit, names):
+        if not names:
+            pytest.skip(f"no node holds the role that runs {unit}")
+        missing = [n for n in names if nodes[n].run(f"systemctl cat {unit}").rc != 0]
+        if missing:
+            pytest.skip(f"{unit} is not installed on {', '.join(missing)} (not built yet)")
+
+    return _require
+
+
+@pytest.fixture(scope="session")
+def wait_for():
+    """wait_for(check, timeout=60, interval=1): poll check() until truthy; return
+    its last value (tests assert on the value, never on the time taken)."""
+
+    def _wait(check, timeout=60.0, interval=1.0):
+        deadline = time.monotonic() + timeout
+        value = check()
+        while not value and time.monotonic() < deadline:
+            time.sleep(interval)
+            value = check()
+        return value
+
+    return _wait

@@ -1,0 +1,72 @@
+"""Patroni/PostgreSQL: one leader, every other db node a streaming replica."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def db(role_nodes, require_unit, ah):
+    names = role_nodes("db")
+    require_unit(ah["postgresql"]["patroni"]["service"], names)
+    return names
+
+
+def psql(node_exec, node, ah, sql):
+    """Run SQL as the local superuser over the unix socket (peer auth)."""
+    port = ah["postgresql"]["port"]
+    res = node_exec(node, f'runuser -u postgres -- psql -X -p {port} -Atc "{sql}"')
+    assert res.rc == 0, f"psql on {node} failed: {res.stderr}"
+    return res.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def members(nodes, db, ah):
+    conf = ah["postgresql"]["patroni"]["config_file"]
+    out = nodes[db[0]].check_output(f"patronictl -c {conf} list -f json")
+    return json.loads(out)
+
+
+def test_patroni_active_and_enabled(nodes, db, ah):
+    for name in db:
+        svc = nodes[name].service(ah["postgresql"]["patroni"]["service"])
+        assert svc.is_running, f"patroni not running on {name}"
+        assert svc.is_enabled, f"patroni not enabled on {name}"
+
+
+def test_one_leader_and_running_replicas(members, db):
+    roles = {m["Member"]: m["Role"] for m in members}
+    assert sorted(roles) == sorted(db), f"patroni members {sorted(roles)} != db nodes {db}"
+    leaders = [n for n, r in roles.items() if r == "Leader"]
+    assert len(leaders) == 1, f"leaders: {leaders} ({members})"
+    for m in members:
+        if m["Role"] != "Leader":
+            assert m["Role"] in ("Replica", "Sync Standby"), m
+            assert m["State"] in ("running", "streaming"), m
+    assert len({m.get("TL") for m in members}) == 1, f"timelines differ: {members}"
+
+
+def test_leader_streams_to_every_replica(node_exec, members, ah):
+    leader = next(m["Member"] for m in members if m["Role"] == "Leader")
+    replicas = sorted(m["Member"] for m in members if m["Role"] != "Leader")
+    assert psql(node_exec, leader, ah, "select pg_is_in_recovery()") == "f"
+    out = psql(
+        node_exec, leader, ah,
+        "select application_name from pg_stat_replication where state = 'streaming'",
+    )  # fmt: skip
+    assert sorted(out.split()) == replicas, f"streaming to {out.split()}, want {replicas}"
+
+
+def test_replicas_are_in_recovery(node_exec, members, ah):
+    for m in members:
+        if m["Role"] != "Leader":
+            assert psql(node_exec, m["Member"], ah, "select pg_is_in_recovery()") == "t"
+
+
+def test_airflow_database_exists(node_exec, members, ah):
+    leader = next(m["Member"] for m in members if m["Role"] == "Leader")
+    pg = ah["postgresql"]
+    out = psql(node_exec, leader, ah, "select datname from pg_database")
+    assert pg["database"] in out.split(), f"database {pg['database']} missing"
+    roles = psql(node_exec, leader, ah, "select rolname from pg_roles")
+    assert pg["user"] in roles.split(), f"role {pg['user']} missing"

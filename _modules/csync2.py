@@ -476,8 +476,13 @@ def parse_version(text):
 # --------------------------------------------------------------------------
 # running the binary
 # --------------------------------------------------------------------------
+LOCK_FILE = "/run/lock/airflow_ha-csync2.lock"
+
+
 def _run(args, with_port=True):
-    cmd = ["csync2"]
+    # one csync2 client at a time on this node (the watcher and the timer
+    # take the same lock): concurrent runs fight over the sqlite database
+    cmd = ["flock", "-w", "120", LOCK_FILE, "csync2"] if salt.utils.path.which("flock") else ["csync2"]
     if with_port:
         cmd += ["-p", str(_port())]
     cmd += list(args)

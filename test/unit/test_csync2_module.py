@@ -43,6 +43,10 @@ class FakeCsync2:
 
     def __call__(self, cmd, **kwargs):
         assert kwargs.get("python_shell") is False
+        if cmd[0] == "flock":
+            assert cmd[1:4] == ["-w", "120", "/run/lock/airflow_ha-csync2.lock"]
+            cmd = cmd[4:]
+        assert cmd[0] == "csync2"
         args = list(cmd[1:])
         if args[:1] == ["-p"]:
             args = args[2:]

@@ -1,0 +1,129 @@
+"""Unit tests of the csync2 watcher (airflow_ha/csync2/files/csync2-watch.py),
+fed with outputs recorded from the real csync2 binary."""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = pathlib.Path(__file__).parent / "data" / "csync2"
+
+
+def rec(name):
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def watch():
+    path = ROOT / "airflow_ha" / "csync2" / "files" / "csync2-watch.py"
+    loader = importlib.machinery.SourceFileLoader("csync2_watch", str(path))
+    spec = importlib.util.spec_from_loader("csync2_watch", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def cs(watch, tmp_path, monkeypatch):
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node1")
+    c = watch.Csync2({"state_dir": str(tmp_path), "lock": str(tmp_path / "lock"), "port": 30865})
+    c.calls = []
+    c.replies = []
+
+    def run(*args):
+        c.calls.append(list(args))
+        return c.replies.pop(0) if c.replies else (0, "", "")
+
+    c.run = run
+    return c
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("/var/lib/airflow/dags/a.py", False),
+        ("/var/lib/airflow/dags/a.pyc", True),
+        ("/var/lib/airflow/dags/__pycache__/a.cpython-311.pyc", True),
+        ("/var/lib/airflow/dags/.a.py.swp", True),
+        ("/var/lib/airflow/dags/a.py~", True),
+        ("/var/lib/airflow/dags/.#a.py", True),
+        ("/var/lib/airflow/dags/tmp/x.py", True),
+    ],
+)
+def test_excluded(watch, path, expected):
+    patterns = ["*.pyc", "__pycache__", ".*.swp", "*~", ".#*", "/var/lib/airflow/dags/tmp"]
+    assert watch.excluded(path, patterns) is expected
+
+
+def test_local_write_vs_received(watch, tmp_path):
+    local = tmp_path / "local.py"
+    local.write_text("x")
+    os.utime(local, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    received = tmp_path / "received.py"
+    received.write_text("y")
+    # csync2's daemon sets the sender's mtime in whole seconds
+    os.utime(received, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert watch.local_write(str(local)) is True
+    assert watch.local_write(str(received)) is False
+    assert watch.local_write(str(tmp_path / "deleted.py")) is False
+
+
+def test_record_conflict_lost(cs, tmp_path):
+    r = rec("conflict_push_older_loses")
+    lost = cs.record("watcher", r["retcode"], r["stderr"])
+    assert lost == ["/var/lib/airflow/dags/dag_2.py"]
+    ev = [json.loads(x) for x in (tmp_path / "airflow_ha-events.jsonl").read_text().splitlines()]
+    assert ev == [
+        {
+            **ev[0],
+            "node": "node1",
+            "path": "/var/lib/airflow/dags/dag_2.py",
+            "peer": "node2",
+            "outcome": "lost",
+        }
+    ]
+    last = json.loads((tmp_path / "airflow_ha-last-sync.json").read_text())
+    assert last["result"] is False and last["source"] == "watcher"
+
+
+def test_record_success(cs, tmp_path):
+    r = rec("sync_push_v")
+    assert cs.record("timer", r["retcode"], r["stderr"]) == []
+    assert not (tmp_path / "airflow_ha-events.jsonl").exists()
+    last = json.loads((tmp_path / "airflow_ha-last-sync.json").read_text())
+    assert last["result"] is True and last["comment"] == "updated 10, deleted 0, rc 0"
+
+
+def test_push_marks_only_local_writes(cs, tmp_path):
+    d = tmp_path / "dags"
+    (d / "sub").mkdir(parents=True)
+    local = d / "sub" / "new.py"
+    local.write_text("x")
+    os.utime(local, ns=(1_700_000_000_500_000_000,) * 2)
+    received = d / "got.py"
+    received.write_text("y")
+    os.utime(received, ns=(1_700_000_000_000_000_000,) * 2)
+    os.utime(d / "sub", ns=(1_700_000_000_000_000_000,) * 2)  # a folder csync2 created
+    gone = str(d / "deleted.py")
+    cs.push([str(local), str(received), gone, str(d / "sub")])
+    assert cs.calls[0] == ["-m", str(local)]
+    # -r on the top paths only: sub/new.py is covered by sub
+    assert cs.calls[1] == ["-v", "-x", "-r", gone, str(received), str(d / "sub")]
+
+
+def test_tie_break_forces_only_what_is_still_dirty(cs):
+    cs.replies = [(0, rec("dirty_node1_after_lost")["stdout"].replace("node1\tnode2", "node1\tnode2"), "")]
+    cs.tie_break(["/var/lib/airflow/dags/dag_2.py", "/var/lib/airflow/dags/other.py"])
+    assert cs.calls[0] == ["-M"]
+    assert cs.calls[1] == ["-f", "/var/lib/airflow/dags/dag_2.py"]
+    assert cs.calls[2] == ["-v", "-x", "-r", "/var/lib/airflow/dags/dag_2.py"]
+    assert len(cs.calls) == 3
+
+
+def test_tie_break_nothing_when_resolved(cs):
+    cs.replies = [(2, "", "")]
+    cs.tie_break(["/var/lib/airflow/dags/dag_2.py"])
+    assert cs.calls == [["-M"]]

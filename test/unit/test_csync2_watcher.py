@@ -32,6 +32,7 @@ def cs(watch, tmp_path, monkeypatch):
     c = watch.Csync2({"state_dir": str(tmp_path), "lock": str(tmp_path / "lock"), "port": 30865})
     c.calls = []
     c.replies = []
+    c.peer_args = lambda: []
 
     def run(*args):
         c.calls.append(list(args))
@@ -127,3 +128,35 @@ def test_tie_break_nothing_when_resolved(cs):
     cs.replies = [(2, "", "")]
     cs.tie_break(["/var/lib/airflow/dags/dag_2.py"])
     assert cs.calls == [["-M"]]
+
+
+def test_peer_args_skips_dead_peers(watch, tmp_path, monkeypatch):
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node2")
+    c = watch.Csync2({"nodes": ["node1", "node2", "node3"], "port": 30865, "state_dir": str(tmp_path)})
+
+    class Conn:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    def connect(addr, timeout):
+        if addr[0] == "node1":
+            raise OSError("No route to host")
+        return Conn()
+
+    monkeypatch.setattr(watch.socket, "create_connection", connect)
+    assert c.peer_args() == ["-P", "node3"]
+    monkeypatch.setattr(watch.socket, "create_connection", lambda addr, timeout: Conn())
+    assert c.peer_args() == []
+    monkeypatch.setattr(
+        watch.socket, "create_connection", lambda addr, timeout: (_ for _ in ()).throw(OSError())
+    )
+    assert c.peer_args() is None
+
+
+def test_push_with_no_peer_reachable_only_checks(cs, tmp_path):
+    cs.peer_args = lambda: None
+    assert cs.push([str(tmp_path / "a.py")]) == []
+    assert cs.calls == [["-c", "-r", str(tmp_path / "a.py")]]

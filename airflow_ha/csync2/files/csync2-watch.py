@@ -69,6 +69,7 @@ class Csync2:
         self.conf = conf
         self.myname = socket.gethostname().lower()
         self.state_dir = conf.get("state_dir", "/var/lib/csync2")
+        self.down, self.catch_up = set(), False
 
     def run(self, *args):
         cmd = ["csync2", "-p", str(self.conf.get("port", 30865)), *args]
@@ -118,6 +119,32 @@ class Csync2:
             log(f"cannot write state: {exc}")
         return sorted(set(lost))
 
+    def peer_args(self):
+        """
+        ``-P`` with the peers that accept a connection now (0.3 s probe):
+        csync2 contacts peers one after the other, and a dead one costs a
+        TCP timeout that would hold back every other peer's update. The
+        skipped peers stay dirty; the next push or the timer catches up.
+        """
+        peers = [n for n in self.conf.get("nodes", []) if n != self.myname]
+        port = int(self.conf.get("port", 30865))
+        up = []
+        for peer in peers:
+            try:
+                with socket.create_connection((peer, port), timeout=self.conf.get("probe_s", 0.3)):
+                    up.append(peer)
+            except OSError:
+                pass
+        back = self.down & set(up)
+        self.down = set(peers) - set(up)
+        if back:
+            log(f"peers back: {', '.join(sorted(back))}; full sync for what they missed")
+            self.catch_up = True
+        if len(up) == len(peers):
+            return []
+        log(f"peers not reachable now, left dirty: {', '.join(sorted(set(peers) - set(up)))}")
+        return ["-P", ",".join(up)] if up else None
+
     def full(self, source="timer"):
         rc, _, err = self.run("-v", "-x")
         return self.record(source, rc, err)
@@ -129,9 +156,15 @@ class Csync2:
         mark = [p for p in paths if local_write(p)]
         for i in range(0, len(mark), 200):
             self.run("-m", *mark[i : i + 200])
-        if len(top) > 200:
-            return self.full("watcher")
-        rc, _, err = self.run("-v", "-x", "-r", *top)
+        only = self.peer_args()
+        if only is None:
+            self.run("-c", "-r", *top[:200])  # no peer reachable: just record the changes
+            return []
+        if len(top) > 200 or self.catch_up:
+            self.catch_up = False
+            rc, _, err = self.run("-v", "-x", *only)
+        else:
+            rc, _, err = self.run("-v", "-x", *only, "-r", *top)
         return self.record("watcher", rc, err)
 
     def still_dirty(self, paths):

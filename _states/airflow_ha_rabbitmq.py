@@ -155,3 +155,46 @@ def clustered(name, nodes):
     ret["result"] = True
     ret["comment"] = f"{name} was standalone with defaults only; reset and joined {plan['peer']}."
     return ret
+
+
+def restarted_if_stale(name, paths=(), units=()):
+    """
+    Restart the running systemd unit ``name`` when a file in ``paths`` or a
+    unit in ``units`` changed after it started.
+
+    Why not ``service.running`` + ``watch``: on the first install the
+    package's postinst starts RabbitMQ with the files already in place, and a
+    ``watch`` would restart every node again right after the cluster formed
+    (~17 s each). Comparing mtimes with the unit's start time restarts only
+    when the running process has not read the file, and also catches a change
+    whose restart was lost (a failed earlier run).
+
+    .. code-block:: yaml
+
+        airflow_ha-rabbitmq-restart:
+          airflow_ha_rabbitmq.restarted_if_stale:
+            - name: rabbitmq-server
+            - paths: [/etc/rabbitmq/rabbitmq.conf]
+            - units: [epmd.socket]
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    try:
+        newer = __salt__["airflow_ha_rabbitmq.stale"](name, list(paths), list(units))
+    except CommandExecutionError as exc:
+        ret["comment"] = f"cannot tell whether {name} is up to date: {exc}"
+        return ret
+    if not newer:
+        ret["result"] = True
+        ret["comment"] = f"{name} started after its last configuration change."
+        return ret
+    ret["changes"] = {"restarted": {"old": None, "new": name}, "changed_since_start": newer}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{name} would be restarted: {', '.join(newer)} changed since it started."
+        return ret
+    if not __salt__["service.restart"](name):
+        ret["comment"] = f"restarting {name} failed (see `journalctl -u {name}`)"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"{name} restarted: {', '.join(newer)} changed since it started."
+    return ret

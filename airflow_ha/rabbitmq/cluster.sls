@@ -14,7 +14,7 @@ airflow_ha-rabbitmq-clustered:
     - name: {{ me }}
     - nodes: {{ salt["airflow_ha_rabbitmq.cluster_nodes"](ah.members.broker) | json }}
     - require:
-      - service: airflow_ha-rabbitmq-service
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-restart
 
 airflow_ha-rabbitmq-plugin-management:
   rabbitmq_plugin.enabled:
@@ -49,7 +49,9 @@ airflow_ha-rabbitmq-user-{{ user }}-password:
 airflow_ha-rabbitmq-user-{{ user }}:
   rabbitmq_user.present:
     - name: {{ user }}
+{%- if tags %}
     - tags: {{ tags | json }}
+{%- endif %}
     - perms:
 {%- for vhost in vhosts %}
       - {{ vhost | json }}: [".*", ".*", ".*"]

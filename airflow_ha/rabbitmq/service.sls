@@ -1,5 +1,8 @@
-{#- epmd.socket and rabbitmq-server, restarted when their files change.
-    A restart of a clustered node is safe: it rejoins its cluster. -#}
+{#- epmd.socket and rabbitmq-server. No `watch`: Debian's postinst already
+    started RabbitMQ with our files, so a watch would restart every fresh node
+    right after the cluster formed. restarted_if_stale restarts a unit only
+    when a file (or epmd.socket) changed after the unit started. A restart of
+    a clustered node is safe: it rejoins its cluster. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set rmq = ah.rabbitmq %}
 include:
@@ -12,7 +15,14 @@ airflow_ha-rabbitmq-epmd:
     - enable: true
     - require:
       - pkg: airflow_ha-rabbitmq-package
-    - watch:
+
+airflow_ha-rabbitmq-epmd-restart:
+  airflow_ha_rabbitmq.restarted_if_stale:
+    - name: {{ rmq.epmd_socket }}
+    - paths:
+      - /etc/systemd/system/{{ rmq.epmd_socket }}.d/airflow_ha.conf
+    - require:
+      - service: airflow_ha-rabbitmq-epmd
       - file: airflow_ha-rabbitmq-epmd-socket-bind
 
 airflow_ha-rabbitmq-service:
@@ -21,9 +31,21 @@ airflow_ha-rabbitmq-service:
     - enable: true
     - require:
       - pkg: airflow_ha-rabbitmq-package
-    - watch:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-epmd-restart
+
+airflow_ha-rabbitmq-restart:
+  airflow_ha_rabbitmq.restarted_if_stale:
+    - name: {{ rmq.service }}
+    - paths:
+      - {{ rmq.home }}/.erlang.cookie
+      - {{ rmq.conf_dir }}/rabbitmq.conf
+      - {{ rmq.conf_dir }}/rabbitmq-env.conf
+      - {{ rmq.conf_dir }}/enabled_plugins
+    - units:
+      - {{ rmq.epmd_socket }}
+    - require:
+      - service: airflow_ha-rabbitmq-service
       - file: airflow_ha-rabbitmq-cookie
       - file: airflow_ha-rabbitmq-config
       - file: airflow_ha-rabbitmq-env
       - file: airflow_ha-rabbitmq-plugins
-      - service: airflow_ha-rabbitmq-epmd

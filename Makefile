@@ -8,7 +8,7 @@ BIN          := $(VENV)/bin
 STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt | md5sum | cut -c1-8)
 LABCTL       := test/lab/labctl
 
-.PHONY: help venv lint unit render factories test-fast test test-cluster demo demo-down bench clean
+.PHONY: help venv lint unit render factories functional test-fast test test-cluster demo demo-down bench clean
 
 help:
 	@echo "make demo        build the 3-node lab, apply the formula, print the URLs"
@@ -45,6 +45,11 @@ render: venv
 
 factories: venv
 	$(BIN)/pytest -q test/factories
+
+# Airflow module/states against a real Airflow venv (built from the formula's
+# constraints, cached) and a PostgreSQL on loopback the tests start themselves.
+functional: venv
+	$(BIN)/pytest -q test/functional
 
 test-fast: venv
 	$(MAKE) lint

@@ -130,9 +130,21 @@ def test_tie_break_nothing_when_resolved(cs):
     assert cs.calls == [["-M"]]
 
 
-def test_peer_args_skips_dead_peers(watch, tmp_path, monkeypatch):
+def test_unreachable_peer_is_left_out_until_it_answers(watch, tmp_path, monkeypatch):
     monkeypatch.setattr(watch.socket, "gethostname", lambda: "node2")
     c = watch.Csync2({"nodes": ["node1", "node2", "node3"], "port": 30865, "state_dir": str(tmp_path)})
+    probes = []
+
+    def refuse(addr, timeout):
+        probes.append(addr[0])
+        raise OSError("No route to host")
+
+    monkeypatch.setattr(watch.socket, "create_connection", refuse)
+    assert c.peer_args() == [] and probes == []  # nobody known down: no probe at all
+    r = rec("sync_peer_down_v")  # recorded: node3 refused
+    c.record("watcher", r["retcode"], r["stderr"])
+    assert c.down == {"node3"}
+    assert c.peer_args() == ["-P", "node1"] and probes == ["node3"]
 
     class Conn:
         def __enter__(self):
@@ -141,18 +153,10 @@ def test_peer_args_skips_dead_peers(watch, tmp_path, monkeypatch):
         def __exit__(self, *a):
             return False
 
-    def connect(addr, timeout):
-        if addr[0] == "node1":
-            raise OSError("No route to host")
-        return Conn()
-
-    monkeypatch.setattr(watch.socket, "create_connection", connect)
-    assert c.peer_args() == ["-P", "node3"]
     monkeypatch.setattr(watch.socket, "create_connection", lambda addr, timeout: Conn())
-    assert c.peer_args() == []
-    monkeypatch.setattr(
-        watch.socket, "create_connection", lambda addr, timeout: (_ for _ in ()).throw(OSError())
-    )
+    assert c.peer_args() == [] and c.down == set() and c.catch_up is True
+    c.down = {"node1", "node3"}
+    monkeypatch.setattr(watch.socket, "create_connection", refuse)
     assert c.peer_args() is None
 
 

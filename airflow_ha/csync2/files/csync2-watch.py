@@ -39,6 +39,7 @@ CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
 LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
 WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
 UPD_RE = re.compile(r"^(Updating|Deleting) (.+) on (\S+) \.\.\.$")
+DOWN_RE = re.compile(r"^ERROR: Connection to remote host `(\S+)' failed\.$", re.M)
 BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here!")
 
 
@@ -102,6 +103,10 @@ class Csync2:
                     if outcome != "won":
                         lost.append(last[0])
         errors = [x.strip() for x in stderr.splitlines() if x.startswith(("ERROR", "Peer did", "Can't"))]
+        for m in DOWN_RE.finditer(stderr):
+            if m.group(1) not in self.down:
+                log(f"peer {m.group(1)} unreachable: left out of pushes until it answers")
+            self.down.add(m.group(1))
         log(f"{source}: rc={rc} updated={pushed} deleted={deleted} conflicts={len(events)}"
             + (f" errors={errors[:5]}" if errors else ""))  # fmt: skip
         try:
@@ -121,28 +126,31 @@ class Csync2:
 
     def peer_args(self):
         """
-        ``-P`` with the peers that accept a connection now (0.3 s probe):
-        csync2 contacts peers one after the other, and a dead one costs a
-        TCP timeout that would hold back every other peer's update. The
-        skipped peers stay dirty; the next push or the timer catches up.
+        ``-P`` arguments for the next push. csync2 contacts peers one after
+        the other and a dead one costs a TCP timeout that would hold back
+        every other peer's update: once a push found a peer unreachable, it
+        is probed (0.3 s) before each push and left out (-P) until it answers;
+        it stays dirty and gets a full sync when it is back.
+        Returns [] (all peers), ["-P", "a,b"], or None (no peer reachable).
         """
-        peers = [n for n in self.conf.get("nodes", []) if n != self.myname]
+        if not self.down:
+            return []
         port = int(self.conf.get("port", 30865))
-        up = []
-        for peer in peers:
+        back = set()
+        for peer in sorted(self.down):
             try:
                 with socket.create_connection((peer, port), timeout=self.conf.get("probe_s", 0.3)):
-                    up.append(peer)
+                    back.add(peer)
             except OSError:
                 pass
-        back = self.down & set(up)
-        self.down = set(peers) - set(up)
         if back:
             log(f"peers back: {', '.join(sorted(back))}; full sync for what they missed")
+            self.down -= back
             self.catch_up = True
-        if len(up) == len(peers):
+        if not self.down:
             return []
-        log(f"peers not reachable now, left dirty: {', '.join(sorted(set(peers) - set(up)))}")
+        peers = [n for n in self.conf.get("nodes", []) if n != self.myname]
+        up = [p for p in peers if p not in self.down]
         return ["-P", ",".join(up)] if up else None
 
     def full(self, source="timer"):

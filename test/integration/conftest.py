@@ -6,7 +6,8 @@ one file per component. They run against:
 * the nspawn lab (default): nodes reached with nsenter through test/lab/lab.py,
   the cluster's settings read from the lab's Salt master;
 * any testinfra hosts (kitchen, a real cluster): AIRFLOW_HA_HOSTS="docker://c1,
-  ssh://node2" plus AIRFLOW_HA_PILLAR=<yaml file holding the `airflow_ha` pillar>.
+  ssh://node2" (or lab://NODE for an extra lab node) plus
+  AIRFLOW_HA_PILLAR=<yaml file holding the `airflow_ha` pillar>.
 
 A component that is not installed on a node is SKIPPED with the reason, never
 passed. Fixtures: `nodes` (name -> testinfra Host), `node_exec(node, cmd,
@@ -84,7 +85,10 @@ def nodes() -> dict:
     if hosts:
         out = {}
         for spec in hosts:
-            host = testinfra.get_host(spec)
+            if spec.startswith("lab://"):  # an extra lab node (labctl kitchen)
+                host = testinfra.host.Host(LabBackend(spec[len("lab://") :]))
+            else:
+                host = testinfra.get_host(spec)
             out[host.check_output("hostname -s")] = host
         return out
     if not (LAB.STATE / "lab.json").exists():
@@ -151,6 +155,12 @@ def ah(nodes):
         if not path:
             pytest.skip("AIRFLOW_HA_PILLAR (yaml with the airflow_ha pillar) is unset")
         pillar = yaml.safe_load(Path(path).read_text())["airflow_ha"]
+        for name, node in (pillar.get("nodes") or {}).items():
+            if "{{" in str(node.get("address", "")) and name in nodes:
+                # A Jinja address (kitchen pillar): what the node resolves itself to.
+                node["address"] = nodes[name].check_output(
+                    "getent ahostsv4 $(hostname) | head -1 | cut -d' ' -f1"
+                )
     else:
         first = next(iter(nodes))
         proc = subprocess.run(

@@ -45,7 +45,7 @@ class LabError(Exception):
 
 
 def progress(msg: str) -> None:
-    print(f"[labctl +{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+    print(f"[labctl +{time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
@@ -481,8 +481,14 @@ def hosts_file(cfg: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def node_prepare(cfg: dict, node: dict, rootfs: Path) -> Path:
-    """Mount the node's overlay; on first creation write its identity."""
+def node_prepare(
+    cfg: dict, node: dict, rootfs: Path, minion: bool = True, hostname: str | None = None
+) -> Path:
+    """Mount the node's overlay; on first creation write its identity.
+
+    minion=False: a node whose salt-minion stays disabled (bench's bare node,
+    kitchen's masterless node). hostname: another host name than the node's
+    lab name (kitchen: node1), resolving to the node's own address only."""
     d = node_dir(node["name"])
     merged = d / "merged"
     fresh = not (d / "upper").exists()
@@ -492,9 +498,13 @@ def node_prepare(cfg: dict, node: dict, rootfs: Path) -> Path:
         opts = f"lowerdir={rootfs},upperdir={d / 'upper'},workdir={d / 'work'}"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, merged])
     if fresh:
-        name = node["name"]
+        name = hostname or node["name"]
         write(merged / "etc/hostname", name + "\n")
-        write(merged / "etc/hosts", hosts_file(cfg))
+        if hostname:
+            hosts = f"127.0.0.1\tlocalhost\n{cfg['host']}\tlabhost\n{node['address']}\t{hostname}\n"
+        else:
+            hosts = hosts_file(cfg)
+        write(merged / "etc/hosts", hosts)
         write(merged / "etc/resolv.conf", "")
         write(
             merged / "etc/systemd/network/10-lab-host0.network",
@@ -507,7 +517,10 @@ def node_prepare(cfg: dict, node: dict, rootfs: Path) -> Path:
             f"master: {cfg['host']}\nid: {name}\nacceptance_wait_time: 2\n"
             "random_reauth_delay: 0\nrecon_default: 200\nrecon_max: 2000\n",
         )
-        preseed_key(name, merged / "etc/salt/pki/minion")
+        if minion:
+            preseed_key(name, merged / "etc/salt/pki/minion")
+        else:
+            (merged / "etc/systemd/system/multi-user.target.wants/salt-minion.service").unlink()
     return merged
 
 
@@ -515,7 +528,7 @@ def cgroup_paths(name: str) -> list[Path]:
     return [root / CGROUP_NAME / name for root in CGROUP_ROOTS if root.is_dir()]
 
 
-def node_boot(cfg: dict, node: dict) -> None:
+def node_boot(cfg: dict, node: dict, hostname: str | None = None) -> None:
     name = node["name"]
     if recorded_pid(f"nspawn-{name}"):
         return
@@ -530,7 +543,7 @@ def node_boot(cfg: dict, node: dict) -> None:
 
     cmd = [
         "systemd-nspawn", "--quiet", "--boot", "-D", merged,
-        f"--machine={name}", f"--hostname={name}",
+        f"--machine={name}", f"--hostname={hostname or name}",
         f"--network-bridge={cfg['bridge']}", "--register=no",
         "--keep-unit", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--console=read-only",
@@ -707,21 +720,18 @@ def cmd_wheels(_args) -> int:
 
 def cmd_down(_args) -> int:
     cfg = config()
-    running = [n["name"] for n in cfg["nodes"] if recorded_pid(f"nspawn-{n['name']}")]
+    names = sorted({n["name"] for n in cfg["nodes"]} | set(all_node_dirs()))
+    running = [n for n in names if recorded_pid(f"nspawn-{n}")]
     if running:
         progress(f"powering off {', '.join(running)}")
     for name in running:  # all at once, then wait for each
         pid1 = node_pid1(name)
         if pid1:
             os.kill(pid1, signal.SIGRTMIN + 4)
-    for node in cfg["nodes"]:
-        node_stop(node["name"])
-    for node in cfg["nodes"]:
-        merged = node_dir(node["name"]) / "merged"
-        if str(merged) in mounts():
-            run(["umount", merged])
-        for g in cgroup_paths(node["name"]):
-            remove_cgroup(g)
+    for name in names:
+        node_stop(name)
+    for name in names:
+        node_remove(name)
     for root in CGROUP_ROOTS:
         remove_cgroup(root / CGROUP_NAME)
     for svc in ("salt-master", "wheels", "apt-cacher-ng"):
@@ -737,6 +747,21 @@ def cmd_down(_args) -> int:
     (STATE / "lab.json").unlink(missing_ok=True)
     progress("lab down")
     return 0
+
+
+def all_node_dirs() -> list[str]:
+    nodes = STATE / "nodes"
+    return sorted(p.name for p in nodes.iterdir()) if nodes.is_dir() else []
+
+
+def node_remove(name: str) -> None:
+    """Unmount a stopped node, drop its cgroups and its overlay dirs."""
+    merged = node_dir(name) / "merged"
+    if str(merged) in mounts():
+        run(["umount", merged])
+    for g in cgroup_paths(name):
+        remove_cgroup(g)
+    shutil.rmtree(node_dir(name), ignore_errors=True)
 
 
 def cmd_salt(args) -> int:
@@ -810,7 +835,7 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     progress(f"state.apply airflow_ha on {', '.join(names)}")
     proc = run(
         salt_cmd("*", "state.apply", "airflow_ha", "queue=True", *extra,
-                 "--out=json", "--static", "-t", "3600"),
+                 "--out=json", "--static", "-t", "120"),
         check=False, capture_output=True, text=True,
     )  # fmt: skip
     took = time.monotonic() - start
@@ -821,17 +846,7 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
         raise LabError("salt returned no JSON (see above)") from None
     summary = {}
     for name in names:
-        res = ret.get(name)
-        if not isinstance(res, dict):
-            summary[name] = (0, [f"no state return: {res!r}"])
-            continue
-        changes, failed = 0, []
-        for sid, st in sorted(res.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
-            if st.get("changes"):
-                changes += 1
-            if st.get("result") is False:
-                failed.append(f"{sid}: {str(st.get('comment', ''))[:600]}")
-        summary[name] = (changes, failed)
+        summary[name] = summarize(ret.get(name))
     if not quiet:
         for name, (changes, failed) in summary.items():
             print(f"  {name}: {changes} changed, {len(failed)} failed")
@@ -904,6 +919,206 @@ def cmd_test_cluster(_args) -> int:
     return rc
 
 
+def figure(name: str, value, unit: str = "") -> None:
+    """One bench figure per line on stdout: `name: value unit`."""
+    print(f"{name}: {value}{' ' + unit if unit else ''}", flush=True)
+
+
+def extra_node(cfg: dict, name: str, offset: int) -> dict:
+    base = int(ipaddress.ip_network(cfg["network"]).network_address)
+    return {"name": name, "address": str(ipaddress.ip_address(base + offset))}
+
+
+def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
+    """Install the converged nodes' packages and Airflow on a bare node by hand."""
+    bare = extra_node(cfg, "bare", 30)
+    try:
+        node_prepare(cfg, bare, ensure_rootfs(cfg), minion=False)
+        node_boot(cfg, bare)
+        wait_node_ready("bare")
+        proxy = f"Acquire::http::Proxy=http://{cfg['host']}:{ACNG_PORT}"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        start = time.monotonic()
+        nsenter("bare", "apt-get", "-o", proxy, "update", "-q", check=True, **quiet)
+        apt = ["apt-get", "-o", proxy, "install", "-y", "-q", "--no-install-recommends"]
+        nsenter("bare", "env", "DEBIAN_FRONTEND=noninteractive", *apt, *packages, check=True, **quiet)
+        apt_s = time.monotonic() - start
+        start = time.monotonic()
+        nsenter("bare", "python3", "-m", "venv", "/opt/bare-venv", check=True, **quiet)
+        pip = ["/opt/bare-venv/bin/pip", "install", "-q", "--no-index", "--find-links"]
+        pip += [f"http://{cfg['host']}:{WHEEL_PORT}/", "--trusted-host", cfg["host"]]
+        nsenter("bare", *pip, *AIRFLOW_REQS, check=True, **quiet)
+        return apt_s, time.monotonic() - start
+    finally:
+        node_stop("bare", graceful=False)
+        node_remove("bare")
+
+
+def cmd_bench(_args) -> int:
+    if (STATE / "lab.json").exists():
+        raise LabError("bench measures a cold lab but the lab is up (others may use it): labctl down first")
+    rc = 0
+    try:
+        cmd_up([])
+        cfg = config()
+        n = len(cfg["nodes"])
+        rootfs, _ = rootfs_path(cfg)
+        built = CACHE / f"{rootfs.name}.build-seconds"
+        if built.exists():
+            figure("rootfs build (debootstrap + salt minion, cached after)", built.read_text().strip(), "s")
+        figure(
+            f"lab up ({n} nodes booted, minions answering)", (STATE / "up-seconds").read_text().strip(), "s"
+        )
+        idle = [pss_kib(node_pids(x["name"])) / 1024 for x in cfg["nodes"]]
+        figure("memory per idle node before converge (PSS, with salt-minion)", f"{sum(idle) / n:.0f}", "MiB")
+        summary, took = apply_state(quiet=True)
+        failed = sum(len(f) for _, f in summary.values())
+        figure(f"cold converge wall time ({n} nodes)", f"{took:.0f}", "s")
+        figure("cold converge changes per node", " ".join(f"{k}={c}" for k, (c, _) in summary.items()))
+        if failed:
+            figure("cold converge FAILED states", failed)
+            rc = 1
+        summary, took = apply_state(quiet=True)
+        figure("re-apply wall time", f"{took:.0f}", "s")
+        figure("re-apply changes (all nodes)", sum(c for c, _ in summary.values()))
+        mem = [pss_kib(node_pids(x["name"])) / 1024 for x in cfg["nodes"]]
+        figure("memory per converged node (PSS)", f"{sum(mem) / n:.0f}", "MiB")
+        fmt = "${Package}\n"
+        base = run(["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", "-f", fmt],
+                   capture_output=True, text=True).stdout.split()  # fmt: skip
+        node1 = cfg["nodes"][0]["name"]
+        have = nsenter(node1, "dpkg-query", "-W", "-f", fmt, capture_output=True, text=True).stdout.split()
+        packages = sorted(set(have) - set(base))
+        progress(f"raw install of {len(packages)} packages + the Airflow venv on a bare node")
+        apt_s, pip_s = bare_install(cfg, packages)
+        figure(f"raw install on a bare node: apt-get install ({len(packages)} packages)", f"{apt_s:.0f}", "s")
+        figure("raw install on a bare node: Airflow venv from the wheelhouse", f"{pip_s:.0f}", "s")
+        env = dict(os.environ, LABCTL=str(LAB / "labctl"), LAB_STATE=str(STATE))
+        for script in sorted((LAB / "bench.d").glob("*")):
+            if script.is_file() and os.access(script, os.X_OK):
+                progress(f"bench.d/{script.name}")
+                if run([script], check=False, env=env).returncode:
+                    figure(f"bench.d/{script.name}", "FAILED")
+                    rc = 1
+    finally:
+        cmd_down([])
+    return rc
+
+
+def summarize(ret: dict) -> tuple[int, list[str]]:
+    """(changed states, failed states) of one minion's state return."""
+    if not isinstance(ret, dict):
+        return 0, [f"no state return: {ret!r}"]
+    changes, failed = 0, []
+    for sid, st in sorted(ret.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
+        if st.get("changes"):
+            changes += 1
+        if st.get("result") is False:
+            failed.append(f"{sid}: {str(st.get('comment', ''))[:600]}")
+    return changes, failed
+
+
+def cmd_kitchen(args) -> int:
+    """kitchen.yml's suite, masterless on an extra lab node, then the verifier."""
+    import yaml
+
+    if len(args) != 1:
+        raise LabError("usage: labctl kitchen SUITE (a suite of kitchen.yml)")
+    if not (STATE / "lab.json").exists():
+        raise LabError("the lab is down: labctl up first (the kitchen node uses its proxies)")
+    kitchen = yaml.safe_load((REPO / "kitchen.yml").read_text())
+    suites = {s["name"]: s for s in kitchen.get("suites", [])}
+    if args[0] not in suites:
+        raise LabError(f"no suite {args[0]!r} in kitchen.yml; suites: {', '.join(suites)}")
+    prov = {**kitchen.get("provisioner", {}), **suites[args[0]].get("provisioner", {})}
+    cfg = config()
+    minion_id = prov.get("salt_minion_id", "node1")
+    node = extra_node(cfg, "kitchen", 31)
+    name = node["name"]
+    rc = 1
+    try:
+        node_stop(name, graceful=False)
+        node_remove(name)
+        progress(f"kitchen suite {args[0]}: booting lab node {name} ({node['address']}) as {minion_id}")
+        merged = node_prepare(cfg, node, ensure_rootfs(cfg), minion=False, hostname=minion_id)
+        # The formula and the suite's pillars, as kitchen-salt lays them out.
+        srv = merged / "srv"
+        for sub in ("airflow_ha", "_modules", "_states", "_utils"):
+            if (REPO / sub).is_dir():
+                shutil.copytree(REPO / sub, srv / "salt" / sub, ignore=shutil.ignore_patterns("__pycache__"))
+        top = prov.get("pillars", {}).get("top.sls", {"base": {"*": []}})
+        for sls, path in (prov.get("pillars_from_files") or {}).items():
+            write(srv / "pillar" / sls, (REPO / path).read_text())
+        for sls, data in (prov.get("pillars") or {}).items():
+            if sls != "top.sls":
+                write(srv / "pillar" / sls, yaml.safe_dump(data))
+        # The lab's proxies (the node has no route out), merged last.
+        proxy = {
+            "airflow_ha": {
+                "proxy": {
+                    "apt": f"http://{cfg['host']}:{ACNG_PORT}",
+                    "pip": {
+                        "find_links": [f"http://{cfg['host']}:{WHEEL_PORT}/"],
+                        "no_index": True,
+                        "trusted_hosts": [cfg["host"]],
+                    },
+                },
+                "network": {"prefix": cfg["prefix"]},
+                "vip": {"interface": "host0"},
+            }
+        }
+        write(srv / "pillar" / "lab_proxy.sls", yaml.safe_dump(proxy))
+        for targets in top.get("base", {}).values():
+            targets.append("lab_proxy")
+        write(srv / "pillar" / "top.sls", yaml.safe_dump(top))
+        write(
+            merged / "etc/salt/minion.d/kitchen.conf",
+            f"id: {minion_id}\nfile_client: local\nfile_roots: {{base: [/srv/salt]}}\n"
+            "pillar_roots: {base: [/srv/pillar]}\n",
+        )
+        node_boot(cfg, node, hostname=minion_id)
+        wait_node_ready(name)
+        nsenter(name, "salt-call", "--local", "saltutil.sync_all", check=True, stdout=subprocess.DEVNULL)
+        results = []
+        for attempt in ("converge", "re-apply"):
+            progress(f"kitchen {attempt}: salt-call --local state.apply airflow_ha")
+            start = time.monotonic()
+            proc = nsenter(
+                name, "salt-call", "--local", "state.apply", "airflow_ha", "--out=json",
+                capture_output=True, text=True,
+            )  # fmt: skip
+            try:
+                ret = json.loads(proc.stdout).get("local")
+            except json.JSONDecodeError:
+                ret = proc.stdout[-2000:] + proc.stderr[-2000:]
+            changes, failed = summarize(ret)
+            results.append((changes, failed))
+            progress(f"kitchen {attempt}: {changes} changed, {len(failed)} failed "
+                     f"in {time.monotonic() - start:.0f} s")  # fmt: skip
+            for line in failed:
+                print(f"    FAILED {line}")
+            if failed:
+                return 1
+        out = nsenter(name, "salt-call", "--local", "pillar.items", "--out=json",
+                      capture_output=True, text=True, check=True).stdout  # fmt: skip
+        pillar_file = STATE / "kitchen-pillar.yml"
+        write(pillar_file, yaml.safe_dump(json.loads(out)["local"]), 0o600)
+        env = dict(os.environ, AIRFLOW_HA_HOSTS=f"lab://{name}", AIRFLOW_HA_PILLAR=str(pillar_file))
+        progress("kitchen verify: pytest test/integration")
+        rc = run(
+            [VENV_BIN / "pytest", "-q", "-rs", REPO / "test/integration"], check=False, env=env
+        ).returncode
+        if results[1][0]:
+            progress(f"kitchen re-apply NOT idempotent: {results[1][0]} changes")
+            rc = rc or 1
+    finally:
+        if os.environ.get("LAB_KEEP") != "1":
+            node_stop(name, graceful=False)
+            node_remove(name)
+            (STATE / "kitchen-pillar.yml").unlink(missing_ok=True)
+    return rc
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
@@ -917,6 +1132,8 @@ COMMANDS = {
     "verify": cmd_verify,
     "demo": cmd_demo,
     "test-cluster": cmd_test_cluster,
+    "bench": cmd_bench,
+    "kitchen": cmd_kitchen,
 }
 
 

@@ -21,6 +21,7 @@ CLI examples::
     salt node1 patroni.members host=10.77.0.12
 """
 
+import base64
 import json
 import logging
 import urllib.error
@@ -52,9 +53,17 @@ def __virtual__():
     return __virtualname__
 
 
-def _http_get(url, timeout):
-    """GET ``url``; return (status, body text). Raises CommandExecutionError."""
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+def _http_request(method, url, timeout, body=None, auth=None):
+    """``method`` ``url`` (JSON ``body``, basic ``auth`` (user, password)); return (status, text)."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
             return resp.status, resp.read().decode("utf-8", "replace")
@@ -66,8 +75,12 @@ def _http_get(url, timeout):
         raise CommandExecutionError(f"cannot reach {url}: {reason}") from None
 
 
-def _config_address(config_file):
-    """(host, port) from restapi.connect_address of a Patroni config file."""
+def _http_get(url, timeout):
+    """GET ``url``; return (status, body text). Raises CommandExecutionError."""
+    return _http_request("GET", url, timeout)
+
+
+def _read_config(config_file):
     try:
         with open(config_file, encoding="utf-8") as fh:
             conf = yaml.safe_load(fh) or {}
@@ -78,7 +91,13 @@ def _config_address(config_file):
         ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise CommandExecutionError(f"cannot read {config_file}: {exc}") from None
-    restapi = conf.get("restapi") if isinstance(conf, dict) else None
+    return conf if isinstance(conf, dict) else {}
+
+
+def _config_address(config_file):
+    """(host, port) from restapi.connect_address of a Patroni config file."""
+    conf = _read_config(config_file)
+    restapi = conf.get("restapi")
     address = (restapi or {}).get("connect_address") or (restapi or {}).get("listen")
     if not address or ":" not in str(address):
         raise CommandExecutionError(
@@ -232,3 +251,50 @@ def etcd_health(url="http://127.0.0.1:2379", timeout=5):
             f"{url}/health answered HTTP {status} with a body that is not JSON: {body[:200]!r}"
         ) from None
     return status == 200 and str(data.get("health")).lower() == "true"
+
+
+def dynamic_config(host=None, port=None, timeout=5, config_file=None):
+    """
+    Return the cluster's dynamic configuration stored in the DCS (``GET /config``):
+    ttl, loop_wait, retry_timeout, maximum_lag_on_failover, postgresql, ...
+
+    CLI example::
+
+        salt node1 patroni.dynamic_config
+    """
+    return _get_json("/config", host, port, timeout, config_file)
+
+
+def patch_dynamic_config(changes, host=None, port=None, timeout=10, config_file=None):
+    """
+    Merge ``changes`` (a dict, same shape as ``dynamic_config``) into the
+    dynamic configuration with ``PATCH /config``, as ``patronictl edit-config``
+    does; a ``None`` value removes a key. Authenticates with the REST API
+    credentials of the local Patroni config file (restapi.authentication),
+    so no password travels through Salt. Returns the new configuration.
+
+    Some PostgreSQL parameters (e.g. max_connections) only apply after a
+    restart: Patroni then flags the members "pending restart"; restart them
+    with ``patronictl restart`` in a maintenance window.
+
+    CLI example::
+
+        salt node1 patroni.patch_dynamic_config '{"ttl": 20, "loop_wait": 5}'
+    """
+    if not isinstance(changes, dict) or not changes:
+        raise SaltInvocationError("patroni.patch_dynamic_config: changes must be a non-empty dict")
+    conf_file = config_file or DEFAULT_CONFIG
+    auth = (_read_config(conf_file).get("restapi") or {}).get("authentication") or {}
+    creds = (auth["username"], auth["password"]) if auth.get("username") else None
+    url = _base_url(host, port, config_file) + "/config"
+    status, body = _http_request("PATCH", url, timeout, body=changes, auth=creds)
+    if status == 401:
+        raise CommandExecutionError(
+            f"{url} refused the credentials of {conf_file} (restapi.authentication): HTTP 401"
+        )
+    if status != 200:
+        raise CommandExecutionError(f"PATCH {url} answered HTTP {status}: {body[:200]}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise CommandExecutionError(f"PATCH {url} answered a body that is not JSON: {body[:200]!r}") from None

@@ -143,3 +143,94 @@ def etcd_healthy(name, timeout=300, interval=3):
             "(salt -G ... state.apply airflow_ha) and check `journalctl -u etcd`."
         )
     return ret
+
+
+def _same(want, have):
+    """Leaf comparison tolerant of how Patroni stores values (300 vs "300", on vs True)."""
+    if isinstance(want, bool) or isinstance(have, bool):
+        truth = {"true": True, "on": True, "false": False, "off": False}
+        w = truth.get(str(want).lower(), want)
+        h = truth.get(str(have).lower(), have)
+        return w == h
+    return str(want) == str(have)
+
+
+def _diff(want, have, path=""):
+    """(patch, changes): the part of ``want`` that ``have`` lacks, and {path: {old, new}}."""
+    patch, changes = {}, {}
+    for key, value in want.items():
+        where = f"{path}{key}"
+        current = have.get(key) if isinstance(have, dict) else None
+        if isinstance(value, dict):
+            sub_patch, sub_changes = _diff(value, current if isinstance(current, dict) else {}, where + ".")
+            if sub_patch:
+                patch[key] = sub_patch
+                changes.update(sub_changes)
+        elif current is None or not _same(value, current):
+            patch[key] = value
+            changes[where] = {"old": current, "new": value}
+    return patch, changes
+
+
+def dynamic_config(name, config, host=None, port=None, config_file=None):
+    """
+    Make the cluster's dynamic configuration (kept in the DCS; what
+    ``bootstrap.dcs`` seeds once) contain ``config``: keys not listed are left
+    alone. The change is a ``PATCH /config``, as ``patronictl edit-config``
+    does; Patroni applies it on every member within one loop_wait.
+
+    name
+        A label (e.g. the cluster scope).
+    config
+        Dict: ttl, loop_wait, retry_timeout, maximum_lag_on_failover,
+        postgresql: {use_pg_rewind, parameters: {...}}, ...
+
+    Run it on one node (the formula guards it with ``patroni.is_leader``).
+
+    .. code-block:: yaml
+
+        airflow_ha-postgresql-dynamic-config:
+          patroni.dynamic_config:
+            - name: airflow-ha
+            - config: {ttl: 20, loop_wait: 5, retry_timeout: 5}
+    """
+    ret = _ret(name)
+    if not isinstance(config, dict) or not config:
+        ret["comment"] = "config must be a non-empty dict of Patroni dynamic settings"
+        return ret
+    try:
+        current = __salt__["patroni.dynamic_config"](host=host, port=port, config_file=config_file)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"cannot read Patroni's dynamic configuration: {exc}"
+        return ret
+    patch, changes = _diff(config, current)
+    if not patch:
+        ret["result"] = True
+        ret["comment"] = f"Patroni dynamic configuration of {name} is up to date"
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = changes
+        ret["comment"] = (
+            f"Patroni dynamic configuration of {name} would be patched: {', '.join(sorted(changes))}"
+        )
+        return ret
+    try:
+        after = __salt__["patroni.patch_dynamic_config"](patch, host=host, port=port, config_file=config_file)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"patching Patroni's dynamic configuration failed: {exc}"
+        return ret
+    left, _ = _diff(config, after)
+    if left:
+        ret["comment"] = f"Patroni kept other values for: {', '.join(sorted(_diff(config, after)[1]))}"
+        ret["changes"] = changes
+        return ret
+    ret["result"] = True
+    ret["changes"] = changes
+    ret["comment"] = f"Patroni dynamic configuration of {name} patched"
+    if any(k.startswith("postgresql.parameters.") for k in changes):
+        ret["comment"] += (
+            "; some PostgreSQL parameters only apply after a restart: see "
+            "`patronictl list` (Pending restart) and `patronictl restart` in a maintenance window"
+        )
+    return ret

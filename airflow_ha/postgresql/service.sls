@@ -3,6 +3,13 @@
     PostgreSQL and may fail over. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set pg = ah.postgresql %}
+{%- set dcs = {
+  "ttl": pg.patroni.ttl,
+  "loop_wait": pg.patroni.loop_wait,
+  "retry_timeout": pg.patroni.retry_timeout,
+  "maximum_lag_on_failover": pg.patroni.maximum_lag_on_failover,
+  "postgresql": {"use_pg_rewind": pg.patroni.use_pg_rewind, "parameters": pg.patroni.parameters},
+} %}
 include:
   - airflow_ha.etcd.service
   - .install
@@ -29,6 +36,19 @@ airflow_ha-postgresql-wait-leader:
     - config_file: {{ pg.patroni.config_file }}
     - require:
       - service: airflow_ha-postgresql-patroni-service
+
+{#- Failover timing and PostgreSQL parameters live in the DCS after the
+    bootstrap: keep them equal to the pillar (PATCH /config, from the leader). #}
+airflow_ha-postgresql-dynamic-config:
+  patroni.dynamic_config:
+    - name: {{ ah.cluster_name }}
+    - config: {{ dcs | json }}
+    - config_file: {{ pg.patroni.config_file }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config_file: {{ pg.patroni.config_file }}
+    - require:
+      - patroni: airflow_ha-postgresql-wait-leader
 
 {#- Airflow's role and database: on the leader only, through its local socket
     (peer auth as postgres). The password reaches PostgreSQL as a SCRAM

@@ -222,3 +222,61 @@ def test_http_get_connection_refused():
     sock.close()  # nothing listens there now
     with pytest.raises(CommandExecutionError, match=f"cannot reach http://127.0.0.1:{port}/cluster"):
         patroni.cluster(host="127.0.0.1", port=port, timeout=2)
+
+
+def test_dynamic_config_recorded(answers):
+    answers["http://h:8008/config"] = (200, recorded("config_bootstrap.json"))
+    conf = patroni.dynamic_config(host="h")
+    assert {"ttl", "loop_wait", "retry_timeout", "postgresql"} <= set(conf)
+
+
+class _PatchHandler(_Handler):
+    seen = []
+
+    def do_PATCH(self):  # noqa: N802 (http.server API)
+        length = int(self.headers["Content-Length"])
+        body = json.loads(self.rfile.read(length))
+        self.seen.append((self.headers.get("Authorization"), body))
+        status = 200 if self.headers.get("Authorization") == "Basic cGF0cm9uaTpzM2NyZXQ=" else 401
+        data = json.dumps({"ttl": body.get("ttl", 30), "loop_wait": 10}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def patch_server():
+    _PatchHandler.seen = []
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), _PatchHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _conf(tmp_path, port, password):
+    path = tmp_path / "config.yml"
+    path.write_text(
+        f"restapi:\n  connect_address: 127.0.0.1:{port}\n"
+        f"  authentication: {{username: patroni, password: {password}}}\n"
+    )
+    return str(path)
+
+
+def test_patch_dynamic_config_authenticates_from_config_file(tmp_path, patch_server):
+    conf = _conf(tmp_path, patch_server.server_address[1], "s3cret")
+    assert patroni.patch_dynamic_config({"ttl": 20}, config_file=conf)["ttl"] == 20
+    assert _PatchHandler.seen == [("Basic cGF0cm9uaTpzM2NyZXQ=", {"ttl": 20})]
+
+
+def test_patch_dynamic_config_wrong_password_is_clear(tmp_path, patch_server):
+    conf = _conf(tmp_path, patch_server.server_address[1], "wrong")
+    with pytest.raises(CommandExecutionError, match=r"refused the credentials.*HTTP 401"):
+        patroni.patch_dynamic_config({"ttl": 20}, config_file=conf)
+
+
+def test_patch_dynamic_config_refuses_empty_changes():
+    with pytest.raises(SaltInvocationError, match="non-empty dict"):
+        patroni.patch_dynamic_config({}, host="h")

@@ -129,3 +129,108 @@ def test_etcd_test_mode():
     assert "would wait" in ret["comment"]
     use(etcd=Seq(True), test=True)
     assert state.etcd_healthy("http://127.0.0.1:2379")["result"] is True
+
+
+# --- dynamic_config -------------------------------------------------------------------------
+
+BOOTSTRAPPED = {  # the shape of test/unit/data/patroni/config_bootstrap.json
+    "ttl": 30,
+    "loop_wait": 10,
+    "retry_timeout": 10,
+    "maximum_lag_on_failover": 1048576,
+    "postgresql": {
+        "use_pg_rewind": True,
+        "use_slots": True,
+        "parameters": {"max_connections": 300, "hot_standby": "on", "wal_level": "replica"},
+    },
+}
+WANT = {
+    "ttl": 20,
+    "loop_wait": 5,
+    "retry_timeout": 5,
+    "maximum_lag_on_failover": 1048576,
+    "postgresql": {"use_pg_rewind": True, "parameters": {"max_connections": "300", "hot_standby": True}},
+}
+
+
+class FakeDCS:
+    def __init__(self, current, keep=()):
+        self.current = current
+        self.patches = []
+        self.keep = keep  # keys Patroni refuses to change
+
+    def get(self, **kwargs):
+        return self.current
+
+    def patch(self, changes, **kwargs):
+        self.patches.append(changes)
+        merged = dict(self.current)
+        for k, v in changes.items():
+            if k not in self.keep:
+                merged[k] = v
+        self.current = merged
+        return merged
+
+
+def use_dcs(dcs, test=False):
+    state.__salt__["patroni.dynamic_config"] = dcs.get
+    state.__salt__["patroni.patch_dynamic_config"] = dcs.patch
+    state.__opts__["test"] = test
+
+
+def test_dynamic_config_patches_only_what_differs():
+    dcs = FakeDCS(dict(BOOTSTRAPPED))
+    use_dcs(dcs)
+    ret = state.dynamic_config("c", WANT)
+    assert ret["result"] is True
+    assert dcs.patches == [{"ttl": 20, "loop_wait": 5, "retry_timeout": 5}]
+    assert ret["changes"] == {
+        "ttl": {"old": 30, "new": 20},
+        "loop_wait": {"old": 10, "new": 5},
+        "retry_timeout": {"old": 10, "new": 5},
+    }
+    again = state.dynamic_config("c", WANT)
+    assert again["result"] is True
+    assert again["changes"] == {}
+    assert len(dcs.patches) == 1
+
+
+def test_dynamic_config_test_mode_reports_without_patching():
+    dcs = FakeDCS(dict(BOOTSTRAPPED))
+    use_dcs(dcs, test=True)
+    ret = state.dynamic_config("c", WANT)
+    assert ret["result"] is None
+    assert set(ret["changes"]) == {"ttl", "loop_wait", "retry_timeout"}
+    assert dcs.patches == []
+
+
+def test_dynamic_config_nested_parameter_change_mentions_restart():
+    dcs = FakeDCS(dict(BOOTSTRAPPED))
+    use_dcs(dcs)
+    want = {"postgresql": {"parameters": {"max_connections": 500}}}
+    ret = state.dynamic_config("c", want)
+    assert dcs.patches == [{"postgresql": {"parameters": {"max_connections": 500}}}]
+    assert "postgresql.parameters.max_connections" in ret["changes"]
+    assert "restart" in ret["comment"]
+
+
+def test_dynamic_config_value_refused_by_patroni_fails():
+    dcs = FakeDCS(dict(BOOTSTRAPPED), keep=("ttl",))
+    use_dcs(dcs)
+    ret = state.dynamic_config("c", {"ttl": 20})
+    assert ret["result"] is False
+    assert "ttl" in ret["comment"]
+
+
+def test_dynamic_config_unreachable_and_bad_input():
+    def down(**kwargs):
+        raise CommandExecutionError("cannot reach http://x:8008/config: refused")
+
+    state.__salt__["patroni.dynamic_config"] = down
+    state.__opts__["test"] = False
+    ret = state.dynamic_config("c", {"ttl": 20})
+    assert ret["result"] is False
+    assert "cannot reach" in ret["comment"]
+    bad = state.dynamic_config("c", ["ttl", 20])
+    assert bad["result"] is False
+    assert "non-empty dict" in bad["comment"]

@@ -239,6 +239,10 @@ def watch(conf):
         now = time.monotonic()
         if pending and now >= min(last + debounce, first + max_delay):
             lost = cs.push(pending)
+            done = time.monotonic()
+            log(
+                f"pushed {len(pending)} path(s) {done - first:.3f} s after the first event (push {done - now:.3f} s)"
+            )
             pending = set()
             if lost and conf.get("tie_break", True):
                 retries.append((time.monotonic() + retry_after, lost))

@@ -17,6 +17,7 @@ Why custom states:
   ``airflow_ha_rabbitmq.cluster_plan``).
 """
 
+import salt.utils.data
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_rabbitmq"
@@ -42,7 +43,11 @@ def user_password(name, password_pillar):
             - password_pillar: airflow_ha:secrets:rabbitmq_password
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    password = __salt__["pillar.get"](password_pillar, None)
+    # Not pillar.get: in Salt 3008 it returns "**********" for every pillar
+    # string outside template rendering (salt.utils.secret masking) unless
+    # called with unmask=True, which older Salt lacks. Traversing __pillar__
+    # yields the plain value on every version.
+    password = salt.utils.data.traverse_dict_and_list(__pillar__, password_pillar, None, ":")
     if not isinstance(password, str) or not password:
         ret["comment"] = (
             f"pillar {password_pillar} is not set: put the password for RabbitMQ user "

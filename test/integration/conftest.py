@@ -148,7 +148,9 @@ def _merge(base_, over):
 
 @pytest.fixture(scope="session")
 def ah(nodes):
-    """The formula's defaults merged with the cluster's `airflow_ha` pillar."""
+    """The formula's defaults merged with the cluster's `airflow_ha` pillar.
+
+    Salt 3008 masks pillar values in CLI output ("**********"): unmask=True."""
     defaults = yaml.safe_load((REPO / "airflow_ha/parameters/defaults.yaml").read_text())
     if _external_hosts():
         path = os.environ.get("AIRFLOW_HA_PILLAR")
@@ -164,7 +166,7 @@ def ah(nodes):
     else:
         first = next(iter(nodes))
         proc = subprocess.run(
-            LAB.salt_cmd(first, "pillar.get", "airflow_ha", "--out=json", "--static"),
+            LAB.salt_cmd(first, "pillar.get", "airflow_ha", "unmask=True", "--out=json", "--static"),
             capture_output=True,
             text=True,
             check=False,

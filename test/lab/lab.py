@@ -24,9 +24,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "test" / "lab"
 VENV_BIN = REPO / ".venv" / "bin"
-STATE = Path(os.environ.get("LAB_STATE", "/var/lib/airflow_ha-lab"))
+# LAB_ID (a few letters) runs a second, independent lab on the same machine
+# (CI while the dev lab is up): own state dir, cgroups and nspawn machine names;
+# give it its own LAB_BRIDGE and LAB_SUBNET too.
+LAB_ID = os.environ.get("LAB_ID", "")
+if LAB_ID and not (LAB_ID.isalnum() and len(LAB_ID) <= 4):
+    sys.exit(f"labctl: LAB_ID={LAB_ID!r}: use 1-4 letters or digits")
+SUFFIX = f"-{LAB_ID}" if LAB_ID else ""
+STATE = Path(os.environ.get("LAB_STATE", f"/var/lib/airflow_ha-lab{SUFFIX}"))
 CACHE = Path(os.environ.get("LAB_CACHE", "/var/cache/airflow_ha-lab"))
-CGROUP_NAME = "airflow_ha-lab"
+CGROUP_NAME = f"airflow_ha-lab{SUFFIX}"
 CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
 ACNG_PORT = 3142
 WHEEL_PORT = 3141
@@ -543,7 +550,7 @@ def node_boot(cfg: dict, node: dict, hostname: str | None = None) -> None:
 
     cmd = [
         "systemd-nspawn", "--quiet", "--boot", "-D", merged,
-        f"--machine={name}", f"--hostname={hostname or name}",
+        f"--machine={LAB_ID}{name}", f"--hostname={hostname or name}",
         f"--network-bridge={cfg['bridge']}", "--register=no",
         "--keep-unit", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--console=read-only",
@@ -876,7 +883,11 @@ def smoke(cfg: dict) -> None:
         proc = nsenter(node["name"], "systemctl", "--failed", "--no-legend", "--plain",
                        capture_output=True, text=True)  # fmt: skip
         failed = proc.stdout.strip() or "none"
-        print(f"  {node['name']}: failed units: {failed}")
+        health = nsenter(
+            node["name"], "curl", "-s", "-m", "5", f"http://{node['address']}:8080/api/v2/monitor/health",
+            capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        print(f"  {node['name']}: failed units: {failed}; API health: {health or 'no answer'}")
 
 
 def cmd_demo(_args) -> int:
@@ -884,8 +895,11 @@ def cmd_demo(_args) -> int:
     rc = cmd_apply([])
     cfg = config()
     smoke(cfg)
-    admin = "admin"
-    password = "(see test/lab/pillar/airflow_ha.sls secrets:admin_password)"
+    import yaml
+
+    lab_pillar = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
+    admin = lab_pillar["airflow"]["admin"]["username"]
+    password = lab_pillar["secrets"]["admin_password"]  # fixed lab-only secret
     print("\nairflow_ha lab:")
     for node in cfg["nodes"]:
         a = node["address"]
@@ -1099,7 +1113,7 @@ def cmd_kitchen(args) -> int:
                 print(f"    FAILED {line}")
             if failed:
                 return 1
-        out = nsenter(name, "salt-call", "--local", "pillar.items", "--out=json",
+        out = nsenter(name, "salt-call", "--local", "pillar.items", "unmask=True", "--out=json",
                       capture_output=True, text=True, check=True).stdout  # fmt: skip
         pillar_file = STATE / "kitchen-pillar.yml"
         write(pillar_file, yaml.safe_dump(json.loads(out)["local"]), 0o600)

@@ -164,3 +164,11 @@ def test_push_with_no_peer_reachable_only_checks(cs, tmp_path):
     cs.peer_args = lambda: None
     assert cs.push([str(tmp_path / "a.py")]) == []
     assert cs.calls == [["-c", "-r", str(tmp_path / "a.py")]]
+
+
+def test_csync2_temp_files_are_ignored(watch, tmp_path):
+    (tmp_path / "etl.py").write_text("x")
+    assert watch.csync2_temp(str(tmp_path / ".etl.py.GHjViA")) is True
+    # a user's dotfile whose base file does not exist is a real change
+    assert watch.csync2_temp(str(tmp_path / ".other.py.GHjViA")) is False
+    assert watch.csync2_temp(str(tmp_path / "etl.py")) is False

@@ -57,6 +57,20 @@ def excluded(path, patterns):
     return False
 
 
+TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9]{6}$")
+
+
+def csync2_temp(path):
+    """
+    csync2 itself writes ``.<name>.XXXXXX`` temp files next to a file it
+    sends or receives (rsync signature/delta). Their events must not trigger
+    another push (a loop that doubles every push's cost).
+    """
+    head, base = os.path.split(path)
+    m = TEMP_RE.match(base)
+    return bool(m) and os.path.exists(os.path.join(head, m.group(1)))
+
+
 def local_write(path):
     """True when path was written here (sub-second mtime), not by csync2's daemon."""
     try:
@@ -229,7 +243,7 @@ def watch(conf):
             now = time.monotonic()
             for raw in lines:
                 path = raw.decode("utf-8", "surrogateescape").rstrip("/")
-                if not path or excluded(path, conf.get("exclude", [])):
+                if not path or excluded(path, conf.get("exclude", [])) or csync2_temp(path):
                     continue
                 if not pending:
                     first = now

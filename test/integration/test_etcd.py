@@ -56,3 +56,34 @@ def test_one_raft_leader(nodes, db, ah, address):
     data = json.loads(nodes[db[0]].check_output(cmd))
     leaders = {e["Status"]["leader"] for e in data}
     assert len(leaders) == 1 and 0 not in leaders, f"leaders seen: {leaders}"
+
+
+# --- db layer checks (airflow_ha.etcd) --------------------------------------------------
+
+
+def test_member_lives_in_the_formula_data_dir(nodes, db, ah):
+    """The package's default 1-member bootstrap never ran or was cleared: the
+    member's data is in the formula's data_dir, /var/lib/etcd/default is gone."""
+    data_dir = ah["etcd"]["data_dir"]
+    for name in db:
+        host = nodes[name]
+        assert host.file(f"{data_dir}/member").is_directory, f"{data_dir}/member missing on {name}"
+        assert host.file(data_dir).mode & 0o077 == 0, f"{data_dir} readable by others on {name}"
+        if data_dir.rstrip("/") != "/var/lib/etcd/default":
+            assert not host.file("/var/lib/etcd/default").exists, f"default bootstrap left on {name}"
+
+
+def test_config_names_this_node_and_every_peer(nodes, db, ah, address):
+    peers = ",".join(f"{n}=http://{address(n)}:{ah['etcd']['peer_port']}" for n in db)
+    for name in db:
+        conf = nodes[name].file(ah["etcd"]["config_file"]).content_string
+        assert f'ETCD_NAME="{name}"' in conf
+        assert f'ETCD_INITIAL_CLUSTER="{peers}"' in conf, f"{name}: initial cluster differs"
+        assert f"http://127.0.0.1:{ah['etcd']['client_port']}" in conf, f"{name}: no localhost client URL"
+
+
+def test_local_client_url_answers_health(node_exec, db, ah):
+    """Patroni and the wait state use the node's own member on 127.0.0.1."""
+    for name in db:
+        res = node_exec(name, f"curl -s http://127.0.0.1:{ah['etcd']['client_port']}/health")
+        assert json.loads(res.stdout).get("health") == "true", f"{name}: {res.stdout}"

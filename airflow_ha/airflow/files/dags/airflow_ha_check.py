@@ -8,7 +8,7 @@ over the workers of several nodes. Works with Airflow 3.x and 2.11.
 
 import socket
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 try:  # Airflow 3
     from airflow.sdk import dag, task
@@ -24,6 +24,8 @@ PARALLEL = 8
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_tasks=PARALLEL,
+    # a node lost mid-run (HA tests kill nodes) is retried on another worker
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=5)},
     tags=["airflow_ha"],
 )
 def airflow_ha_check():

@@ -1,0 +1,131 @@
+"""Database failover, destructive: runs last (file name) and only in the lab.
+
+The Patroni leader's node is killed (`labctl kill`: SIGKILL to its PID 1).
+A survivor must become the running leader within 30 s and writes through
+HAProxy (127.0.0.1:<primary_port>, Airflow's path) must succeed again on
+every survivor. The node is then started again: it must rejoin as a
+streaming replica, and a re-apply of the db states must report 0 changes
+and restart nothing. Figures for the same scenario: test/lab/bench.d/db_failover.
+
+Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+LABCTL = str(Path(__file__).resolve().parents[1] / "lab" / "labctl")
+DB_STATES = "airflow_ha.etcd,airflow_ha.postgresql,airflow_ha.haproxy"
+UNITS = ("etcd", "patroni", "haproxy", "keepalived")
+
+
+@pytest.fixture(scope="module")
+def db(role_nodes, require_unit, ah):
+    if os.environ.get("AIRFLOW_HA_HOSTS"):
+        pytest.skip("needs the lab (labctl kill/start)")
+    if os.environ.get("AIRFLOW_HA_SKIP_FAILOVER"):
+        pytest.skip("AIRFLOW_HA_SKIP_FAILOVER is set")
+    names = role_nodes("db")
+    require_unit(ah["postgresql"]["patroni"]["service"], names)
+    if len(names) < 3:
+        pytest.skip("failover needs 3 db nodes")
+    return names
+
+
+def cluster(nodes, name, ah):
+    conf = ah["postgresql"]["patroni"]["config_file"]
+    res = nodes[name].run(f"patronictl -c {conf} list -f json")
+    return json.loads(res.stdout) if res.rc == 0 else []
+
+
+def leader_of(members):
+    return next((m["Member"] for m in members if m["Role"] == "Leader" and m["State"] == "running"), None)
+
+
+def write(node_exec, name, ah):
+    pg = ah["postgresql"]
+    dsn = (
+        f"host=127.0.0.1 port={ah['haproxy']['primary_port']} dbname={pg['database']} "
+        f"user={pg['user']} connect_timeout=3"
+    )
+    sql = "create table if not exists ha_failover_check (node text, at timestamptz); insert into ha_failover_check values ('{0}', now())"
+    res = node_exec(
+        name,
+        f'psql -X "{dsn}" -Atc "{sql.format(name)}"',
+        env={"PGPASSWORD": ah["secrets"]["airflow_db_password"]},
+    )
+    return res.rc == 0
+
+
+def main_pids(nodes, names):
+    out = {}
+    for name in names:
+        for unit in UNITS:
+            res = nodes[name].run(f"systemctl show -p MainPID --value {unit}")
+            out[f"{name}/{unit}"] = res.stdout.strip()
+    return out
+
+
+def test_leader_killed_failover_rejoin_and_quiet_reapply(nodes, node_exec, db, ah, salt, wait_for):
+    old = leader_of(cluster(nodes, db[0], ah))
+    assert old, "no running leader before the test"
+    survivors = [n for n in db if n != old]
+    subprocess.run([LABCTL, "kill", old], check=True, capture_output=True)
+    try:
+
+        def new_leader():
+            for s in survivors:
+                lead = leader_of(cluster(nodes, s, ah))
+                if lead and lead != old:
+                    return lead
+            return None
+
+        lead = wait_for(new_leader, timeout=30, interval=0.5)
+        assert lead in survivors, f"no survivor became the running leader within 30 s after {old} died"
+
+        for s in survivors:
+            assert wait_for(lambda s=s: write(node_exec, s, ah), timeout=15, interval=0.5), (
+                f"writes through HAProxy on {s} still fail after the new leader ({lead}) runs"
+            )
+    finally:
+        subprocess.run([LABCTL, "start", old], check=True, capture_output=True)
+
+    def rejoined():
+        members = {m["Member"]: m for m in cluster(nodes, lead, ah)}
+        m = members.get(old)
+        return m if m and m["Role"] == "Replica" and m["State"] in ("running", "streaming") else None
+
+    m = wait_for(rejoined, timeout=180, interval=2)
+    assert m, f"{old} did not rejoin as a replica: {cluster(nodes, lead, ah)}"
+
+    pg_port = ah["postgresql"]["port"]
+
+    def streaming():
+        res = node_exec(
+            lead,
+            f"runuser -u postgres -- psql -X -p {pg_port} -Atc "
+            "\"select application_name from pg_stat_replication where state = 'streaming'\"",
+        )
+        return old in res.stdout.split()
+
+    assert wait_for(streaming, timeout=60, interval=2), f"{lead} does not stream to {old}"
+
+    # etcd on the returning node healthy again before the re-apply
+    port = ah["etcd"]["client_port"]
+    assert wait_for(
+        lambda: '"health":"true"' in node_exec(old, f"curl -s http://127.0.0.1:{port}/health").stdout, 60
+    )
+
+    before = main_pids(nodes, db)
+    states = DB_STATES + (",airflow_ha.keepalived" if (ah.get("vip") or {}).get("enabled") else "")
+    ret = salt("-L", ",".join(db), "state.apply", states, "queue=True", "-t", "600")
+    for name in db:
+        assert isinstance(ret.get(name), dict), f"{name}: {ret.get(name)}"
+        changed = {k.split("_|-")[1]: v["changes"] for k, v in ret[name].items() if v["changes"]}
+        failed = {k.split("_|-")[1]: v["comment"] for k, v in ret[name].items() if v["result"] is not True}
+        assert not failed, f"{name}: re-apply failed: {failed}"
+        assert not changed, f"{name}: re-apply after the rejoin changed {changed}"
+    assert main_pids(nodes, db) == before, "the re-apply restarted a service"

@@ -533,7 +533,7 @@ def _summarise(parsed):
 # --------------------------------------------------------------------------
 # public functions
 # --------------------------------------------------------------------------
-def sync(paths=None, peers=None, dry_run=False, verbose=False):
+def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     """
     Push local changes to the peers (``csync2 -x``) and say what happened.
 
@@ -547,6 +547,9 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False):
         ``-d``: contact the peers but change nothing.
     verbose
         Also return csync2's raw log lines (``log``).
+    mark
+        Mark ``paths`` dirty first (default). ``False`` keeps the existing
+        dirty entries as they are (``-m`` would clear a ``force`` flag).
 
     Returns ``result`` (false when any peer failed, with the reason in
     ``comment``), ``pushed``/``deleted`` {peer: [paths]}, ``conflicts``,
@@ -571,10 +574,10 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False):
         args += ["-P", ",".join(validate_peers(peers, cfg, myname))]
     if paths:
         paths = validate_paths(paths, cfg, myname)
-        if not dry_run:
-            mark = _run(["-m", *paths])
-            if mark["retcode"] != 0:
-                return _fail(f"csync2 -m failed: {mark['stderr'].strip()}")
+        if mark and not dry_run:
+            marked = _run(["-m", *paths])
+            if marked["retcode"] != 0:
+                return _fail(f"csync2 -m failed: {marked['stderr'].strip()}")
         args += ["-r", *paths]
     started = time.time()
     ret = _run(args)
@@ -831,7 +834,8 @@ def force(path, push=True):
         return _fail(f"csync2 -f failed: {err or ret['stderr'].strip()}")
     if not push:
         return {"result": True, "comment": f"{path} will win the next conflict; not pushed yet"}
-    out = sync(paths=[path])
+    # no -m before this push: marking again would clear the force flag
+    out = sync(paths=[path], mark=False)
     out["comment"] = f"forced {path}: " + out["comment"]
     return out
 

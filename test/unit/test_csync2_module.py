@@ -429,11 +429,10 @@ def test_force(csync2_mod, fake, monkeypatch):
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
     fake["run"] = FakeCsync2("force_node1", "sync_after_force")
     fake["run"].queue[0]["argv"] = ["csync2", "-f", "-r", "/var/lib/airflow/dags/f.py"]
-    fake["run"].queue.insert(
-        1, {"argv": ["csync2", "-m", "/var/lib/airflow/dags/f.py"], "retcode": 0, "stdout": "", "stderr": ""}
-    )
-    fake["run"].queue[2]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/f.py"]
+    fake["run"].queue[1]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/f.py"]
     ret = csync2_mod.force("/var/lib/airflow/dags/f.py")
+    # never `-m` between -f and the push: it would clear the force flag
+    assert [c[0] for c in fake["run"].calls] == ["-f", "-v"]
     assert ret["result"] is True
     assert ret["comment"].startswith("forced /var/lib/airflow/dags/f.py")
     with pytest.raises(SaltInvocationError):

@@ -25,5 +25,6 @@ airflow_ha-etcd-clean-files:
 {%- else %}
 airflow_ha-etcd-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.etcd.clean deletes etcd's data: set pillar airflow_ha:clean: true to run it"
+    - name: airflow_ha.etcd.clean
+    - comment: "Refused: airflow_ha.etcd.clean deletes etcd's data: set pillar airflow_ha:clean: true to run it"
 {%- endif %}

@@ -20,5 +20,6 @@ airflow_ha-haproxy-clean-config:
 {%- else %}
 airflow_ha-haproxy-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.haproxy.clean removes HAProxy: set pillar airflow_ha:clean: true to run it"
+    - name: airflow_ha.haproxy.clean
+    - comment: "Refused: airflow_ha.haproxy.clean removes HAProxy: set pillar airflow_ha:clean: true to run it"
 {%- endif %}

@@ -20,5 +20,6 @@ airflow_ha-keepalived-clean-config:
 {%- else %}
 airflow_ha-keepalived-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.keepalived.clean removes the VIP: set pillar airflow_ha:clean: true to run it"
+    - name: airflow_ha.keepalived.clean
+    - comment: "Refused: airflow_ha.keepalived.clean removes the VIP: set pillar airflow_ha:clean: true to run it"
 {%- endif %}

@@ -22,5 +22,6 @@ airflow_ha-pgbouncer-clean-files:
 {%- else %}
 airflow_ha-pgbouncer-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.pgbouncer.clean removes PgBouncer: set pillar airflow_ha:clean: true to run it"
+    - name: airflow_ha.pgbouncer.clean
+    - comment: "Refused: airflow_ha.pgbouncer.clean removes PgBouncer: set pillar airflow_ha:clean: true to run it"
 {%- endif %}

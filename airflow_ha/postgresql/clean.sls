@@ -28,5 +28,6 @@ airflow_ha-postgresql-clean-files:
 {%- else %}
 airflow_ha-postgresql-clean-refused:
   test.fail_without_changes:
-    - name: "airflow_ha.postgresql.clean deletes the database: set pillar airflow_ha:clean: true to run it"
+    - name: airflow_ha.postgresql.clean
+    - comment: "Refused: airflow_ha.postgresql.clean deletes the database: set pillar airflow_ha:clean: true to run it"
 {%- endif %}

@@ -280,7 +280,7 @@ def constraints_file() -> Path | None:
 def wheelhouse_path() -> tuple[Path, list[str]]:
     args = list(AIRFLOW_REQS)
     cons = constraints_file()
-    digest = hashlib.sha256("\n".join(args).encode())
+    digest = hashlib.sha256("\n".join(["recipe-2", *args]).encode())  # bump on recipe changes
     if cons:
         args += ["-c", str(cons)]
         digest.update(cons.read_bytes())
@@ -296,7 +296,13 @@ def ensure_wheelhouse() -> Path:
     start = time.monotonic()
     log = CACHE / f"{path.name}.log"
     with open(log, "w") as out:
-        for reqs in (["pip", "setuptools", "wheel", "virtualenv"], args):
+        batches = [["pip", "setuptools", "wheel", "virtualenv"], args]
+        cons = constraints_file()
+        if cons:
+            # Every pin too: the host's newer Python skips marker-guarded
+            # requirements the nodes' Python needs (async-timeout < 3.11.3).
+            batches.append(["--no-deps", "-r", str(cons)])
+        for reqs in batches:
             proc = run([VENV_BIN / "pip", "wheel", "-w", path, *reqs], check=False,
                        stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
             if proc.returncode:
@@ -696,6 +702,7 @@ def cmd_up(_args) -> int:
         raise LabError("the lab needs root (mounts, bridge, nspawn)")
     ensure_host_packages()
     rootfs = ensure_rootfs(cfg)
+    ensure_wheelhouse()
     save_config(cfg)
     progress(f"bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
     bridge_up(cfg)
@@ -713,8 +720,6 @@ def cmd_up(_args) -> int:
     (STATE / "up-seconds").write_text(f"{time.monotonic() - start:.1f}\n")
     progress(f"lab up in {time.monotonic() - start:.1f} s: " + ", ".join(
         f"{n['name']}={n['address']}" for n in cfg["nodes"]))  # fmt: skip
-    if not (wheelhouse_path()[0] / ".complete").exists():
-        progress("note: the Airflow wheelhouse is not built yet (labctl wheels)")
     return 0
 
 
@@ -833,6 +838,36 @@ def cmd_status(_args) -> int:
     return 1 if bad else 0
 
 
+def salt_job(names: list[str], fun: str, *args, timeout: float = 3600) -> dict:
+    """Run a job asynchronously and collect returns from the master's job
+    cache: the salt CLI's find_job probing gives up on minions too busy to
+    answer within gather_job_timeout (seen on a loaded 2-core host). Nodes
+    that go down meanwhile (labctl kill) are not waited for."""
+    proc = run(salt_cmd("-L", ",".join(names), fun, *args, "--async"), check=False,
+               capture_output=True, text=True)  # fmt: skip
+    jid = next((w for w in proc.stdout.split() if w.isdigit() and len(w) == 20), None)
+    if jid is None:
+        raise LabError(f"salt {fun}: no job id ({proc.stdout.strip()} {proc.stderr.strip()})")
+    lookup = [VENV_BIN / "salt-run", "-c", master_dir() / "etc", "jobs.lookup_jid", jid, "--out=json"]
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    ret: dict = {}
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        out = run(lookup, check=False, capture_output=True, text=True).stdout
+        try:
+            ret = json.loads(out or "{}")
+        except json.JSONDecodeError:
+            continue
+        alive = [n for n in names if node_pid1(n)]
+        if all(n in ret for n in alive):
+            break
+        if time.monotonic() - last > 60:
+            last = time.monotonic()
+            progress(f"{fun}: waiting for {', '.join(n for n in alive if n not in ret)}")
+    return ret
+
+
 def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     """state.apply airflow_ha on every node: returns ({node: (changes, failed)}, s)."""
     cfg = config()
@@ -840,17 +875,8 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     start = time.monotonic()
     run(salt_cmd("*", "saltutil.sync_all"), check=False, stdout=subprocess.DEVNULL)
     progress(f"state.apply airflow_ha on {', '.join(names)}")
-    proc = run(
-        salt_cmd("*", "state.apply", "airflow_ha", "queue=True", *extra,
-                 "--out=json", "--static", "-t", "120"),
-        check=False, capture_output=True, text=True,
-    )  # fmt: skip
+    ret = salt_job(names, "state.apply", "airflow_ha", "queue=True", *extra)
     took = time.monotonic() - start
-    try:
-        ret = json.loads(proc.stdout or "{}")
-    except json.JSONDecodeError:
-        print(proc.stdout + proc.stderr, file=sys.stderr)
-        raise LabError("salt returned no JSON (see above)") from None
     summary = {}
     for name in names:
         summary[name] = summarize(ret.get(name))

@@ -828,13 +828,22 @@ def force(path, push=True):
         raise SaltInvocationError("path: give the file whose local version must win")
     cfg = _read_config()
     (path,) = validate_paths([path], cfg)
-    ret = _run(["-f", "-r", path], with_port=False)
-    err = config_error(ret["stderr"])
-    if ret["retcode"] != 0 or err:
-        return _fail(f"csync2 -f failed: {err or ret['stderr'].strip()}")
+    # 1. check, so the push below finds nothing new to (re)mark; 2. mark the
+    # path dirty for EVERY peer with the force flag (-F -m): `-f` alone only
+    # flags existing dirty entries, and a peer that already took the other
+    # version has none; 3. -f -r for what lies below a folder.
+    for args, what in (
+        (["-c", "-r", path], "-c"),
+        (["-F", "-m", path], "-F -m"),
+        (["-f", "-r", path], "-f"),
+    ):
+        ret = _run(args, with_port=False)
+        err = config_error(ret["stderr"])
+        if ret["retcode"] != 0 or err:
+            return _fail(f"csync2 {what} failed: {err or ret['stderr'].strip()}")
     if not push:
         return {"result": True, "comment": f"{path} will win the next conflict; not pushed yet"}
-    # no -m before this push: marking again would clear the force flag
+    # no plain -m before this push: it would clear the force flag
     out = sync(paths=[path], mark=False)
     out["comment"] = f"forced {path}: " + out["comment"]
     return out

@@ -427,12 +427,15 @@ def test_conflicts_bad_argument(csync2_mod, fake):
 
 def test_force(csync2_mod, fake, monkeypatch):
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
-    fake["run"] = FakeCsync2("force_node1", "sync_after_force")
-    fake["run"].queue[0]["argv"] = ["csync2", "-f", "-r", "/var/lib/airflow/dags/f.py"]
-    fake["run"].queue[1]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/f.py"]
-    ret = csync2_mod.force("/var/lib/airflow/dags/f.py")
-    # never `-m` between -f and the push: it would clear the force flag
-    assert [c[0] for c in fake["run"].calls] == ["-f", "-v"]
+    f = "/var/lib/airflow/dags/f.py"
+    fake["run"] = FakeCsync2("check", "mark_path", "force_node1", "sync_after_force")
+    fake["run"].queue[0]["argv"] = ["csync2", "-c", "-r", f]
+    fake["run"].queue[1]["argv"] = ["csync2", "-F", "-m", f]
+    fake["run"].queue[2]["argv"] = ["csync2", "-f", "-r", f]
+    fake["run"].queue[3]["argv"] = ["csync2", "-x", "-r", f]
+    ret = csync2_mod.force(f)
+    # forced for every peer, and no plain `-m` before the push (it clears the flag)
+    assert [c[:2] for c in fake["run"].calls] == [["-c", "-r"], ["-F", "-m"], ["-f", "-r"], ["-v", "-x"]]
     assert ret["result"] is True
     assert ret["comment"].startswith("forced /var/lib/airflow/dags/f.py")
     with pytest.raises(SaltInvocationError):

@@ -119,9 +119,11 @@ def test_tie_break_forces_only_what_is_still_dirty(cs):
     cs.replies = [(0, rec("dirty_node1_after_lost")["stdout"].replace("node1\tnode2", "node1\tnode2"), "")]
     cs.tie_break(["/var/lib/airflow/dags/dag_2.py", "/var/lib/airflow/dags/other.py"])
     assert cs.calls[0] == ["-M"]
-    assert cs.calls[1] == ["-f", "/var/lib/airflow/dags/dag_2.py"]
-    assert cs.calls[2] == ["-v", "-x", "-r", "/var/lib/airflow/dags/dag_2.py"]
-    assert len(cs.calls) == 3
+    assert cs.calls[1:] == [
+        ["-c", "-r", "/var/lib/airflow/dags/dag_2.py"],
+        ["-F", "-m", "/var/lib/airflow/dags/dag_2.py"],
+        ["-v", "-x", "-r", "/var/lib/airflow/dags/dag_2.py"],
+    ]
 
 
 def test_tie_break_nothing_when_resolved(cs):

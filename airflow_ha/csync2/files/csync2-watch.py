@@ -199,7 +199,10 @@ class Csync2:
     def tie_break(self, paths):
         for path in self.still_dirty(paths):
             log(f"tie-break: {path} still conflicting; forcing this node's version")
-            self.run("-f", path)
+            # forced dirty entry for EVERY peer (-F -m): the third node may
+            # hold the other loser's version and have no dirty entry here
+            self.run("-c", "-r", path)
+            self.run("-F", "-m", path)
             rc, _, err = self.run("-v", "-x", "-r", path)
             self.record("tie-break", rc, err)
 

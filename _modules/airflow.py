@@ -717,9 +717,11 @@ def health(host=None, api_port=None, scheduler_port=None, flower_port=None, time
     Health of the Airflow components on this node: each unit's systemd state,
     plus the API server's health endpoint (3.x ``/api/v2/monitor/health``,
     2.x ``/health``), the scheduler's health server and Flower's
-    ``/healthcheck``. A component counts as healthy when its unit is active and
-    its probe (if any) answers 200. Units that are not enabled here are
-    reported as ``"enabled": false`` and do not make the node unhealthy.
+    ``/healthcheck``. Hosts and ports come from this node's airflow.cfg (what
+    the components bind to) unless given. A component counts as healthy when
+    its unit is active and its probe (if any) answers 200 (3.x API: every
+    sub-system reports healthy). Units not enabled here are reported with
+    ``"enabled": false`` and do not make the node unhealthy.
 
     CLI Example:
 
@@ -728,18 +730,35 @@ def health(host=None, api_port=None, scheduler_port=None, flower_port=None, time
         salt '*' airflow.health
         salt node1 airflow.health host=10.77.0.11 api_port=8080
     """
-    cfg = __salt__["config.get"]
-    host = host or __salt__["config.get"]("airflow_ha:airflow:bind_host", None) or "127.0.0.1"
-    api_port = api_port or cfg("airflow_ha:airflow:api_port", 8080)
-    scheduler_port = scheduler_port or cfg("airflow_ha:airflow:scheduler_health_port", 8974)
-    flower_port = flower_port or cfg("airflow_ha:airflow:flower_port", 5555)
+    paths = _paths(**kwargs)
+    cfg = read_cfg_file(paths["config"])
+
+    def pick(section, key, default):
+        value = (cfg.get(section) or {}).get(key) or default
+        return "127.0.0.1" if value in ("0.0.0.0", "::", "") else value
+
     major = int(str(version(**kwargs) or "3").split(".", 1)[0])
     components = COMPONENTS_3 if major >= 3 else COMPONENTS_2
+    if major >= 3:
+        api = (host or pick("api", "host", "127.0.0.1"), api_port or pick("api", "port", 8080))
+    else:
+        api = (
+            host or pick("webserver", "web_server_host", "127.0.0.1"),
+            api_port or pick("webserver", "web_server_port", 8080),
+        )
+    sched = (
+        host or pick("scheduler", "scheduler_health_check_server_host", "127.0.0.1"),
+        scheduler_port or pick("scheduler", "scheduler_health_check_server_port", 8974),
+    )
+    flower = (
+        host or pick("celery", "flower_host", "127.0.0.1"),
+        flower_port or pick("celery", "flower_port", 5555),
+    )
     probes = {
-        "api-server": f"http://{host}:{api_port}/api/v2/monitor/health",
-        "webserver": f"http://{host}:{api_port}/health",
-        "scheduler": f"http://{host}:{scheduler_port}/health",
-        "flower": f"http://{host}:{flower_port}/healthcheck",
+        "api-server": f"http://{api[0]}:{api[1]}/api/v2/monitor/health",
+        "webserver": f"http://{api[0]}:{api[1]}/health",
+        "scheduler": f"http://{sched[0]}:{sched[1]}/health",
+        "flower": f"http://{flower[0]}:{flower[1]}/healthcheck",
     }
     out = {}
     healthy = True

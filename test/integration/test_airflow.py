@@ -130,7 +130,7 @@ def test_every_scheduler_alive(nodes, node_exec, airflow_nodes, role_nodes, ah):
 def test_health_module_everywhere(salt, airflow_nodes):
     """The airflow.health execution function: every enabled unit active and
     its probe (API, scheduler health server, Flower) answering 200."""
-    out = salt("node*", "airflow.health", "timeout=10")
+    out = salt("node*", "airflow.health", "timeout=10", "--timeout=120")
     for name in airflow_nodes:
         assert out[name]["healthy"] is True, f"{name}: {out[name]}"
 
@@ -190,7 +190,7 @@ def test_parallel_dag_runs_on_several_nodes(salt, nodes, node_exec, airflow_node
 
 
 def test_reapply_changes_nothing(salt, airflow_nodes):
-    out = salt("node*", "state.apply", "airflow_ha.airflow", "test=True", "queue=True")
+    out = salt("node*", "state.apply", "airflow_ha.airflow", "test=True", "queue=True", "--timeout=900")
     for name in airflow_nodes:
         ret = out[name]
         assert isinstance(ret, dict), f"{name}: {ret}"

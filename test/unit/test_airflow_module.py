@@ -328,3 +328,32 @@ def test_components_follow_roles_and_version():
     comps2 = airflow.components(["api", "dag_processor", "scheduler"], 2)
     assert "dag-processor" not in comps2
     assert {c for c, v in comps2.items() if v["enabled"]} == {"webserver", "scheduler"}
+
+
+def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
+    with open(home["home"] + "/airflow.cfg", "w") as fh:
+        fh.write(
+            "[api]\nhost = 10.0.0.5\nport = 8081\n[scheduler]\nscheduler_health_check_server_host = 0.0.0.0\n"
+            "[celery]\nflower_host = 10.0.0.5\n"
+        )
+    run_all.return_value = {"retcode": 0, "stdout": "3.3.2\n", "stderr": ""}
+    enabled = {"airflow-api-server", "airflow-scheduler", "airflow-flower"}
+    airflow.__salt__["service.enabled"] = lambda unit: unit in enabled
+    airflow.__salt__["service.status"] = lambda unit: unit in enabled
+    seen = []
+
+    def fake_http(url, timeout):
+        seen.append(url)
+        if "monitor/health" in url:
+            return 200, {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}
+        return 200, None
+
+    monkeypatch.setattr(airflow, "_http_json", fake_http)
+    out = airflow.health(**home)
+    assert "http://10.0.0.5:8081/api/v2/monitor/health" in seen
+    assert "http://127.0.0.1:8974/health" in seen
+    assert "http://10.0.0.5:5555/healthcheck" in seen
+    assert out["api-server"]["healthy"] is False  # one sub-system unhealthy
+    assert out["scheduler"]["healthy"] is True
+    assert out["worker"] == {"unit": "airflow-worker", "enabled": False, "active": False, "healthy": False}
+    assert out["healthy"] is False

@@ -206,10 +206,16 @@ def leader(host=None, port=None, timeout=5, config_file=None):
     return None
 
 
-def is_leader(name=None, host=None, port=None, timeout=5, config_file=None):
+def is_leader(name=None, host=None, port=None, timeout=5, config_file=None, default=None):
     """
     True when the Patroni member ``name`` (default: this minion's id, which
     the formula uses as Patroni's member name) is the running leader.
+
+    default
+        When given (e.g. ``False``), returned instead of raising when Patroni
+        cannot be asked (not configured or not answering). The formula's
+        ``onlyif`` guards use ``default: false``, so ``test=True`` on a fresh
+        node skips leader-only states instead of failing.
 
     CLI example::
 
@@ -217,7 +223,13 @@ def is_leader(name=None, host=None, port=None, timeout=5, config_file=None):
     """
     if name is None:
         name = __grains__.get("id") or __opts__.get("id")
-    return leader(host, port, timeout, config_file) == name
+    try:
+        return leader(host, port, timeout, config_file) == name
+    except CommandExecutionError:
+        if default is None:
+            raise
+        log.info("patroni.is_leader: Patroni cannot be asked, answering %s", default)
+        return default
 
 
 def replicas(host=None, port=None, timeout=5, config_file=None):

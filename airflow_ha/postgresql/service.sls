@@ -47,6 +47,7 @@ airflow_ha-postgresql-dynamic-config:
     - onlyif:
       - fun: patroni.is_leader
         config_file: {{ pg.patroni.config_file }}
+        default: false
     - require:
       - patroni: airflow_ha-postgresql-wait-leader
 
@@ -63,6 +64,7 @@ airflow_ha-postgresql-airflow-role:
     - onlyif:
       - fun: patroni.is_leader
         config_file: {{ pg.patroni.config_file }}
+        default: false
     - require:
       - patroni: airflow_ha-postgresql-wait-leader
 
@@ -75,5 +77,6 @@ airflow_ha-postgresql-airflow-database:
     - onlyif:
       - fun: patroni.is_leader
         config_file: {{ pg.patroni.config_file }}
+        default: false
     - require:
       - postgres_user: airflow_ha-postgresql-airflow-role

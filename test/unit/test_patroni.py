@@ -280,3 +280,10 @@ def test_patch_dynamic_config_wrong_password_is_clear(tmp_path, patch_server):
 def test_patch_dynamic_config_refuses_empty_changes():
     with pytest.raises(SaltInvocationError, match="non-empty dict"):
         patroni.patch_dynamic_config({}, host="h")
+
+
+def test_is_leader_default_instead_of_error(answers, tmp_path):
+    assert patroni.is_leader(host="h", default=False) is False
+    assert patroni.is_leader(config_file=str(tmp_path / "none.yml"), default=False) is False
+    with pytest.raises(CommandExecutionError):
+        patroni.is_leader(host="h")

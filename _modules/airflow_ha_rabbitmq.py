@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "airflow_ha_rabbitmq"
 
 RABBITMQCTL = "rabbitmqctl"
+RABBITMQ_QUEUES = "rabbitmq-queues"
 # Objects a freshly booted node has and nothing else: such a node can be reset
 # without losing anything.
 DEFAULT_USERS = {"guest"}
@@ -318,8 +319,9 @@ def _self_name(local):
 def join(peer):
     """
     Reset this node and join ``peer``'s cluster: ``stop_app``, ``reset``,
-    ``join_cluster``, ``start_app``. Only call it when :func:`cluster_plan`
-    said ``join``. Returns the new ``cluster_status``.
+    ``join_cluster``, ``start_app``, then ``rabbitmq-queues grow <node> all``
+    so existing quorum queues get a member here. Only call it when
+    :func:`cluster_plan` said ``join``. Returns the new ``cluster_status``.
     """
     for args in (["stop_app"], ["reset"], ["join_cluster", peer], ["start_app"]):
         res = _ctl(args, timeout=120)
@@ -331,6 +333,18 @@ def join(peer):
                 f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
             )
     _ctl(["await_startup"], timeout=120)
+    # Quorum queues declared before this node joined have no member here
+    # (RabbitMQ 3.10 does not add one by itself): add it to every one.
+    me = (_ctl(["eval", "node()."]).get("stdout") or "").strip().strip("'")
+    if me.startswith("rabbit"):
+        res = __salt__["cmd.run_all"](
+            [RABBITMQ_QUEUES, "grow", me, "all"],
+            python_shell=False,
+            output_loglevel="quiet",
+            ignore_retcode=True,
+        )
+        if res["retcode"] != 0:
+            log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all failed: %s", me, res.get("stderr"))
     return cluster_status()
 
 

@@ -288,6 +288,8 @@ def test_join_runs_the_documented_sequence():
                 (None, "join_cluster"): ok(),
                 (None, "start_app"): ok(),
                 (None, "await_startup"): ok(),
+                (None, "eval"): ok("rabbit@node3\n"),
+                (None, "grow"): ok(),
                 (None, "cluster_status"): ok(json.dumps(after)),
             }
         )
@@ -296,6 +298,8 @@ def test_join_runs_the_documented_sequence():
     assert got["members"] == NODES
     steps = [c[1:] for c in fake.commands()]
     assert steps[:4] == [["stop_app"], ["reset"], ["join_cluster", "rabbit@node1"], ["start_app"]]
+    # quorum queues declared before the join get a member on this node
+    assert ["rabbitmq-queues", "grow", "rabbit@node3", "all"] in fake.commands()
 
 
 def test_join_failure_restarts_the_app_and_raises():

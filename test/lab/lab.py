@@ -701,7 +701,8 @@ def cmd_up(_args) -> int:
     if os.geteuid() != 0:
         raise LabError("the lab needs root (mounts, bridge, nspawn)")
     ensure_host_packages()
-    rootfs = ensure_rootfs(cfg)
+    rootfs = Path(cfg["rootfs"]) if cfg.get("rootfs") else ensure_rootfs(cfg)
+    cfg["rootfs"] = str(rootfs)  # the nodes' lower dir for this lab's lifetime
     ensure_wheelhouse()
     save_config(cfg)
     progress(f"bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
@@ -805,8 +806,7 @@ def cmd_start(args) -> int:
     (name,) = args
     cfg = config()
     node = node_cfg(cfg, name)
-    rootfs, _ = rootfs_path(cfg)
-    node_prepare(cfg, node, rootfs)
+    node_prepare(cfg, node, Path(cfg["rootfs"]))
     node_boot(cfg, node)
     wait_node_ready(name)
     wait_minions([name])
@@ -973,7 +973,7 @@ def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
     """Install the converged nodes' packages and Airflow on a bare node by hand."""
     bare = extra_node(cfg, "bare", 30)
     try:
-        node_prepare(cfg, bare, ensure_rootfs(cfg), minion=False)
+        node_prepare(cfg, bare, Path(cfg["rootfs"]), minion=False)
         node_boot(cfg, bare)
         wait_node_ready("bare")
         proxy = f"Acquire::http::Proxy=http://{cfg['host']}:{ACNG_PORT}"
@@ -1002,7 +1002,7 @@ def cmd_bench(_args) -> int:
         cmd_up([])
         cfg = config()
         n = len(cfg["nodes"])
-        rootfs, _ = rootfs_path(cfg)
+        rootfs = Path(cfg["rootfs"])
         built = CACHE / f"{rootfs.name}.build-seconds"
         if built.exists():
             figure("rootfs build (debootstrap + salt minion, cached after)", built.read_text().strip(), "s")
@@ -1080,7 +1080,7 @@ def cmd_kitchen(args) -> int:
         node_stop(name, graceful=False)
         node_remove(name)
         progress(f"kitchen suite {args[0]}: booting lab node {name} ({node['address']}) as {minion_id}")
-        merged = node_prepare(cfg, node, ensure_rootfs(cfg), minion=False, hostname=minion_id)
+        merged = node_prepare(cfg, node, Path(cfg["rootfs"]), minion=False, hostname=minion_id)
         # The formula and the suite's pillars, as kitchen-salt lays them out.
         srv = merged / "srv"
         for sub in ("airflow_ha", "_modules", "_states", "_utils"):

@@ -1,8 +1,6 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
-{%- set pw = ah.secrets.get("keepalived_password", "") | string %}
-{%- if not pw or pw | length > 8 %}
-{{ raise("airflow_ha:secrets:keepalived_password must be 1-8 characters (VRRP PASS authentication uses 8); set it in the pillar") }}
-{%- endif %}
+{#- secrets:keepalived_password (1-8 characters: VRRP PASS auth) is checked
+    by the validator, which stops the run before any state. #}
 include:
   - .install
 

@@ -37,7 +37,7 @@ airflow_ha-etcd-service:
 airflow_ha-etcd-wait-healthy:
   patroni.etcd_healthy:
     - name: http://127.0.0.1:{{ ah.etcd.client_port }}
-    - timeout: {{ ah.etcd.get('wait_timeout', 300) }}
+    - timeout: {{ ah.etcd.wait_timeout }}
     - interval: 2
     - require:
       - cmd: airflow_ha-etcd-service

@@ -23,7 +23,7 @@ airflow_ha-pgbouncer-config:
         auth_file = /etc/pgbouncer/userlist.txt
         pool_mode = {{ b.pool_mode }}
         default_pool_size = {{ b.default_pool_size }}
-        max_client_conn = {{ b.get("max_client_conn", 1000) }}
+        max_client_conn = {{ b.max_client_conn }}
         server_check_query = select 1
         server_check_delay = 10
         server_connect_timeout = 5

@@ -31,7 +31,7 @@ airflow_ha-postgresql-patroni-service:
 airflow_ha-postgresql-wait-leader:
   patroni.leader_running:
     - name: {{ ah.cluster_name }}
-    - timeout: {{ pg.patroni.get("wait_timeout", 300) }}
+    - timeout: {{ pg.patroni.wait_timeout }}
     - interval: 3
     - config_file: {{ pg.patroni.config_file }}
     - require:

@@ -368,7 +368,11 @@ BAD = [
     ("bad-csync2-policy", {"csync2__auto": "newest"}, "node1", "airflow_ha:csync2:auto", "younger"),
     (
         "bad-ttl",
-        {"postgresql__patroni__ttl": 20},
+        {
+            "postgresql__patroni__ttl": 12,
+            "postgresql__patroni__loop_wait": 5,
+            "postgresql__patroni__retry_timeout": 5,
+        },
         "node1",
         "airflow_ha:postgresql:patroni:ttl",
         "loop_wait + 2 * retry_timeout",
@@ -406,10 +410,7 @@ def _apply(changes):
         return changes
     data = example()
     for path, value in changes.items():
-        if "__" in path:
-            data = example(**{path: value}) if data == example() else _merge_change(data, path, value)
-        else:
-            data[path] = value
+        _merge_change(data, path, value)
     return data
 
 

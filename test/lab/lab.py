@@ -936,7 +936,17 @@ def cmd_demo(_args) -> int:
     return rc
 
 
+def refuse_if_up(what: str) -> None:
+    if (STATE / "lab.json").exists():
+        raise LabError(
+            f"{what} builds a fresh lab and tears it down, but this lab is up (others may use "
+            "it): `labctl down` first, or run beside it with e.g. "
+            "LAB_ID=ci LAB_BRIDGE=ahbr8 LAB_SUBNET=10.78.0.0/24"
+        )
+
+
 def cmd_test_cluster(_args) -> int:
+    refuse_if_up("test-cluster")
     rc = 1
     try:
         cmd_up([])
@@ -995,8 +1005,7 @@ def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
 
 
 def cmd_bench(_args) -> int:
-    if (STATE / "lab.json").exists():
-        raise LabError("bench measures a cold lab but the lab is up (others may use it): labctl down first")
+    refuse_if_up("bench")
     rc = 0
     try:
         cmd_up([])

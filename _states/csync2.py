@@ -18,6 +18,7 @@ difference", and ``test=True`` must say which files would be pushed where.
 """
 
 __virtualname__ = "csync2"
+VERBS = {"pushed": "update", "deleted": "delete"}
 
 
 def __virtual__():
@@ -82,7 +83,7 @@ def synced(name, paths=None, peers=None):
             changes={k: v for k, v in would.items() if v},
             comment=f"would push {n} change(s): "
             + "; ".join(
-                f"{kind} {', '.join(files)} to {peer}"
+                f"{VERBS[kind]} {', '.join(files)} on {peer}"
                 for kind, by_peer in would.items()
                 for peer, files in sorted(by_peer.items())
             ),

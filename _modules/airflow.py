@@ -495,6 +495,26 @@ def user_check_password(username, password, **kwargs):
     )
 
 
+def user_status(username, password=None, **kwargs):
+    """
+    ``{"user": <user dict or None>, "password_ok": bool or None}``: the user and
+    whether ``password`` is its current password, read in one Airflow start-up
+    (what ``airflow.user_present`` needs).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' airflow.user_status admin
+    """
+    return _helper(
+        "user_status",
+        {"username": username, "password": password},
+        secrets=[password],
+        **kwargs,
+    )
+
+
 # -- database -----------------------------------------------------------------------
 def db_check(**kwargs):
     """

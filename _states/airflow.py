@@ -161,7 +161,8 @@ def user_present(name, password, email, firstname=None, lastname=None, roles=("A
     firstname = firstname or name
     lastname = lastname or name
     try:
-        user = __salt__["airflow.user_get"](name, **paths)
+        status = __salt__["airflow.user_status"](name, password, **paths)
+        user = status["user"]
         if user is None:
             if __opts__.get("test"):
                 ret["result"] = None
@@ -174,7 +175,7 @@ def user_present(name, password, email, firstname=None, lastname=None, roles=("A
             return ret
         want = {"email": email, "firstname": firstname, "lastname": lastname, "roles": roles}
         diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
-        pw_ok = __salt__["airflow.user_check_password"](name, password, **paths)
+        pw_ok = status["password_ok"]
         if not pw_ok:
             diff["password"] = {"old": MASK, "new": MASK}
         if not diff:

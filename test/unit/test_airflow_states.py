@@ -33,6 +33,7 @@ def salt_funcs():
     }
     for name in (
         "user_get",
+        "user_status",
         "user_create",
         "user_update",
         "user_delete",
@@ -153,7 +154,7 @@ def present(**kw):
 
 
 def test_user_present_creates_missing_user(salt_funcs):
-    salt_funcs["airflow.user_get"].return_value = None
+    salt_funcs["airflow.user_status"].return_value = {"user": None, "password_ok": None}
     ret = present()
     assert ret["result"] is True
     assert ret["changes"]["user"] == {"old": None, "new": "admin"}
@@ -162,8 +163,7 @@ def test_user_present_creates_missing_user(salt_funcs):
 
 
 def test_user_present_no_change_when_all_matches(salt_funcs):
-    salt_funcs["airflow.user_get"].return_value = dict(USER)
-    salt_funcs["airflow.user_check_password"].return_value = True
+    salt_funcs["airflow.user_status"].return_value = {"user": dict(USER), "password_ok": True}
     ret = present()
     assert ret == {"name": "admin", "result": True, "changes": {}, "comment": "user admin is as wanted"}
     salt_funcs["airflow.user_update"].assert_not_called()
@@ -171,8 +171,7 @@ def test_user_present_no_change_when_all_matches(salt_funcs):
 
 
 def test_user_present_changes_password_only_when_it_no_longer_matches(salt_funcs):
-    salt_funcs["airflow.user_get"].return_value = dict(USER)
-    salt_funcs["airflow.user_check_password"].return_value = False
+    salt_funcs["airflow.user_status"].return_value = {"user": dict(USER), "password_ok": False}
     ret = present()
     assert ret["changes"] == {"password": {"old": "***", "new": "***"}}
     args, kwargs = salt_funcs["airflow.user_update"].call_args
@@ -182,8 +181,10 @@ def test_user_present_changes_password_only_when_it_no_longer_matches(salt_funcs
 
 
 def test_user_present_updates_roles_without_touching_the_password(salt_funcs):
-    salt_funcs["airflow.user_get"].return_value = dict(USER, roles=["Viewer"])
-    salt_funcs["airflow.user_check_password"].return_value = True
+    salt_funcs["airflow.user_status"].return_value = {
+        "user": dict(USER, roles=["Viewer"]),
+        "password_ok": True,
+    }
     ret = present()
     assert ret["changes"] == {"roles": {"old": ["Viewer"], "new": ["Admin"]}}
     kwargs = salt_funcs["airflow.user_update"].call_args[1]
@@ -193,8 +194,7 @@ def test_user_present_updates_roles_without_touching_the_password(salt_funcs):
 
 def test_user_present_test_mode_changes_nothing(salt_funcs, opts):
     opts["test"] = True
-    salt_funcs["airflow.user_get"].return_value = dict(USER, email="old@x")
-    salt_funcs["airflow.user_check_password"].return_value = False
+    salt_funcs["airflow.user_status"].return_value = {"user": dict(USER, email="old@x"), "password_ok": False}
     ret = present()
     assert ret["result"] is None
     assert set(ret["changes"]) == {"email", "password"}
@@ -211,7 +211,7 @@ def test_user_present_empty_password_fails_clearly():
 def test_user_present_reports_helper_errors(salt_funcs):
     from salt.exceptions import CommandExecutionError  # noqa: PLC0415
 
-    salt_funcs["airflow.user_get"].side_effect = CommandExecutionError("database unreachable")
+    salt_funcs["airflow.user_status"].side_effect = CommandExecutionError("database unreachable")
     ret = present()
     assert ret["result"] is False
     assert "database unreachable" in ret["comment"]

@@ -186,6 +186,20 @@ def op_user_check_password(username, password):
         return bool(user.password) and check_password_hash(user.password, password or "")
 
 
+def op_user_status(username, password=None):
+    """The user (or None) and whether ``password`` matches, in ONE app start-up."""
+    from werkzeug.security import check_password_hash
+
+    with _appbuilder() as appbuilder:
+        user = appbuilder.sm.find_user(username=username)
+        if user is None:
+            return {"user": None, "password_ok": None}
+        ok = None
+        if password is not None:
+            ok = bool(user.password) and check_password_hash(user.password, password)
+        return {"user": _user_dict(user), "password_ok": ok}
+
+
 # -- database -----------------------------------------------------------------
 def op_db_check():
     from sqlalchemy import text

@@ -45,10 +45,19 @@ def leader_of(members):
     return next((m["Member"] for m in members if m["Role"] == "Leader" and m["State"] == "running"), None)
 
 
-def write(node_exec, name, ah):
+def vip_holders(nodes, names, vip):
+    out = []
+    for name in names:
+        res = nodes[name].run(f"ip -4 -o addr show dev {vip['interface']}")
+        if res.rc == 0 and f" {vip['address']}/" in res.stdout:
+            out.append(name)
+    return out
+
+
+def write(node_exec, name, ah, host="127.0.0.1"):
     pg = ah["postgresql"]
     dsn = (
-        f"host=127.0.0.1 port={ah['haproxy']['primary_port']} dbname={pg['database']} "
+        f"host={host} port={ah['haproxy']['primary_port']} dbname={pg['database']} "
         f"user={pg['user']} connect_timeout=3"
     )
     sql = "create table if not exists ha_failover_check (node text, at timestamptz); insert into ha_failover_check values ('{0}', now())"
@@ -90,6 +99,19 @@ def test_leader_killed_failover_rejoin_and_quiet_reapply(nodes, node_exec, db, a
             assert wait_for(lambda s=s: write(node_exec, s, ah), timeout=15, interval=0.5), (
                 f"writes through HAProxy on {s} still fail after the new leader ({lead}) runs"
             )
+
+        vip = ah.get("vip") or {}
+        if vip.get("enabled"):
+
+            def one_holder():
+                held = vip_holders(nodes, survivors, vip)
+                return held if len(held) == 1 else None
+
+            holders = wait_for(one_holder, 15)
+            assert holders, (
+                f"VIP {vip['address']} not on exactly one survivor: {vip_holders(nodes, survivors, vip)}"
+            )
+            assert write(node_exec, survivors[0], ah, host=vip["address"]), "writes through the VIP fail"
     finally:
         subprocess.run([LABCTL, "start", old], check=True, capture_output=True)
 

@@ -34,6 +34,12 @@ def cs(watch, tmp_path, monkeypatch):
     c.replies = []
     c.peer_args = lambda: []
 
+    def run_push(*args):
+        rc, out, err = run(*args)
+        return rc, out, err, None
+
+    c.run_push = run_push
+
     def run(*args):
         c.calls.append(list(args))
         return c.replies.pop(0) if c.replies else (0, "", "")
@@ -174,3 +180,40 @@ def test_csync2_temp_files_are_ignored(watch, tmp_path):
     # a user's dotfile whose base file does not exist is a real change
     assert watch.csync2_temp(str(tmp_path / ".other.py.GHjViA")) is False
     assert watch.csync2_temp(str(tmp_path / "etl.py")) is False
+
+
+def test_run_push_cuts_a_peer_that_never_answers(watch, tmp_path, monkeypatch):
+    """A fake csync2 that hangs after 'Connect to' like a vanished node."""
+    fake = tmp_path / "csync2"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "echo 'Connecting to host node3 (SSL) ...' >&2\n"
+        "echo 'Updating /var/lib/airflow/dags/a.py on node3 ...' >&2\n"
+        "echo 'Connecting to host node1 (SSL) ...' >&2\n"
+        "echo 'Connect to 10.77.0.11:30865 (node1).' >&2\n"
+        "sleep 30\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node2")
+    c = watch.Csync2({"state_dir": str(tmp_path), "lock": str(tmp_path / "lock"), "connect_timeout_s": 0.5})
+    rc, _, err, cut = c.run_push("-v", "-x")
+    assert cut == "node1" and rc == 1
+    c.record("watcher", rc, err)
+    assert c.down == {"node1"}
+
+
+def test_run_push_never_cuts_a_transfer(watch, tmp_path, monkeypatch):
+    fake = tmp_path / "csync2"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "echo 'Connecting to host node3 (SSL) ...' >&2\n"
+        "echo 'Updating /var/lib/airflow/dags/big.py on node3 ...' >&2\n"
+        "sleep 1.2\n"
+        "echo 'Finished with 0 errors.' >&2\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    c = watch.Csync2({"state_dir": str(tmp_path), "lock": str(tmp_path / "lock"), "connect_timeout_s": 0.3})
+    rc, _, err, cut = c.run_push("-v", "-x")
+    assert cut is None and rc == 0 and "Finished with 0 errors." in err

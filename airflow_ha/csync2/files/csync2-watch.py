@@ -39,6 +39,8 @@ CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
 LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
 WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
 UPD_RE = re.compile(r"^(Updating|Deleting) (.+) on (\S+) \.\.\.$")
+CONNECTING_RE = re.compile(r"^Connecting to host (\S+) ")
+CONNECT_RE = re.compile(r"^(Connecting to host \S+|Connect to \S+|Bound to \S+)")
 DOWN_RE = re.compile(r"^ERROR: Connection to remote host `(\S+)' failed\.$", re.M)
 BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here!")
 
@@ -92,6 +94,52 @@ class Csync2:
             fcntl.flock(lock, fcntl.LOCK_EX)
             p = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return p.returncode, p.stdout, p.stderr
+
+    def run_push(self, *args):
+        """
+        Like run(), but a peer that does not answer a connect within
+        connect_timeout_s (a node that is gone: no RST, the kernel retries
+        for ~40 s) is cut off: csync2 is stopped, the peer is reported
+        unreachable (so record() leaves it out of the next pushes) and
+        `cut` names it. Transfers in progress are never cut.
+        """
+        limit = float(self.conf.get("connect_timeout_s", 3.0))
+        cmd = ["csync2", "-p", str(self.conf.get("port", 30865)), *args]
+        with open(self.conf.get("lock", "/run/lock/airflow_ha-csync2.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ, "out")
+            sel.register(proc.stderr, selectors.EVENT_READ, "err")
+            out, err, open_fds, cut = b"", b"", 2, None
+            last_change = time.monotonic()
+            while open_fds:
+                for key, _ in sel.select(0.2):
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        open_fds -= 1
+                    elif key.data == "out":
+                        out += chunk
+                    else:
+                        err += chunk
+                    last_change = time.monotonic()
+                lines = err.decode("utf-8", "replace").strip().splitlines()
+                tail = lines[-1] if lines else ""
+                if open_fds and time.monotonic() - last_change > limit and CONNECT_RE.match(tail):
+                    hosts = [m.group(1) for m in map(CONNECTING_RE.match, lines) if m]
+                    cut = hosts[-1] if hosts else None
+                    proc.kill()
+                    break
+            rc = proc.wait()
+            for f in (proc.stdout, proc.stderr):
+                f.close()
+        text = err.decode("utf-8", "replace")
+        if cut:
+            rc = 1
+            text += f"\nERROR: Connection to remote host `{cut}' failed.\n"
+            log(f"{cut} did not answer within {limit:g} s: push cut off")
+        return rc, out.decode("utf-8", "replace"), text, cut
 
     def record(self, source, rc, stderr):
         """Log a push, note conflicts; return the paths this node lost."""
@@ -182,12 +230,16 @@ class Csync2:
         if only is None:
             self.run("-c", "-r", *top[:200])  # no peer reachable: just record the changes
             return []
-        if len(top) > 200 or self.catch_up:
-            self.catch_up = False
-            rc, _, err = self.run("-v", "-x", *only)
-        else:
-            rc, _, err = self.run("-v", "-x", *only, "-r", *top)
-        return self.record("watcher", rc, err)
+        scope = [] if len(top) > 200 or self.catch_up else ["-r", *top]
+        self.catch_up = False
+        rc, _, err, cut = self.run_push("-v", "-x", *only, *scope)
+        lost = self.record("watcher", rc, err)
+        if cut:  # the others have not had this push yet
+            only = self.peer_args()
+            if only is not None:
+                rc, _, err, _ = self.run_push("-v", "-x", *only, *scope)
+                lost += self.record("watcher", rc, err)
+        return sorted(set(lost))
 
     def still_dirty(self, paths):
         rc, out, _ = self.run("-M")

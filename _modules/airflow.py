@@ -24,6 +24,7 @@ import logging
 import os
 import pwd
 import re
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote
@@ -1053,3 +1054,28 @@ def components(roles, major=3):
         comp: {"enabled": comp in wanted, "command": COMMANDS[comp], "unit": f"airflow-{comp}"}
         for comp in allc
     }
+
+
+def wait_healthy(timeout=300, interval=5, **kwargs):
+    """
+    Poll :py:func:`health` until every enabled component on this node is
+    healthy; return the last report. Raises with the unhealthy components
+    after ``timeout`` seconds (the orchestration's health gate).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' airflow.wait_healthy timeout=600
+    """
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        report = health(**kwargs)
+        if report.get("healthy"):
+            return report
+        if time.monotonic() >= deadline:
+            bad = sorted(
+                k for k, v in report.items() if isinstance(v, dict) and v["enabled"] and not v["healthy"]
+            )
+            raise CommandExecutionError(f"Airflow not healthy after {timeout} s: {', '.join(bad)}")
+        time.sleep(float(interval))

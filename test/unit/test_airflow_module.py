@@ -357,3 +357,12 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
     assert out["scheduler"]["healthy"] is True
     assert out["worker"] == {"unit": "airflow-worker", "enabled": False, "active": False, "healthy": False}
     assert out["healthy"] is False
+
+
+def test_wait_healthy_raises_naming_the_unhealthy(monkeypatch):
+    reports = iter([{"healthy": False, "worker": {"enabled": True, "healthy": False}}] * 3)
+    monkeypatch.setattr(airflow, "health", lambda **kw: next(reports))
+    with pytest.raises(CommandExecutionError, match="worker"):
+        airflow.wait_healthy(timeout=0, interval=0)
+    monkeypatch.setattr(airflow, "health", lambda **kw: {"healthy": True})
+    assert airflow.wait_healthy(timeout=0)["healthy"] is True

@@ -216,8 +216,16 @@ class Csync2:
         return ["-P", ",".join(up)] if up else None
 
     def full(self, source="timer"):
-        rc, _, err = self.run("-v", "-x")
-        return self.record(source, rc, err)
+        # cut like a watcher push: the lock is held meanwhile, and a dead
+        # node must not stall the watcher for ~40 s every timer run
+        rc, _, err, cut = self.run_push("-v", "-x", *(self.peer_args() or []))
+        lost = self.record(source, rc, err)
+        if cut:
+            only = self.peer_args()
+            if only is not None:
+                rc, _, err, _ = self.run_push("-v", "-x", *only)
+                lost += self.record(source, rc, err)
+        return sorted(set(lost))
 
     def push(self, paths):
         paths = sorted(set(paths))

@@ -5,6 +5,16 @@
     until every node's enabled components answer. -#}
 {%- set ah = pillar.get("airflow_ha", {}) %}
 {%- set nodes = (ah.get("nodes") or {}) | list %}
+{%- if not nodes %}
+
+airflow_ha-orch-airflow-target:
+  test.fail_without_changes:
+    - name: >-
+        airflow_ha.orch.airflow found no nodes: the pillar the master sees has
+        no airflow_ha:nodes (assign the airflow_ha pillar to the master's
+        minion id too, or pass it with pillar=)
+    - failhard: true
+{%- else %}
 {%- set first = nodes | first %}
 
 airflow_ha-orch-airflow-install:
@@ -41,3 +51,4 @@ airflow_ha-orch-airflow-health:
     - timeout: 360
     - require:
       - salt: airflow_ha-orch-airflow-services
+{%- endif %}

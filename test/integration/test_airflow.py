@@ -206,3 +206,32 @@ def test_no_secret_in_ps_or_journal(nodes, node_exec, airflow_nodes, ah):
         text = node_exec(name, "ps -eww -o args; journalctl --no-pager -q -o cat").stdout
         leaked = [f"{s[:4]}..." for s in secrets if s in text]
         assert not leaked, f"pillar secrets visible in ps/journald on {name}: {leaked}"
+
+
+def test_worker_survives_its_api_server_down(salt, nodes, node_exec, airflow_nodes, role_nodes, ah, wait_for):
+    """Workers reach the execution API through the local HAProxy (all API
+    servers behind it): with one node's API server stopped, that node's worker
+    still runs tasks to success."""
+    apis, workers = role_nodes("api"), role_nodes("worker")
+    victim = next((n for n in workers if n in apis and n != role_nodes("scheduler")[0]), None)
+    if victim is None or len(apis) < 2:
+        pytest.skip("needs two API nodes and a worker node with an API server")
+    if not nodes[role_nodes("scheduler")[0]].file(f"{ah['airflow']['home']}/dags/{CHECK_DAG}.py").exists:
+        pytest.skip("the check DAG is not deployed (test_dag_run_succeeds deploys it)")
+    sched = role_nodes("scheduler")[0]
+    node_exec(victim, "systemctl stop airflow-api-server")
+    try:
+        run_id = f"itest-apidown-{int(time.time())}"
+        salt(sched, "airflow.dag_trigger", CHECK_DAG, f"run_id={run_id}")
+
+        def done():
+            st = salt(sched, "airflow.dag_state", CHECK_DAG, run_id)[sched]
+            return st if isinstance(st, dict) and st.get("state") in ("success", "failed") else None
+
+        state = wait_for(done, timeout=300, interval=5)
+    finally:
+        node_exec(victim, "systemctl start airflow-api-server")
+    assert state and state["state"] == "success", f"run {run_id} with {victim}'s API down: {state}"
+    on_victim = [t for t in state["tasks"] if t["hostname"] == victim]
+    assert on_victim, f"no task ran on {victim} this time: {state['tasks']}"
+    assert all(t["state"] == "success" for t in on_victim)

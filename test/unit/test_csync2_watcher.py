@@ -217,3 +217,69 @@ def test_run_push_never_cuts_a_transfer(watch, tmp_path, monkeypatch):
     c = watch.Csync2({"state_dir": str(tmp_path), "lock": str(tmp_path / "lock"), "connect_timeout_s": 0.3})
     rc, _, err, cut = c.run_push("-v", "-x")
     assert cut is None and rc == 0 and "Finished with 0 errors." in err
+
+
+def _db(tmp_path, rows):
+    import sqlite3  # noqa: PLC0415
+
+    with sqlite3.connect(tmp_path / "node1.db3") as con:
+        con.execute("CREATE TABLE file (filename, checktxt, UNIQUE (filename) ON CONFLICT REPLACE)")
+        con.executemany("INSERT INTO file VALUES (?, ?)", rows)
+
+
+def _checktxt(st):
+    # the format csync2 stores (recorded from a lab node)
+    return (
+        f"v1%3Amtime={int(st.st_mtime)}%3Amode={st.st_mode}%3Auid={st.st_uid}%3Agid={st.st_gid}"
+        f"%3Atype=reg%3Asize={st.st_size}"
+    )
+
+
+def test_parse_checktxt(watch):
+    got = watch.parse_checktxt("v1%3Amtime=1795611837%3Amode=33188%3Auid=0%3Agid=0%3Atype=reg%3Asize=6")
+    assert got == {"mtime": "1795611837", "mode": "33188", "uid": "0", "gid": "0", "type": "reg", "size": "6"}
+
+
+def test_triage(cs, tmp_path):
+    d = tmp_path / "dags"
+    d.mkdir()
+    whole, frac = 1_700_000_000_000_000_000, 1_700_000_000_400_000_000
+    received = d / "received.py"  # csync2 wrote it and recorded it
+    received.write_text("r")
+    os.utime(received, ns=(whole, whole))
+    trap = d / "trap.py"  # rewritten here: same second, same size as recorded
+    trap.write_text("t")
+    os.utime(trap, ns=(whole, whole))
+    trap_rec = _checktxt(trap.stat())
+    os.utime(trap, ns=(frac, frac))
+    edited = d / "edited.py"  # rewritten here with another size: csync2 sees it
+    edited.write_text("e")
+    os.utime(edited, ns=(whole, whole))
+    edited_rec = _checktxt(edited.stat())
+    edited.write_text("edited, longer")
+    new = d / "new.py"  # unknown to csync2
+    new.write_text("n")
+    _db(
+        tmp_path,
+        [
+            (str(received), _checktxt(received.stat())),
+            (str(trap), trap_rec),
+            (str(edited), edited_rec),
+            (str(d / "deleted_here.py"), "v1%3Amtime=1%3Asize=1"),
+        ],
+    )
+    paths = sorted(
+        str(d / n) for n in ("received.py", "trap.py", "edited.py", "new.py", "deleted_here.py", "gone.py")
+    )
+    push, mark = cs.triage(paths)
+    assert sorted(push) == sorted(str(d / n) for n in ("trap.py", "edited.py", "new.py", "deleted_here.py"))
+    assert mark == [str(trap)]
+
+
+def test_push_skips_csync2_when_nothing_is_local(cs, tmp_path):
+    f = tmp_path / "received.py"
+    f.write_text("r")
+    os.utime(f, ns=(1_700_000_000_000_000_000,) * 2)
+    _db(tmp_path, [(str(f), _checktxt(f.stat()))])
+    assert cs.push([str(f), str(tmp_path / "deleted_by_peer.py")]) == []
+    assert cs.calls == []

@@ -31,9 +31,11 @@ import os
 import re
 import selectors
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 
 CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
 LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
@@ -79,6 +81,28 @@ def local_write(path):
         return os.lstat(path).st_mtime_ns % 1_000_000_000 != 0
     except OSError:
         return False
+
+
+def parse_checktxt(text):
+    """csync2's file-table checktxt ('v1%3Amtime=..%3Amode=..') -> dict."""
+    out = {}
+    for part in urllib.parse.unquote(text or "").split(":")[1:]:
+        key, _, val = part.partition("=")
+        out[key] = val
+    return out
+
+
+def same_as_db(st, check):
+    """Would csync2's own check see no change (whole-second mtime, mode,
+    owner, size)? For a local write that is the mtime trap."""
+    want = {
+        "mtime": str(int(st.st_mtime)),
+        "mode": str(st.st_mode),
+        "uid": str(st.st_uid),
+        "gid": str(st.st_gid),
+        "size": str(st.st_size),
+    }
+    return all(check.get(k) == v for k, v in want.items() if k in check or k != "size")
 
 
 class Csync2:
@@ -227,11 +251,63 @@ class Csync2:
                 lost += self.record(source, rc, err)
         return sorted(set(lost))
 
+    def known(self, paths):
+        """{path: checktxt dict} from csync2's file table (read-only), or None."""
+        db = os.path.join(self.state_dir, f"{self.myname}.db3")
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+            try:
+                rows = []
+                for i in range(0, len(paths), 500):
+                    chunk = paths[i : i + 500]
+                    rows += con.execute(
+                        f"SELECT filename, checktxt FROM file WHERE filename IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return None
+        return {name: parse_checktxt(txt) for name, txt in rows}
+
+    def triage(self, paths):
+        """
+        Split event paths into (push, mark) without running csync2:
+        - gone and unknown to csync2's database, or present and exactly as
+          the database has it with a whole-second mtime: csync2's daemon did
+          it for a peer (or it is a temp file) -> nothing to do;
+        - written here (sub-second mtime) but equal to the database in
+          whole seconds, size, mode and owner: csync2's check would miss it
+          (the mtime trap) -> mark explicitly (-m);
+        - anything else: csync2's check finds it -> push.
+        Costs one sqlite read instead of csync2 runs on every receiving node.
+        """
+        known = self.known(paths)
+        if known is None:
+            return paths, [p for p in paths if local_write(p)]
+        push, mark = [], []
+        for p in paths:
+            try:
+                st = os.lstat(p)
+            except OSError:
+                if p in known:
+                    push.append(p)  # deleted here
+                continue
+            same = p in known and same_as_db(st, known[p])
+            if st.st_mtime_ns % 1_000_000_000 != 0:
+                push.append(p)
+                if same:
+                    mark.append(p)
+            elif not same:
+                push.append(p)
+        return push, mark
+
     def push(self, paths):
-        paths = sorted(set(paths))
+        paths, mark = self.triage(sorted(set(paths)))
+        if not paths:
+            return []
         # a path below another listed path is covered by -r
         top = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
-        mark = [p for p in paths if local_write(p)]
         for i in range(0, len(mark), 200):
             self.run("-m", *mark[i : i + 200])
         only = self.peer_args()

@@ -20,14 +20,15 @@ airflow_ha-airflow-home:
     - require:
       - user: airflow_ha-airflow-user
 
-{%- for sub in ["dags", "plugins", "logs"] %}
+{#- logs may hold what tasks print: not world-readable #}
+{%- for sub, mode in [("dags", "0755"), ("plugins", "0755"), ("logs", "0750")] %}
 
 airflow_ha-airflow-dir-{{ sub }}:
   file.directory:
     - name: {{ af.home }}/{{ sub }}
     - user: {{ af.user }}
     - group: {{ af.group }}
-    - mode: '0755'
+    - mode: '{{ mode }}'
     - require:
       - file: airflow_ha-airflow-home
 {%- endfor %}

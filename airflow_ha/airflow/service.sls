@@ -66,3 +66,18 @@ airflow_ha-airflow-service-{{ comp }}:
       - file: airflow_ha-airflow-unit-{{ comp }}
 {%- endif %}
 {%- endfor %}
+{#- Units of the other major version (after a 2.x <-> 3.x switch): stopped, removed. #}
+{%- for comp in ["api-server", "webserver", "dag-processor"] if comp not in comps %}
+
+airflow_ha-airflow-service-{{ comp }}:
+  service.dead:
+    - name: airflow-{{ comp }}
+    - enable: false
+
+airflow_ha-airflow-unit-{{ comp }}:
+  file.absent:
+    - name: /etc/systemd/system/airflow-{{ comp }}.service
+    - require:
+      - service: airflow_ha-airflow-service-{{ comp }}
+{%- endfor %}
+

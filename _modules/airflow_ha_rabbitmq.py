@@ -33,6 +33,7 @@ import datetime
 import json
 import logging
 import os
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -319,9 +320,9 @@ def _self_name(local):
 def join(peer):
     """
     Reset this node and join ``peer``'s cluster: ``stop_app``, ``reset``,
-    ``join_cluster``, ``start_app``, then ``rabbitmq-queues grow <node> all``
-    so existing quorum queues get a member here. Only call it when
-    :func:`cluster_plan` said ``join``. Returns the new ``cluster_status``.
+    ``join_cluster``, ``start_app``. Only call it when :func:`cluster_plan`
+    said ``join``. Returns the new ``cluster_status``. Quorum queues declared
+    before the join have no member here yet: see :func:`grow_quorum_queues`.
     """
     for args in (["stop_app"], ["reset"], ["join_cluster", peer], ["start_app"]):
         res = _ctl(args, timeout=120)
@@ -333,18 +334,6 @@ def join(peer):
                 f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
             )
     _ctl(["await_startup"], timeout=120)
-    # Quorum queues declared before this node joined have no member here
-    # (RabbitMQ 3.10 does not add one by itself): add it to every one.
-    me = (_ctl(["eval", "node()."]).get("stdout") or "").strip().strip("'")
-    if me.startswith("rabbit"):
-        res = __salt__["cmd.run_all"](
-            [RABBITMQ_QUEUES, "grow", me, "all"],
-            python_shell=False,
-            output_loglevel="quiet",
-            ignore_retcode=True,
-        )
-        if res["retcode"] != 0:
-            log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all failed: %s", me, res.get("stderr"))
     return cluster_status()
 
 
@@ -401,3 +390,51 @@ def stale(unit, paths=(), units=()):
         if other_started is not None and other_started > started:
             newer.append(other)
     return newer
+
+
+# ---------------------------------------------------------------------------
+# quorum queue members
+
+
+def quorum_queues_without(node):
+    """
+    ``vhost/name`` of every quorum queue that has no member on ``node``.
+    RabbitMQ 3.10 never adds a member by itself, so a node that joined after a
+    queue was declared (or was replaced) holds no replica of it.
+
+    CLI example:
+
+    .. code-block:: bash
+
+        salt node3 airflow_ha_rabbitmq.quorum_queues_without rabbit@node3
+    """
+    missing = []
+    for vhost in list_vhosts():
+        for q in _ctl_json(["list_queues", "-p", vhost, "name", "type", "members"]):
+            if q.get("type") == "quorum" and node not in (q.get("members") or []):
+                missing.append(f"{vhost}/{q['name']}")
+    return sorted(missing)
+
+
+def grow_quorum_queues(node, attempts=10, interval=3):
+    """
+    Add a member on ``node`` to every quorum queue lacking one
+    (``rabbitmq-queues grow NODE all``), retrying while the node's quorum
+    system is still starting. Returns the queues still without a member.
+    """
+    missing = quorum_queues_without(node)
+    for _ in range(attempts):
+        if not missing:
+            break
+        res = __salt__["cmd.run_all"](
+            [RABBITMQ_QUEUES, "grow", node, "all"],
+            python_shell=False,
+            output_loglevel="quiet",
+            ignore_retcode=True,
+        )
+        if res["retcode"] != 0:
+            log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all: %s", node, res.get("stderr"))
+        missing = quorum_queues_without(node)
+        if missing:
+            time.sleep(interval)
+    return missing

@@ -135,9 +135,7 @@ def clustered(name, nodes):
         ret["comment"] = f"cannot read the cluster status of {name}: {exc}"
         return ret
     if plan["action"] == "ok":
-        ret["result"] = True
-        ret["comment"] = f"{name}: {plan['reason']}."
-        return ret
+        return _members_everywhere(ret, name, f"{name}: {plan['reason']}.")
     if plan["action"] == "refuse":
         ret["comment"] = f"{name}: {plan['reason']}."
         return ret
@@ -157,8 +155,37 @@ def clustered(name, nodes):
     if plan["peer"] not in status["members"]:
         ret["comment"] = f"{name}: joined {plan['peer']} but cluster_status shows {status['members']}"
         return ret
+    return _members_everywhere(
+        ret, name, f"{name} was standalone with defaults only; reset and joined {plan['peer']}."
+    )
+
+
+def _members_everywhere(ret, name, comment):
+    """Give every quorum queue a member on ``name`` (after a late join)."""
+    try:
+        missing = __salt__["airflow_ha_rabbitmq.quorum_queues_without"](name)
+        if missing and not __opts__["test"]:
+            left = __salt__["airflow_ha_rabbitmq.grow_quorum_queues"](name)
+        else:
+            left = missing
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{comment} Checking quorum queue members failed: {exc}"
+        return ret
+    if not missing:
+        ret["result"] = True
+        ret["comment"] = comment
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"]["quorum_members"] = {"old": missing, "new": f"member on {name}"}
+        ret["comment"] = f"{comment} {len(missing)} quorum queue(s) would get a member on {name}."
+        return ret
+    ret["changes"]["quorum_members"] = {"old": missing, "new": sorted(set(missing) - set(left))}
+    if left:
+        ret["comment"] = f"{comment} Quorum queues still without a member on {name}: {', '.join(left)}"
+        return ret
     ret["result"] = True
-    ret["comment"] = f"{name} was standalone with defaults only; reset and joined {plan['peer']}."
+    ret["comment"] = f"{comment} Added a member on {name} to {len(missing)} quorum queue(s)."
     return ret
 
 

@@ -288,8 +288,6 @@ def test_join_runs_the_documented_sequence():
                 (None, "join_cluster"): ok(),
                 (None, "start_app"): ok(),
                 (None, "await_startup"): ok(),
-                (None, "eval"): ok("rabbit@node3\n"),
-                (None, "grow"): ok(),
                 (None, "cluster_status"): ok(json.dumps(after)),
             }
         )
@@ -298,8 +296,6 @@ def test_join_runs_the_documented_sequence():
     assert got["members"] == NODES
     steps = [c[1:] for c in fake.commands()]
     assert steps[:4] == [["stop_app"], ["reset"], ["join_cluster", "rabbit@node1"], ["start_app"]]
-    # quorum queues declared before the join get a member on this node
-    assert ["rabbitmq-queues", "grow", "rabbit@node3", "all"] in fake.commands()
 
 
 def test_join_failure_restarts_the_app_and_raises():
@@ -316,6 +312,71 @@ def test_join_failure_restarts_the_app_and_raises():
     with pytest.raises(CommandExecutionError, match="join_cluster rabbit@node1 failed"):
         mod.join("rabbit@node1")
     assert fake.commands()[-1][1:] == ["start_app"]
+
+
+# --- quorum queue members -------------------------------------------------
+
+
+def queues_answer(members_by_queue):
+    rows = [{"name": n, "type": t, "members": m} for n, (t, m) in members_by_queue.items()]
+    return ok("Listing queues for vhost airflow ...\n" + json.dumps(rows))
+
+
+def test_quorum_queues_without_lists_only_quorum_queues_lacking_the_node():
+    use(
+        FakeCtl(
+            {
+                (None, "list_vhosts"): ok('[{"name":"airflow"}]'),
+                (None, "list_queues"): queues_answer(
+                    {
+                        "default": ("quorum", ["rabbit@node1", "rabbit@node2"]),
+                        "celery_delayed_0": ("quorum", NODES),
+                        "celery@node1.celery.pidbox": ("classic", []),
+                    }
+                ),
+            }
+        )
+    )
+    assert mod.quorum_queues_without("rabbit@node3") == ["airflow/default"]
+
+
+def test_grow_retries_until_every_queue_has_the_member(monkeypatch):
+    slept = []
+    monkeypatch.setattr(mod.time, "sleep", slept.append)
+    answers = iter(
+        [
+            queues_answer({"default": ("quorum", ["rabbit@node1", "rabbit@node2"])}),
+            queues_answer({"default": ("quorum", ["rabbit@node1", "rabbit@node2"])}),
+            queues_answer({"default": ("quorum", NODES)}),
+        ]
+    )
+    fake = use(
+        FakeCtl(
+            {
+                (None, "list_vhosts"): ok('[{"name":"airflow"}]'),
+                (None, "list_queues"): lambda rest, kw: next(answers),
+                (None, "grow"): ok("airflow\tdefault\t3\tok"),
+            }
+        )
+    )
+    assert mod.grow_quorum_queues("rabbit@node3") == []
+    grows = [c for c in fake.commands() if c[0] == "rabbitmq-queues"]
+    assert grows == [["rabbitmq-queues", "grow", "rabbit@node3", "all"]] * 2
+    assert len(slept) == 1
+
+
+def test_grow_gives_up_and_reports_what_is_left(monkeypatch):
+    monkeypatch.setattr(mod.time, "sleep", lambda s: None)
+    use(
+        FakeCtl(
+            {
+                (None, "list_vhosts"): ok('[{"name":"airflow"}]'),
+                (None, "list_queues"): queues_answer({"default": ("quorum", ["rabbit@node1"])}),
+                (None, "grow"): fail("Error: node rabbit@node3 not running", rc=69),
+            }
+        )
+    )
+    assert mod.grow_quorum_queues("rabbit@node3", attempts=3) == ["airflow/default"]
 
 
 # --- restart check ----------------------------------------------------------

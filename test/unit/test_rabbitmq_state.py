@@ -138,8 +138,10 @@ def plan(action, peer=None, members=("rabbit@node2",), reason="because"):
     }
 
 
-def use_plan(answer, join=None):
+def use_plan(answer, join=None, missing=(), left=()):
     state.__salt__["airflow_ha_rabbitmq.cluster_plan"] = Recorder(answer)
+    state.__salt__["airflow_ha_rabbitmq.quorum_queues_without"] = Recorder(list(missing))
+    state.__salt__["airflow_ha_rabbitmq.grow_quorum_queues"] = Recorder(list(left))
     state.__salt__["airflow_ha_rabbitmq.join"] = join or Recorder({"members": NODES})
     return state.__salt__["airflow_ha_rabbitmq.join"]
 
@@ -191,6 +193,35 @@ def test_node_missing_from_nodes_is_a_clear_error():
     use_plan(plan("ok"))
     ret = state.clustered("rabbit@node9", NODES)
     assert ret["result"] is False and "broker" in ret["comment"]
+
+
+def test_late_joined_node_gets_its_quorum_members():
+    use_plan(plan("ok", members=NODES), missing=["airflow/default"])
+    ret = state.clustered("rabbit@node3", NODES)
+    assert ret["result"] is True
+    assert state.__salt__["airflow_ha_rabbitmq.grow_quorum_queues"].calls == [("rabbit@node3",)]
+    assert ret["changes"] == {"quorum_members": {"old": ["airflow/default"], "new": ["airflow/default"]}}
+
+
+def test_missing_quorum_members_in_test_mode_only_reported():
+    state.__opts__["test"] = True
+    use_plan(plan("ok", members=NODES), missing=["airflow/default"])
+    ret = state.clustered("rabbit@node3", NODES)
+    assert ret["result"] is None and "would get a member" in ret["comment"]
+    assert not state.__salt__["airflow_ha_rabbitmq.grow_quorum_queues"].calls
+
+
+def test_quorum_members_that_cannot_be_added_fail():
+    use_plan(plan("ok", members=NODES), missing=["airflow/default"], left=["airflow/default"])
+    ret = state.clustered("rabbit@node3", NODES)
+    assert ret["result"] is False and "still without a member" in ret["comment"]
+
+
+def test_join_then_grow_reports_both():
+    use_plan(plan("join", peer="rabbit@node1"), missing=["airflow/default"])
+    ret = state.clustered("rabbit@node2", NODES)
+    assert ret["result"] is True
+    assert set(ret["changes"]) == {"cluster", "quorum_members"}
 
 
 # --- restarted_if_stale -----------------------------------------------------

@@ -110,7 +110,7 @@ class Csync2:
         self.conf = conf
         self.myname = socket.gethostname().lower()
         self.state_dir = conf.get("state_dir", "/var/lib/csync2")
-        self.down, self.catch_up = set(), False
+        self.down, self.catch_up, self.pushed = set(), False, 0
 
     def run(self, *args):
         cmd = ["csync2", "-p", str(self.conf.get("port", 30865)), *args]
@@ -304,6 +304,7 @@ class Csync2:
 
     def push(self, paths):
         paths, mark = self.triage(sorted(set(paths)))
+        self.pushed = len(paths)
         if not paths:
             return []
         # a path below another listed path is covered by -r
@@ -393,9 +394,10 @@ def watch(conf):
         if pending and now >= min(last + debounce, first + max_delay):
             lost = cs.push(pending)
             done = time.monotonic()
-            log(
-                f"pushed {len(pending)} path(s) {done - first:.3f} s after the first event (push {done - now:.3f} s)"
-            )
+            if cs.pushed:
+                log(
+                    f"pushed {cs.pushed} path(s) {done - first:.3f} s after the first event (push {done - now:.3f} s)"
+                )
             pending = set()
             if lost and conf.get("tie_break", True):
                 retries.append((time.monotonic() + retry_after, lost))

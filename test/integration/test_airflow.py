@@ -61,20 +61,24 @@ def test_exactly_one_dag_processor(nodes, airflow_nodes, role_nodes, wait_for):
     assert len(holders) == 1, f"dag-processor runs on {holders}"
 
 
-def test_api_health(nodes, airflow_nodes, role_nodes, ah, address):
+def test_api_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):
+    """An operator gives a just-(re)started api-server a while to listen."""
     port = ah["airflow"]["api_port"]
     for name in role_nodes("api"):
-        out = nodes[name].check_output(f"curl -sf http://{address(name)}:{port}/api/v2/monitor/health")
-        health = json.loads(out)
+        url = f"http://{address(name)}:{port}/api/v2/monitor/health"
+        res = wait_for(lambda n=name, u=url: (r := nodes[n].run(f"curl -sf {u}")).rc == 0 and r, 180, 3)
+        assert res, f"api-server on {name} does not answer {url}"
+        health = json.loads(res.stdout)
         assert health["metadatabase"]["status"] == "healthy", f"{name}: {health}"
         assert health["scheduler"]["status"] == "healthy", f"{name}: {health}"
 
 
-def test_flower_health(nodes, airflow_nodes, role_nodes, ah, address):
+def test_flower_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):
     port = ah["airflow"]["flower_port"]
     for name in role_nodes("flower"):
-        res = nodes[name].run(f"curl -sf http://{address(name)}:{port}/healthcheck")
-        assert res.rc == 0 and "OK" in res.stdout, f"flower on {name}: {res.stdout}"
+        url = f"http://{address(name)}:{port}/healthcheck"
+        res = wait_for(lambda n=name, u=url: (r := nodes[n].run(f"curl -sf {u}")).rc == 0 and r, 180, 3)
+        assert res and "OK" in res.stdout, f"flower on {name} does not answer {url}"
 
 
 def test_config_is_private(nodes, airflow_nodes, ah):
@@ -116,7 +120,7 @@ def test_dag_run_succeeds(nodes, node_exec, airflow_nodes, role_nodes, ah, wait_
         states = [r.get("state") for r in runs]
         return states[0] if states and states[0] in ("success", "failed") else None
 
-    final = wait_for(state, timeout=300, interval=5)
+    final = wait_for(state, timeout=600, interval=5)
     assert final == "success", f"{CHECK_DAG} run ended {final!r}"
 
 

@@ -236,6 +236,11 @@ def rootfs_path(cfg: dict) -> tuple[Path, list[str]]:
     return CACHE / f"rootfs-{cfg['distro']}-{recipe.hexdigest()[:12]}", pins
 
 
+def lab_rootfs(cfg: dict) -> Path:
+    """The rootfs this lab's nodes were created from (recorded at up)."""
+    return Path(cfg["rootfs"]) if cfg.get("rootfs") else rootfs_path(cfg)[0]
+
+
 def ensure_rootfs(cfg: dict) -> Path:
     path, pins = rootfs_path(cfg)
     if path.is_dir():
@@ -806,7 +811,7 @@ def cmd_start(args) -> int:
     (name,) = args
     cfg = config()
     node = node_cfg(cfg, name)
-    node_prepare(cfg, node, Path(cfg["rootfs"]))
+    node_prepare(cfg, node, lab_rootfs(cfg))
     node_boot(cfg, node)
     wait_node_ready(name)
     wait_minions([name])
@@ -983,7 +988,7 @@ def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
     """Install the converged nodes' packages and Airflow on a bare node by hand."""
     bare = extra_node(cfg, "bare", 30)
     try:
-        node_prepare(cfg, bare, Path(cfg["rootfs"]), minion=False)
+        node_prepare(cfg, bare, lab_rootfs(cfg), minion=False)
         node_boot(cfg, bare)
         wait_node_ready("bare")
         proxy = f"Acquire::http::Proxy=http://{cfg['host']}:{ACNG_PORT}"
@@ -1011,7 +1016,7 @@ def cmd_bench(_args) -> int:
         cmd_up([])
         cfg = config()
         n = len(cfg["nodes"])
-        rootfs = Path(cfg["rootfs"])
+        rootfs = lab_rootfs(cfg)
         built = CACHE / f"{rootfs.name}.build-seconds"
         if built.exists():
             figure("rootfs build (debootstrap + salt minion, cached after)", built.read_text().strip(), "s")
@@ -1089,7 +1094,7 @@ def cmd_kitchen(args) -> int:
         node_stop(name, graceful=False)
         node_remove(name)
         progress(f"kitchen suite {args[0]}: booting lab node {name} ({node['address']}) as {minion_id}")
-        merged = node_prepare(cfg, node, Path(cfg["rootfs"]), minion=False, hostname=minion_id)
+        merged = node_prepare(cfg, node, lab_rootfs(cfg), minion=False, hostname=minion_id)
         # The formula and the suite's pillars, as kitchen-salt lays them out.
         srv = merged / "srv"
         for sub in ("airflow_ha", "_modules", "_states", "_utils"):

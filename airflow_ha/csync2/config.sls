@@ -81,4 +81,4 @@ airflow_ha-csync2-watch-conf:
     - makedirs: true
     - contents: {{ {"dirs": dirs, "exclude": c.exclude, "port": c.port, "nodes": ah.nodes | sort,
                     "debounce_ms": c.watcher.debounce_ms, "max_delay_ms": c.watcher.max_delay_ms,
-                    "tie_break": c.watcher.tie_break, "state_dir": "/var/lib/csync2"} | json | json }}
+                    "tie_break": c.watcher.tie_break, "auto": c.auto, "state_dir": "/var/lib/csync2"} | json | json }}

@@ -43,6 +43,7 @@ WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
 UPD_RE = re.compile(r"^(Updating|Deleting) (.+) on (\S+) \.\.\.$")
 CONNECTING_RE = re.compile(r"^Connecting to host (\S+) ")
 CONNECT_RE = re.compile(r"^(Connecting to host \S+|Connect to \S+|Bound to \S+)")
+TIE_POLICIES = ("younger", "older", "bigger", "smaller")
 DOWN_RE = re.compile(r"^ERROR: Connection to remote host `(\S+)' failed\.$", re.M)
 BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here!")
 
@@ -399,7 +400,9 @@ def watch(conf):
                     f"pushed {cs.pushed} path(s) {done - first:.3f} s after the first event (push {done - now:.3f} s)"
                 )
             pending = set()
-            if lost and conf.get("tie_break", True):
+            # ties exist only for comparing policies; `none` means a person
+            # decides (csync2.force), left/right never tie
+            if lost and conf.get("tie_break", True) and conf.get("auto", "younger") in TIE_POLICIES:
                 retries.append((time.monotonic() + retry_after, lost))
         due = [p for t, ps in retries if t <= now for p in ps]
         if due:

@@ -882,12 +882,17 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     progress(f"state.apply airflow_ha on {', '.join(names)}")
     ret = salt_job(names, "state.apply", "airflow_ha", "queue=True", *extra)
     took = time.monotonic() - start
-    summary = {}
+    summary, changed_ids = {}, {}
     for name in names:
+        CHANGED.clear()
         summary[name] = summarize(ret.get(name))
+        changed_ids[name] = list(CHANGED)
     if not quiet:
         for name, (changes, failed) in summary.items():
             print(f"  {name}: {changes} changed, {len(failed)} failed")
+            if len(changed_ids[name]) <= 15:  # a re-apply: name what changed
+                for sid in changed_ids[name]:
+                    print(f"    changed {sid}")
             for line in failed:
                 print(f"    FAILED {line}")
     progress(f"apply took {took:.1f} s")
@@ -1059,6 +1064,9 @@ def cmd_bench(_args) -> int:
     return rc
 
 
+CHANGED: list[str] = []  # state ids with changes, filled by summarize()
+
+
 def summarize(ret: dict) -> tuple[int, list[str]]:
     """(changed states, failed states) of one minion's state return."""
     if not isinstance(ret, dict):
@@ -1067,6 +1075,7 @@ def summarize(ret: dict) -> tuple[int, list[str]]:
     for sid, st in sorted(ret.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
         if st.get("changes"):
             changes += 1
+            CHANGED.append(sid)
         if st.get("result") is False:
             failed.append(f"{sid}: {str(st.get('comment', ''))[:600]}")
     return changes, failed

@@ -113,13 +113,14 @@ def test_user_present_create_update_password_absent(migrated, st, mod, airflow_e
     ret = st.user_present(password=SECRET_2, test=True, **args, **p)
     assert ret.result is None and ret.changes == {"password": {"old": "***", "new": "***"}}
     assert mod.user_check_password("fnadmin", SECRET_1, **p) is True
-    # the password changes, the user is updated in place (same user, new hash)
-    ret = st.user_present(password=SECRET_2, **dict(args, roles=["Admin", "Op"]), **p)
+    # the password changes, the user is updated in place (same user, new hash);
+    # Admin and Public are the roles 2.11 has before any sync-perm
+    ret = st.user_present(password=SECRET_2, **dict(args, roles=["Admin", "Public"]), **p)
     assert set(ret.changes) == {"password", "roles"}
     assert SECRET_2 not in json.dumps(ret.full_return)
     assert mod.user_check_password("fnadmin", SECRET_2, **p) is True
     assert mod.user_check_password("fnadmin", SECRET_1, **p) is False
-    assert mod.user_get("fnadmin", **p)["roles"] == ["Admin", "Op"]
+    assert mod.user_get("fnadmin", **p)["roles"] == ["Admin", "Public"]
     assert [u["username"] for u in mod.users_list(**p)].count("fnadmin") == 1
     # absent
     assert st.user_absent(name="fnadmin", **p).changes == {"user": {"old": "fnadmin", "new": None}}

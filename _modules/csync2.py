@@ -570,8 +570,25 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     args = ["-v", "-x"]
     if dry_run:
         args.append("-d")
-    if peers:
-        args += ["-P", ",".join(validate_peers(peers, cfg, myname))]
+    targets = validate_peers(peers, cfg, myname) if peers else _peers(cfg, myname)
+    # a node that is gone costs csync2 a ~40 s connect timeout per run and
+    # holds back every peer after it: probe first, leave the dead ones out
+    skipped = {}
+    for peer in targets:
+        ok, why = _reachable(peer, _port(), timeout=1.0)
+        if not ok:
+            skipped[peer] = why
+    live = [p for p in targets if p not in skipped]
+    if skipped and not live:
+        return _fail(
+            "no peer reachable on port "
+            + f"{_port()}: "
+            + ", ".join(f"{p} ({w})" for p, w in sorted(skipped.items())),
+            unreachable=sorted(skipped),
+            errors={p: [f"not reachable: {w}"] for p, w in skipped.items()},
+        )
+    if peers or skipped:
+        args += ["-P", ",".join(live)]
     if paths:
         paths = validate_paths(paths, cfg, myname)
         if mark and not dry_run:
@@ -582,6 +599,12 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     started = time.time()
     ret = _run(args)
     parsed = parse_update(ret["stderr"])
+    for peer, why in skipped.items():
+        parsed["errors"].setdefault(peer, []).append(
+            f"not reachable ({why}): skipped, its changes stay queued"
+        )
+        if peer not in parsed["unreachable"]:
+            parsed["unreachable"].append(peer)
     out = {
         "result": ret["retcode"] == 0 and not parsed["errors"] and not parsed["config_error"],
         "retcode": ret["retcode"],

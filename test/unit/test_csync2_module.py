@@ -94,6 +94,7 @@ def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch)
         return fake["run"](cmd, **kwargs)
 
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node2")
+    monkeypatch.setattr(csync2_mod, "_reachable", lambda host, port, timeout=2.0: (True, None))
     return {
         csync2_mod: {
             "__salt__": {
@@ -532,3 +533,25 @@ def test_forget_peer_cert(csync2_mod, fake, state_dir):
         assert con.execute("SELECT peername FROM x509_cert").fetchall() == [("node1",)]
     with pytest.raises(SaltInvocationError):
         csync2_mod.forget_peer_cert("node9")
+
+
+def test_sync_skips_a_dead_peer_without_waiting(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(
+        csync2_mod, "_reachable", lambda host, port, timeout=2.0: (host != "node3", "No route to host")
+    )
+    fake["run"] = FakeCsync2("sync_push_v")
+    fake["run"].queue[0]["argv"] = ["csync2", "-x", "-P", "node1"]
+    ret = csync2_mod.sync()
+    assert fake["run"].calls[0][-2:] == ["-P", "node1"]
+    assert ret["result"] is False and ret["unreachable"] == ["node3"]
+    assert "skipped" in ret["errors"]["node3"][-1]
+
+
+def test_sync_no_peer_reachable(csync2_mod, fake, monkeypatch):
+    monkeypatch.setattr(
+        csync2_mod, "_reachable", lambda host, port, timeout=2.0: (False, "Connection refused")
+    )
+    fake["run"] = FakeCsync2()
+    ret = csync2_mod.sync()
+    assert ret["result"] is False and sorted(ret["unreachable"]) == ["node1", "node3"]
+    assert fake["run"].calls == []

@@ -14,6 +14,10 @@ airflow_ha-csync2-clean-services:
       - csync2.socket
     - enable: false
 
+airflow_ha-csync2-clean-sysv-unmasked:
+  service.unmasked:
+    - name: csync2.service
+
 airflow_ha-csync2-clean-files:
   file.absent:
     - names:

@@ -367,10 +367,14 @@ def watch(conf):
     time.sleep(0.3)
     cs.full("watcher-start")
     buf, pending, first, last, retries = b"", set(), 0.0, 0.0, []
+    probe_every = float(conf.get("probe_interval_s", 5.0))
+    next_probe = time.monotonic() + probe_every
     fd = proc.stdout.fileno()
     while True:
         now = time.monotonic()
         deadlines = [t for t, _ in retries]
+        if cs.down:  # a peer is away: look for it now and then, catch it up
+            deadlines.append(next_probe)
         if pending:
             deadlines.append(min(last + debounce, first + max_delay))
         timeout = max(0.0, min(deadlines) - now) if deadlines else None
@@ -404,6 +408,13 @@ def watch(conf):
             # decides (csync2.force), left/right never tie
             if lost and conf.get("tie_break", True) and conf.get("auto", "younger") in TIE_POLICIES:
                 retries.append((time.monotonic() + retry_after, lost))
+        if cs.down and now >= next_probe:
+            next_probe = now + probe_every
+            if not pending and cs.peer_args() is not None and cs.catch_up:
+                cs.catch_up = False
+                cs.full("catch-up")
+        elif not cs.down:
+            next_probe = now + probe_every
         due = [p for t, ps in retries if t <= now for p in ps]
         if due:
             retries = [(t, ps) for t, ps in retries if t > now]

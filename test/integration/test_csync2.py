@@ -162,3 +162,24 @@ def test_concurrent_edit_resolved_nothing_lost(nodes, node_exec, salt, peers, ah
         assert all(conf[n]["unresolved"] == {} for n in peers), conf
     finally:
         node_exec(a, f"rm -f {path}")
+
+
+def test_peer_away_does_not_hold_back_the_others_and_catches_up(node_exec, peers, ah, wait_for):
+    """node C's listener is stopped (its node stays up): a push from A still
+    reaches B at once, and C gets the file soon after its listener is back
+    (the watcher probes an absent peer every few seconds)."""
+    dags = f"{ah['airflow']['home']}/dags"
+    path = f"{dags}/zz_csync2_away_{uuid.uuid4().hex[:8]}.py"
+    a, b, c = peers[1], peers[0], peers[-1]
+    node_exec(c, "systemctl stop csync2.socket")
+    try:
+        node_exec(a, f"printf 'x\\n' > {path}")
+        assert wait_for(lambda: _read(node_exec, b, path) == "x\n", 15, 0.2)
+        assert _read(node_exec, c, path) is None
+    finally:
+        node_exec(c, "systemctl start csync2.socket")
+    try:
+        assert wait_for(lambda: _read(node_exec, c, path) == "x\n", 30, 0.5)
+    finally:
+        node_exec(a, f"rm -f {path}")
+    assert wait_for(lambda: all(_read(node_exec, n, path) is None for n in peers), 15, 0.2)

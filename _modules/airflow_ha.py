@@ -56,7 +56,8 @@ OPTIONAL_SECRETS = {
 }
 
 SUPPORTED_AIRFLOW = ("3.3", "2.11")
-CSYNC2_POLICIES = ("none", "first", "younger", "older", "bigger", "smaller", "left", "right")
+# csync2 2.0 rejects anything else ("Unknown auto-setting"); it has no `first`.
+CSYNC2_POLICIES = ("none", "younger", "older", "bigger", "smaller", "left", "right")
 TIME_SYNC_DAEMONS = ("systemd-timesyncd", "chrony")
 HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -326,6 +327,10 @@ def _validate_general(ah):
     return errors
 
 
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _is_url(value):
     if not isinstance(value, str):
         return False
@@ -563,6 +568,37 @@ def _validate_components(ah):
         errors.append(
             f"airflow_ha:csync2:auto: {auto!r} is not a csync2 policy — use one of "
             f"{', '.join(CSYNC2_POLICIES)}"
+        )
+    watcher = _get(ah, "csync2:watcher")
+    if not isinstance(watcher, dict):
+        errors.append("airflow_ha:csync2:watcher: expected a mapping — see pillar.example")
+    else:
+        if not isinstance(watcher.get("enabled"), bool):
+            errors.append(
+                f"airflow_ha:csync2:watcher:enabled: {watcher.get('enabled')!r} — use true or false"
+            )
+        if not isinstance(watcher.get("tie_break", True), bool):
+            errors.append(
+                f"airflow_ha:csync2:watcher:tie_break: {watcher.get('tie_break')!r} — use true or false"
+            )
+        debounce = watcher.get("debounce_ms")
+        max_delay = watcher.get("max_delay_ms", debounce)
+        if not _positive_int(debounce):
+            errors.append(
+                f"airflow_ha:csync2:watcher:debounce_ms: {debounce!r} must be a positive integer (ms)"
+            )
+        elif not _positive_int(max_delay) or max_delay < debounce:
+            errors.append(
+                f"airflow_ha:csync2:watcher:max_delay_ms: {max_delay!r} must be an integer of at least "
+                f"debounce_ms ({debounce})"
+            )
+    interval = _get(ah, "csync2:periodic:interval_minutes")
+    if not _positive_int(interval):
+        errors.append(f"airflow_ha:csync2:periodic:interval_minutes: {interval!r} must be a positive integer")
+    refresh = _get(ah, "airflow:dag_refresh_interval", 10)
+    if not _positive_int(refresh):
+        errors.append(
+            f"airflow_ha:airflow:dag_refresh_interval: {refresh!r} must be a positive integer (seconds)"
         )
     method = _get(ah, "csync2:periodic:method")
     if method not in ("timer", "cron"):

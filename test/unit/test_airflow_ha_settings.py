@@ -367,6 +367,34 @@ BAD = [
     ("unknown-top-level-key", {"rabitmq": {"port": 5672}}, "node1", "airflow_ha:rabitmq", "unknown key"),
     ("bad-csync2-policy", {"csync2__auto": "newest"}, "node1", "airflow_ha:csync2:auto", "younger"),
     (
+        "csync2-policy-first",
+        {"csync2__auto": "first"},
+        "node1",
+        "airflow_ha:csync2:auto",
+        "not a csync2 policy",
+    ),
+    (
+        "watcher-max-delay-below-debounce",
+        {"csync2__watcher__max_delay_ms": 100},
+        "node1",
+        "airflow_ha:csync2:watcher:max_delay_ms",
+        "at least debounce_ms",
+    ),
+    (
+        "watcher-enabled-string",
+        {"csync2__watcher__enabled": "yes"},
+        "node1",
+        "airflow_ha:csync2:watcher:enabled",
+        "true or false",
+    ),
+    (
+        "dag-refresh-zero",
+        {"airflow__dag_refresh_interval": 0},
+        "node1",
+        "airflow_ha:airflow:dag_refresh_interval",
+        "positive integer",
+    ),
+    (
         "bad-ttl",
         {
             "postgresql__patroni__ttl": 12,

@@ -377,6 +377,20 @@ def master_dir() -> Path:
     return STATE / "master"
 
 
+def file_root() -> Path:
+    """The repo root (live edits are served at once), or with LAB_SNAPSHOT=1
+    a copy of the formula taken at `up` (test-cluster/bench: a run that is not
+    disturbed by commits landing while it converges)."""
+    if os.environ.get("LAB_SNAPSHOT") != "1":
+        return REPO
+    snap = STATE / "snapshot"
+    if not snap.exists():
+        for sub in ("airflow_ha", "_modules", "_states", "_utils"):
+            if (REPO / sub).is_dir():
+                shutil.copytree(REPO / sub, snap / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    return snap
+
+
 def master_conf(cfg: dict) -> Path:
     root = master_dir()
     conf = root / "etc"
@@ -394,7 +408,7 @@ def master_conf(cfg: dict) -> Path:
         "log_file": str(root / "master.log"),
         "key_logfile": str(root / "key.log"),
         "log_level_logfile": "info",
-        "file_roots": {"base": [str(REPO)]},
+        "file_roots": {"base": [str(file_root())]},
         "pillar_roots": {"base": [str(LAB / "pillar"), str(STATE / "pillar")]},
         "file_ignore_regex": [r"(^|/)\.venv(/|$)", r"(^|/)\.git(/|$)", r"(^|/)\.pytest_cache"],
         "auto_accept": False,
@@ -762,6 +776,7 @@ def cmd_down(_args) -> int:
         created.unlink()
     shutil.rmtree(STATE / "nodes", ignore_errors=True)
     shutil.rmtree(master_dir(), ignore_errors=True)
+    shutil.rmtree(STATE / "snapshot", ignore_errors=True)
     (STATE / "lab.json").unlink(missing_ok=True)
     progress("lab down")
     return 0
@@ -957,6 +972,7 @@ def refuse_if_up(what: str) -> None:
 
 def cmd_test_cluster(_args) -> int:
     refuse_if_up("test-cluster")
+    os.environ.setdefault("LAB_SNAPSHOT", "1")
     rc = 1
     try:
         cmd_up([])
@@ -1016,6 +1032,7 @@ def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
 
 def cmd_bench(_args) -> int:
     refuse_if_up("bench")
+    os.environ.setdefault("LAB_SNAPSHOT", "1")
     rc = 0
     try:
         cmd_up([])

@@ -41,7 +41,7 @@ def salt_master(salt_factories, pillar_dir):
         "log_level_logfile": "warning",
     }
     master = salt_factories.salt_master_daemon("airflow-ha-master", overrides=overrides)
-    with master.started(start_timeout=120):
+    with master.started(start_timeout=300):
         yield master
 
 
@@ -54,7 +54,7 @@ def salt_minions(salt_master):
     try:
         # Sequential starts beat parallel ones on two cores.
         for minion in minions:
-            minion.start(start_timeout=120)
+            minion.start(start_timeout=300)
             started.append(minion)
         yield minions
     finally:
@@ -64,7 +64,8 @@ def salt_minions(salt_master):
 
 @pytest.fixture(scope="session")
 def salt_cli(salt_master):
-    return salt_master.salt_cli(timeout=180)
+    # Generous: a loaded 2-core machine renders slowly; a timeout here is no verdict.
+    return salt_master.salt_cli(timeout=600)
 
 
 @pytest.fixture

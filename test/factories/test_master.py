@@ -20,7 +20,7 @@ def _already_synced(salt_cli, mid):
 
 
 def test_show_sls_renders_on_every_minion(salt_minions, salt_cli):
-    ret = salt_cli.run("state.show_sls", "airflow_ha", minion_tgt="*")
+    ret = salt_cli.run("state.show_sls", "airflow_ha", "queue=True", minion_tgt="*")
     assert ret.returncode == 0, ret
     for mid in MINIONS:
         states = ret.data[mid]
@@ -38,7 +38,7 @@ def test_bad_pillar_is_refused_with_no_change(salt_minions, salt_cli):
     bad = (
         '{"airflow_ha": {"secrets": {"jwt_secret": "short"}, "nodes": {"node4": {"address": "10.77.0.14"}}}}'
     )
-    ret = salt_cli.run("state.apply", "airflow_ha", f"pillar={bad}", minion_tgt="node1")
+    ret = salt_cli.run("state.apply", "airflow_ha", f"pillar={bad}", "queue=True", minion_tgt="node1")
     states = ret.data
     assert isinstance(states, dict), ret
     assert len(states) == 1, f"only the check may run, got {list(states)}"

@@ -416,7 +416,7 @@ def quorum_queues_without(node):
     return sorted(missing)
 
 
-def grow_quorum_queues(node, attempts=10, interval=3):
+def grow_quorum_queues(node, attempts=5, interval=5, timeout=120):
     """
     Add a member on ``node`` to every quorum queue lacking one
     (``rabbitmq-queues grow NODE all``), retrying while the node's quorum
@@ -427,10 +427,12 @@ def grow_quorum_queues(node, attempts=10, interval=3):
         if not missing:
             break
         res = __salt__["cmd.run_all"](
-            [RABBITMQ_QUEUES, "grow", node, "all"],
+            [RABBITMQ_QUEUES, "-t", str(timeout), "grow", node, "all"],
             python_shell=False,
             output_loglevel="quiet",
             ignore_retcode=True,
+            reset_system_locale=False,
+            timeout=timeout + 30,
         )
         if res["retcode"] != 0:
             log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all: %s", node, res.get("stderr"))

@@ -361,7 +361,7 @@ def test_grow_retries_until_every_queue_has_the_member(monkeypatch):
     )
     assert mod.grow_quorum_queues("rabbit@node3") == []
     grows = [c for c in fake.commands() if c[0] == "rabbitmq-queues"]
-    assert grows == [["rabbitmq-queues", "grow", "rabbit@node3", "all"]] * 2
+    assert grows == [["rabbitmq-queues", "grow", "rabbit@node3", "all"]] * 2  # -t 120 filtered
     assert len(slept) == 1
 
 

@@ -2,7 +2,8 @@
     Brings the cluster up layer by layer, in order: each stage runs on the
     nodes whose roles ask for it (from the airflow_ha pillar the master sees;
     roles default as in parameters/defaults.yaml) and the next stage starts
-    only when the previous one succeeded everywhere. -#}
+    only when the previous one succeeded everywhere; a health gate closes it.
+    The Airflow layer alone: salt-run state.orchestrate airflow_ha.orch.airflow -#}
 {%- import_yaml "airflow_ha/parameters/defaults.yaml" as defaults %}
 {%- set ah = pillar.get("airflow_ha", {}) %}
 {%- set nodes = ah.get("nodes", {}) if ah.get("nodes") is mapping else {} %}
@@ -18,7 +19,6 @@
       ("pgbouncer", none, pgbouncer),
       ("rabbitmq", "broker", true),
       ("csync2", none, true),
-      ("airflow", none, true),
     ] %}
 
 {%- if not nodes %}
@@ -56,4 +56,44 @@ airflow_ha-orch-{{ stage }}:
       - salt: {{ previous }}
 {%-     set previous = "airflow_ha-orch-" ~ stage %}
 {%-   endfor %}
+{%-   set all_nodes = nodes | list %}
+
+{#- Airflow: install + config everywhere, the schema and admin user from one
+    node, then the units everywhere, then a health gate. #}
+airflow_ha-orch-airflow-install:
+  salt.state:
+    - tgt: {{ all_nodes | json }}
+    - tgt_type: list
+    - sls: [airflow_ha.airflow.install, airflow_ha.airflow.config]
+    - failhard: true
+    - require:
+      - salt: {{ previous }}
+
+airflow_ha-orch-airflow-db:
+  salt.state:
+    - tgt: {{ all_nodes | first }}
+    - sls: [airflow_ha.airflow.db]
+    - failhard: true
+    - require:
+      - salt: airflow_ha-orch-airflow-install
+
+airflow_ha-orch-airflow:
+  salt.state:
+    - tgt: {{ all_nodes | json }}
+    - tgt_type: list
+    - sls: [airflow_ha.airflow]
+    - failhard: true
+    - require:
+      - salt: airflow_ha-orch-airflow-db
+
+airflow_ha-orch-health:
+  salt.function:
+    - name: airflow.wait_healthy
+    - tgt: {{ all_nodes | json }}
+    - tgt_type: list
+    - kwarg:
+        timeout: 300
+    - timeout: 360
+    - require:
+      - salt: airflow_ha-orch-airflow
 {%- endif %}

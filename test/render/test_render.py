@@ -154,13 +154,28 @@ def _orch_stages(tmp_path, pillar):
         sid: {k: v for item in body["salt"] if isinstance(item, dict) for k, v in item.items()}
         for sid, body in data.items()
     }
-    return {sid: (a["sls"], a["tgt"]) for sid, a in sorted(args.items(), key=lambda kv: kv[1]["order"])}
+    return {
+        sid: (a.get("sls", a.get("name")), a["tgt"])
+        for sid, a in sorted(args.items(), key=lambda kv: kv[1]["order"])
+    }
 
 
 def test_orchestration_stages_follow_roles(tmp_path):
     stages = _orch_stages(tmp_path, _variant("split-roles"))
     order = [sid.removeprefix("airflow_ha-orch-") for sid in stages]
-    assert order == ["validate", "common", "etcd", "postgresql", "haproxy", "rabbitmq", "csync2", "airflow"]
+    assert order == [
+        "validate",
+        "common",
+        "etcd",
+        "postgresql",
+        "haproxy",
+        "rabbitmq",
+        "csync2",
+        "airflow-install",
+        "airflow-db",
+        "airflow",
+        "health",
+    ]
     assert stages["airflow_ha-orch-etcd"] == (["airflow_ha.etcd"], ["node1", "node2", "node3"])
     options = (
         _orch_stages(tmp_path / "on", _variant("options-on")) if (tmp_path / "on").mkdir() is None else None

@@ -546,6 +546,17 @@ def _validate_components(ah):
             f"airflow_ha:airflow:version: {version} is not supported — use "
             f"{' or '.join(v + '.x' for v in SUPPORTED_AIRFLOW)}"
         )
+    elif version not in (_get(ah, "airflow:constraints_shipped") or []) and not _get(
+        ah, "airflow:constraints_url"
+    ):
+        errors.append(
+            f"airflow_ha:airflow:version: no constraints file is shipped for {version} (shipped: "
+            f"{', '.join(_get(ah, 'airflow:constraints_shipped') or [])}) — pick a shipped version or "
+            "set airflow_ha:airflow:constraints_url"
+        )
+    url = _get(ah, "airflow:constraints_url")
+    if url and not (_is_url(url) or str(url).startswith("salt://")):
+        errors.append(f"airflow_ha:airflow:constraints_url: {url!r} — use an http(s) or salt:// URL")
     for key in ("worker_concurrency", "parallelism"):
         value = _get(ah, f"airflow:{key}")
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

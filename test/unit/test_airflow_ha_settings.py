@@ -388,6 +388,20 @@ BAD = [
         "true or false",
     ),
     (
+        "version-without-constraints",
+        {"airflow__version": "3.3.1"},
+        "node1",
+        "airflow_ha:airflow:version",
+        "no constraints file is shipped for 3.3.1",
+    ),
+    (
+        "constraints-url-bad",
+        {"airflow__constraints_url": "constraints.txt"},
+        "node1",
+        "airflow_ha:airflow:constraints_url",
+        "http(s)",
+    ),
+    (
         "dag-refresh-zero",
         {"airflow__dag_refresh_interval": 0},
         "node1",
@@ -517,3 +531,16 @@ def test_validated_state_reports_problems_in_both_modes():
         assert ret["result"] is False
         assert "airflow_ha:nodes: no nodes" in ret["comment"]
         assert ret["changes"] == {}
+
+
+def test_shipped_constraints_list_matches_the_files():
+    files = sorted(p.name for p in (ROOT / "airflow_ha" / "airflow" / "files").glob("constraints-*.txt"))
+    listed = sorted(f"constraints-{v}.txt" for v in DEFAULTS["airflow"]["constraints_shipped"])
+    assert files == listed
+
+
+def test_unshipped_version_with_constraints_url_is_accepted():
+    pillar = example(
+        airflow__version="3.3.1", airflow__constraints_url="https://mirror.example/constraints-3.3.1.txt"
+    )
+    assert settings(pillar)["errors"] == []

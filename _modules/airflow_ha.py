@@ -482,6 +482,11 @@ def _validate_secrets(ah):
             errors.append(f"{path}: too short ({len(value.encode())} bytes, at least {minimum}) ({what})")
         elif name == "erlang_cookie" and not COOKIE_RE.match(value):
             errors.append(f"{path}: use letters and digits only (it is an Erlang atom)")
+        elif name == "erlang_cookie" and re.fullmatch(r"[A-Z]{20}", value):
+            errors.append(
+                f"{path}: 20 capital letters look like a cookie Erlang generated, and Debian's "
+                "rabbitmq-server postinst replaces such a cookie — add digits or lowercase letters"
+            )
         elif name == "csync2_psk" and (len(value) != 64 or not PSK_RE.match(value)):
             errors.append(
                 f"{path}: must be exactly 64 characters of letters, digits, '.', '_' or '-' "

@@ -296,6 +296,13 @@ BAD = [
         "airflow_ha:secrets:erlang_cookie",
         "letters and digits",
     ),
+    (
+        "cookie-erlang-generated-shape",
+        {"secrets__erlang_cookie": "ABCDEFGHIJKLMNOPQRST"},
+        "node1",
+        "airflow_ha:secrets:erlang_cookie",
+        "postinst replaces",
+    ),
     ("short-psk", {"secrets__csync2_psk": "abc"}, "node1", "airflow_ha:secrets:csync2_psk", "too short"),
     (
         "secret-not-string",

@@ -36,6 +36,7 @@ airflow_ha-orch-validate:
     - tgt: {{ nodes | list | json }}
     - tgt_type: list
     - sls: [airflow_ha.validate]
+    - queue: true
     - failhard: true
 {%-   set previous = "airflow_ha-orch-validate" %}
 {%-   for stage, role, enabled in stages if enabled %}
@@ -51,6 +52,7 @@ airflow_ha-orch-{{ stage }}:
     - tgt: {{ targets | json }}
     - tgt_type: list
     - sls: [airflow_ha.{{ stage }}]
+    - queue: true
     - failhard: true
     - require:
       - salt: {{ previous }}
@@ -65,6 +67,7 @@ airflow_ha-orch-airflow-install:
     - tgt: {{ all_nodes | json }}
     - tgt_type: list
     - sls: [airflow_ha.airflow.install, airflow_ha.airflow.config]
+    - queue: true
     - failhard: true
     - require:
       - salt: {{ previous }}
@@ -73,6 +76,7 @@ airflow_ha-orch-airflow-db:
   salt.state:
     - tgt: {{ all_nodes | first }}
     - sls: [airflow_ha.airflow.db]
+    - queue: true
     - failhard: true
     - require:
       - salt: airflow_ha-orch-airflow-install
@@ -82,6 +86,7 @@ airflow_ha-orch-airflow:
     - tgt: {{ all_nodes | json }}
     - tgt_type: list
     - sls: [airflow_ha.airflow]
+    - queue: true
     - failhard: true
     - require:
       - salt: airflow_ha-orch-airflow-db

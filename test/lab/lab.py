@@ -1069,7 +1069,14 @@ def cmd_bench(_args) -> int:
         apt_s, pip_s = bare_install(cfg, packages)
         figure(f"raw install on a bare node: apt-get install ({len(packages)} packages)", f"{apt_s:.0f}", "s")
         figure("raw install on a bare node: Airflow venv from the wheelhouse", f"{pip_s:.0f}", "s")
-        env = dict(os.environ, LABCTL=str(LAB / "labctl"), LAB_STATE=str(STATE))
+        env = dict(
+            os.environ,
+            LABCTL=str(LAB / "labctl"),
+            LAB_STATE=str(STATE),
+            LAB_HOST=cfg["host"],
+            LAB_WHEELS=f"http://{cfg['host']}:{WHEEL_PORT}/",
+            LAB_APT_PROXY=f"http://{cfg['host']}:{ACNG_PORT}",
+        )
         for script in sorted((LAB / "bench.d").glob("*")):
             if script.is_file() and os.access(script, os.X_OK):
                 progress(f"bench.d/{script.name}")

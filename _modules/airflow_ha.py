@@ -64,14 +64,9 @@ COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
 CONTAINERS = ("container", "systemd-nspawn", "lxc", "docker", "podman", "openvzve")
 PSK_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
-# Top-level keys a user may set under the airflow_ha pillar. Anything else is
-# almost always a typo, which would otherwise be silently ignored.
-PILLAR_KEYS = (
-    "cluster_name",
-    "single_node",
-    "nodes",
+# Top-level keys of the airflow_ha pillar whose value is a mapping.
+MAPPING_KEYS = (
     "network",
-    "timezone",
     "time_sync",
     "proxy",
     "vip",
@@ -84,9 +79,10 @@ PILLAR_KEYS = (
     "airflow",
     "secrets",
     "lookup",
-    "base_packages",
-    "clean",
 )
+# Every top-level key a user may set. Anything else is almost always a typo,
+# which would otherwise be silently ignored.
+PILLAR_KEYS = ("cluster_name", "single_node", "nodes", "timezone", "base_packages", "clean", *MAPPING_KEYS)
 
 # Every TCP port the stack listens on: (dotted path, component that uses it).
 PORTS = (
@@ -242,21 +238,7 @@ def _validate(ah, pillar, minion_id):
                 f"airflow_ha:{key}: unknown key — remove it or fix the spelling "
                 f"(known keys: {', '.join(PILLAR_KEYS)})"
             )
-    for key in (
-        "network",
-        "time_sync",
-        "proxy",
-        "vip",
-        "etcd",
-        "postgresql",
-        "haproxy",
-        "pgbouncer",
-        "rabbitmq",
-        "csync2",
-        "airflow",
-        "secrets",
-        "lookup",
-    ):
+    for key in MAPPING_KEYS:
         value = pillar.get(key)
         if value is not None and not isinstance(value, dict):
             errors.append(

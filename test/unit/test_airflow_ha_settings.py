@@ -42,14 +42,7 @@ def example(**changes):
     """pillar.example with ``changes`` applied: {"a:b:c": value}; value None deletes."""
     data = copy.deepcopy(EXAMPLE)
     for path, value in changes.items():
-        node = data
-        *parents, last = path.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
+        _merge_change(data, path, value)
     return data
 
 
@@ -455,12 +448,7 @@ BAD = [
 
 
 def _apply(changes):
-    if not isinstance(changes, dict):
-        return changes
-    data = example()
-    for path, value in changes.items():
-        _merge_change(data, path, value)
-    return data
+    return example(**changes) if isinstance(changes, dict) else changes
 
 
 def _merge_change(data, path, value):

@@ -76,6 +76,8 @@ def test_airflow_database_exists(node_exec, members, ah):
 
 
 def test_replicas_have_no_lag(nodes, db, ah, wait_for):
+    if len(db) < 2:
+        pytest.skip("a single db node has no replicas (single-node kitchen suite)")
     conf = ah["postgresql"]["patroni"]["config_file"]
 
     def lags():

@@ -853,7 +853,7 @@ def desired_config(ah):
 
     .. code-block:: bash
 
-        salt node1 airflow.desired_config "$(salt-call --out=json airflow_ha.settings)"
+        salt node1 airflow.desired_config "$(salt-call --out=json airflow_ha.settings reveal=True)"
     """
     af = ah.get("airflow") or {}
     major = major_of(af.get("version", "3.3.2"))

@@ -168,7 +168,12 @@ def _layered(defaults, os_layers, pillar):
     return merge(defaults, family, finger, user, lookup if isinstance(lookup, dict) else {})
 
 
-def settings(defaults=None, os_layers=None, pillar=None, minion_id=None):
+MASK = "**********"
+# Derived values that embed a secret.
+SECRET_URLS = ("sql_alchemy_conn", "result_backend", "broker_url")
+
+
+def settings(defaults=None, os_layers=None, pillar=None, minion_id=None, reveal=False):
     """
     Return the merged and derived settings of this minion.
 
@@ -176,6 +181,8 @@ def settings(defaults=None, os_layers=None, pillar=None, minion_id=None):
     ``os_family`` then ``osfinger`` entry of ``os_layers`` (parameters/os.yaml),
     the ``airflow_ha`` pillar without ``lookup``, then ``airflow_ha:lookup``.
     Adds ``errors``: the validation problems (an empty list when valid).
+    Secrets (and the URLs holding them) are masked unless ``reveal=True``,
+    which map.jinja passes: a CLI call never prints them in a job return.
 
     CLI example:
 
@@ -199,7 +206,19 @@ def settings(defaults=None, os_layers=None, pillar=None, minion_id=None):
     ah["errors"] = errors
     if not errors:
         _derive(ah, minion_id)
+    if not reveal:
+        _mask(ah)
     return ah
+
+
+def _mask(ah):
+    if isinstance(ah.get("secrets"), dict):
+        ah["secrets"] = {name: MASK for name in ah["secrets"]}
+    airflow = ah.get("airflow")
+    if isinstance(airflow, dict):
+        for key in SECRET_URLS:
+            if key in airflow:
+                airflow[key] = re.sub(r"://([^:/@]+):[^@]*@", rf"://\1:{MASK}@", airflow[key])
 
 
 def validate(pillar=None, minion_id=None):

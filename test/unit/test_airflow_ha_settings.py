@@ -35,7 +35,7 @@ def configure_loader_modules():
 
 
 def settings(pillar, minion_id="node1"):
-    return airflow_ha.settings(DEFAULTS, OS_LAYERS, pillar, minion_id)
+    return airflow_ha.settings(DEFAULTS, OS_LAYERS, pillar, minion_id, reveal=True)
 
 
 def example(**changes):
@@ -539,3 +539,17 @@ def test_unshipped_version_with_constraints_url_is_accepted():
         airflow__version="3.3.1", airflow__constraints_url="https://mirror.example/constraints-3.3.1.txt"
     )
     assert settings(pillar)["errors"] == []
+
+
+def test_cli_settings_mask_secrets_and_urls():
+    airflow_ha.__salt__["cp.get_file_str"] = lambda url: (PARAMS / url.rsplit("/", 1)[1]).read_text()
+    ah = airflow_ha.settings()
+    text = repr(ah)
+    for value in EXAMPLE["secrets"].values():
+        assert value not in text
+    assert ah["secrets"]["jwt_secret"] == "**********"
+    assert (
+        ah["airflow"]["sql_alchemy_conn"] == "postgresql+psycopg2://airflow:**********@127.0.0.1:5000/airflow"
+    )
+    assert all(u.startswith("amqp://airflow:**********@node") for u in ah["airflow"]["broker_url"].split(";"))
+    assert airflow_ha.settings(reveal=True)["secrets"] == EXAMPLE["secrets"]

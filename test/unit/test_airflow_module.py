@@ -60,7 +60,7 @@ def configure_loader_modules(run_all):
 
 
 def settings(pillar=None, minion_id="node1"):
-    return airflow_ha.settings(DEFAULTS, OS_LAYERS, pillar or copy.deepcopy(EXAMPLE), minion_id)
+    return airflow_ha.settings(DEFAULTS, OS_LAYERS, pillar or copy.deepcopy(EXAMPLE), minion_id, reveal=True)
 
 
 # -- parsing -----------------------------------------------------------------------

@@ -39,6 +39,12 @@ airflow_ha-airflow-admin-user:
 {%- for k, v in paths | dictsort %}
     - {{ k }}: {{ v }}
 {%- endfor %}
+    {#- FAB syncs its permission tables when any node's Airflow starts; a
+        first converge can collide with that (UniqueViolation on
+        ab_permission_view_role, seen in the lab): try again. #}
+    - retry:
+        attempts: 5
+        interval: 10
     - require:
       - airflow: airflow_ha-airflow-db-migrated
 {%- endif %}

@@ -363,6 +363,10 @@ def watch(conf):
     )  # fmt: skip
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
+    # csync2 can replace a synced root folder when a peer pushes it (a new
+    # inode, seen on a first converge); inotify keeps watching the old one, so
+    # a changed inode ends this run and systemd starts a fresh watcher.
+    inodes = {d: os.stat(d).st_ino for d in dirs}
     log(f"watching {', '.join(dirs)} (debounce {debounce * 1000:.0f} ms)")
     time.sleep(0.3)
     cs.full("watcher-start")
@@ -377,7 +381,11 @@ def watch(conf):
             deadlines.append(next_probe)
         if pending:
             deadlines.append(min(last + debounce, first + max_delay))
-        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        timeout = min(max(0.0, min(deadlines) - now) if deadlines else ROOT_CHECK_S, ROOT_CHECK_S)
+        if not pending and _roots_replaced(inodes):
+            log("a watched folder was replaced (new inode): restarting the watcher")
+            proc.terminate()
+            return 1
         if sel.select(timeout):
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -419,6 +427,19 @@ def watch(conf):
         if due:
             retries = [(t, ps) for t, ps in retries if t > now]
             cs.tie_break(sorted(set(due)))
+
+
+ROOT_CHECK_S = 2.0
+
+
+def _roots_replaced(inodes):
+    for path, ino in inodes.items():
+        try:
+            if os.stat(path).st_ino != ino:
+                return True
+        except FileNotFoundError:
+            return True
+    return False
 
 
 def main(argv):

@@ -565,7 +565,7 @@ def _validate_components(ah):
         errors.append(f"airflow_ha:airflow:constraints_url: {url!r} — use an http(s) or salt:// URL")
     for key in ("worker_concurrency", "parallelism"):
         value = _get(ah, f"airflow:{key}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not _positive_int(value):
             errors.append(f"airflow_ha:airflow:{key}: {value!r} must be a positive integer")
     config = _get(ah, "airflow:config")
     if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
@@ -639,7 +639,7 @@ def _validate_components(ah):
             errors.append(f"airflow_ha:{path}: {value!r} — use letters, digits, '_' and '-'")
     for path in ("ttl", "loop_wait", "retry_timeout"):
         value = _get(ah, f"postgresql:patroni:{path}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not _positive_int(value):
             errors.append(f"airflow_ha:postgresql:patroni:{path}: {value!r} must be a positive integer")
     ttl = _get(ah, "postgresql:patroni:ttl")
     loop = _get(ah, "postgresql:patroni:loop_wait")

@@ -17,7 +17,17 @@ ROLE_UNITS = {
     "flower": "airflow-flower",
     "dag_processor": "airflow-dag-processor",
 }
+# Airflow 2.x: a webserver instead of the api-server, no standalone dag-processor.
+ROLE_UNITS_2 = dict(ROLE_UNITS, api="airflow-webserver", dag_processor=None)
 CHECK_DAG = "airflow_ha_check"
+
+
+def major(ah):
+    return int(str(ah["airflow"]["version"]).split(".")[0])
+
+
+def role_unit(ah, role):
+    return (ROLE_UNITS if major(ah) >= 3 else ROLE_UNITS_2)[role]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +48,12 @@ def airflow_cli(ah):
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_UNITS))
-def test_units_follow_roles(nodes, airflow_nodes, role_nodes, role):
-    unit = ROLE_UNITS[role]
+def test_units_follow_roles(nodes, airflow_nodes, role_nodes, ah, role):
+    unit = role_unit(ah, role)
+    if unit is None:
+        for name in airflow_nodes:  # the 3.x unit must not linger after a switch
+            assert not nodes[name].service(ROLE_UNITS[role]).is_running, f"{ROLE_UNITS[role]} on {name}"
+        return
     wanted = role_nodes(role)
     for name in airflow_nodes:
         svc = nodes[name].service(unit)
@@ -49,7 +63,10 @@ def test_units_follow_roles(nodes, airflow_nodes, role_nodes, role):
             assert not svc.is_running, f"{unit} runs on {name} without the {role} role"
 
 
-def test_exactly_one_dag_processor(nodes, airflow_nodes, role_nodes, wait_for):
+def test_exactly_one_dag_processor(nodes, airflow_nodes, role_nodes, ah, wait_for):
+    if major(ah) < 3:
+        pytest.skip("Airflow 2.x: the schedulers parse DAGs (no standalone dag-processor)")
+
     def running():
         return [
             n for n in role_nodes("dag_processor")
@@ -64,8 +81,9 @@ def test_exactly_one_dag_processor(nodes, airflow_nodes, role_nodes, wait_for):
 def test_api_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):
     """An operator gives a just-(re)started api-server a while to listen."""
     port = ah["airflow"]["api_port"]
+    path = "/api/v2/monitor/health" if major(ah) >= 3 else "/health"
     for name in role_nodes("api"):
-        url = f"http://{address(name)}:{port}/api/v2/monitor/health"
+        url = f"http://{address(name)}:{port}{path}"
         res = wait_for(lambda n=name, u=url: (r := nodes[n].run(f"curl -sf {u}")).rc == 0 and r, 180, 3)
         assert res, f"api-server on {name} does not answer {url}"
         health = json.loads(res.stdout)
@@ -215,7 +233,8 @@ def test_no_secret_in_ps_or_journal(nodes, node_exec, airflow_nodes, ah):
 def test_worker_survives_its_api_server_down(salt, nodes, node_exec, airflow_nodes, role_nodes, ah, wait_for):
     """Workers reach the execution API through the local HAProxy (all API
     servers behind it): with one node's API server stopped, that node's worker
-    still runs tasks to success."""
+    still runs tasks to success. (2.x workers use the database, not the API:
+    the same check with the webserver stopped.)"""
     apis, workers = role_nodes("api"), role_nodes("worker")
     victim = next((n for n in workers if n in apis and n != role_nodes("scheduler")[0]), None)
     if victim is None or len(apis) < 2:
@@ -223,7 +242,8 @@ def test_worker_survives_its_api_server_down(salt, nodes, node_exec, airflow_nod
     if not nodes[role_nodes("scheduler")[0]].file(f"{ah['airflow']['home']}/dags/{CHECK_DAG}.py").exists:
         pytest.skip("the check DAG is not deployed (test_dag_run_succeeds deploys it)")
     sched = role_nodes("scheduler")[0]
-    node_exec(victim, "systemctl stop airflow-api-server")
+    unit = role_unit(ah, "api")
+    node_exec(victim, f"systemctl stop {unit}")
     try:
         run_id = f"itest-apidown-{int(time.time())}"
         salt(sched, "airflow.dag_trigger", CHECK_DAG, f"run_id={run_id}")
@@ -234,7 +254,7 @@ def test_worker_survives_its_api_server_down(salt, nodes, node_exec, airflow_nod
 
         state = wait_for(done, timeout=300, interval=5)
     finally:
-        node_exec(victim, "systemctl start airflow-api-server")
+        node_exec(victim, f"systemctl start {unit}")
     assert state and state["state"] == "success", f"run {run_id} with {victim}'s API down: {state}"
     on_victim = [t for t in state["tasks"] if t["hostname"] == victim]
     assert on_victim, f"no task ran on {victim} this time: {state['tasks']}"

@@ -39,11 +39,7 @@ ACNG_PORT = 3142
 WHEEL_PORT = 3141
 SALT_PORTS = (4505, 4506)
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-AIRFLOW_REQS = [
-    "apache-airflow[celery,postgres,fab]==3.3.2",
-    "apache-airflow-providers-fab",
-    "celery<5.7",
-]
+AIRFLOW_DEFAULT = "3.3.2"  # the lab pillar's airflow:version unless LAB_AIRFLOW says otherwise
 T0 = time.monotonic()
 
 
@@ -76,6 +72,10 @@ def fresh_config() -> dict:
     if net.version != 4 or net.prefixlen > 26:
         raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
     base = int(net.network_address)
+    airflow = os.environ.get("LAB_AIRFLOW", AIRFLOW_DEFAULT)
+    if not constraints_file(airflow):
+        shipped = sorted(p.name[12:-4] for p in (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt"))
+        raise LabError(f"LAB_AIRFLOW={airflow!r}: the formula ships constraints for {', '.join(shipped)}")
     nodes = [
         {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))} for i in range(1, count + 1)
     ]
@@ -87,13 +87,18 @@ def fresh_config() -> dict:
         "host": str(ipaddress.ip_address(base + 1)),
         "vip": str(ipaddress.ip_address(base + 10)),
         "nodes": nodes,
+        "airflow_version": airflow,
+        "airflow_versions": [airflow],  # wheelhouses served to the nodes
     }
 
 
 def config() -> dict:
     path = STATE / "lab.json"
     if path.exists():
-        return json.loads(path.read_text())
+        cfg = json.loads(path.read_text())
+        cfg.setdefault("airflow_version", AIRFLOW_DEFAULT)  # a lab.json from before LAB_AIRFLOW
+        cfg.setdefault("airflow_versions", [cfg["airflow_version"]])
+        return cfg
     return fresh_config()
 
 
@@ -275,16 +280,19 @@ def ensure_rootfs(cfg: dict) -> Path:
     return path
 
 
-def constraints_file() -> Path | None:
-    """The airflow helper's frozen constraints for the lab's Airflow version."""
-    version = AIRFLOW_REQS[0].split("==")[1]
+def airflow_reqs(version: str) -> list[str]:
+    return [f"apache-airflow[celery,postgres,fab]=={version}", "apache-airflow-providers-fab", "celery<5.7"]
+
+
+def constraints_file(version: str) -> Path | None:
+    """The formula's frozen constraints for an Airflow version."""
     path = REPO / "airflow_ha" / "airflow" / "files" / f"constraints-{version}.txt"
     return path if path.exists() else None
 
 
-def wheelhouse_path() -> tuple[Path, list[str]]:
-    args = list(AIRFLOW_REQS)
-    cons = constraints_file()
+def wheelhouse_path(version: str) -> tuple[Path, list[str]]:
+    args = airflow_reqs(version)
+    cons = constraints_file(version)
     digest = hashlib.sha256("\n".join(["recipe-2", *args]).encode())  # bump on recipe changes
     if cons:
         args += ["-c", str(cons)]
@@ -292,17 +300,17 @@ def wheelhouse_path() -> tuple[Path, list[str]]:
     return CACHE / f"wheelhouse-{digest.hexdigest()[:12]}", args
 
 
-def ensure_wheelhouse() -> Path:
-    path, args = wheelhouse_path()
+def ensure_wheelhouse(version: str) -> Path:
+    path, args = wheelhouse_path(version)
     if (path / ".complete").exists():
         return path
-    progress(f"building the Airflow wheelhouse {path.name} (pip wheel, a few minutes)")
+    progress(f"building the Airflow {version} wheelhouse {path.name} (pip wheel, a few minutes)")
     path.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     log = CACHE / f"{path.name}.log"
     with open(log, "w") as out:
         batches = [["pip", "setuptools", "wheel", "virtualenv"], args]
-        cons = constraints_file()
+        cons = constraints_file(version)
         if cons:
             # Every pin too: the host's newer Python skips marker-guarded
             # requirements the nodes' Python needs (async-timeout < 3.11.3).
@@ -356,13 +364,19 @@ def acng_start(cfg: dict) -> None:
 
 
 def wheel_server_start(cfg: dict) -> None:
-    # Served through a symlink, re-pointed whenever the wheelhouse changes.
+    # One served directory of symlinks to the wheels of every Airflow version
+    # the lab uses (an in-place upgrade needs both), refreshed on each call.
     link = STATE / "wheelhouse"
-    path, _ = wheelhouse_path()
-    path.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
+    if link.is_symlink():
         link.unlink()
-    link.symlink_to(path)
+    link.mkdir(parents=True, exist_ok=True)
+    for old in link.iterdir():
+        old.unlink()
+    for version in cfg["airflow_versions"]:
+        path, _ = wheelhouse_path(version)
+        for wheel in path.iterdir():
+            if not wheel.name.startswith(".") and not (link / wheel.name).exists():
+                (link / wheel.name).symlink_to(wheel)
     if recorded_pid("wheels"):
         return
     cmd = [
@@ -437,6 +451,7 @@ def write_generated_pillar(cfg: dict) -> None:
                 },
             },
             "vip": {"address": cfg["vip"]},
+            "airflow": {"version": cfg["airflow_version"]},
         }
     }
     path = STATE / "pillar" / "lab_generated.sls"
@@ -722,7 +737,8 @@ def cmd_up(_args) -> int:
     ensure_host_packages()
     rootfs = Path(cfg["rootfs"]) if cfg.get("rootfs") else ensure_rootfs(cfg)
     cfg["rootfs"] = str(rootfs)  # the nodes' lower dir for this lab's lifetime
-    ensure_wheelhouse()
+    for version in cfg["airflow_versions"]:
+        ensure_wheelhouse(version)
     save_config(cfg)
     progress(f"bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
     bridge_up(cfg)
@@ -744,9 +760,33 @@ def cmd_up(_args) -> int:
 
 
 def cmd_wheels(_args) -> int:
-    ensure_wheelhouse()
+    cfg = config()
+    for version in cfg["airflow_versions"]:
+        ensure_wheelhouse(version)
     if (STATE / "lab.json").exists():
-        wheel_server_start(config())
+        wheel_server_start(cfg)
+    return 0
+
+
+def cmd_airflow_version(args) -> int:
+    """Switch the lab pillar's airflow:version (an in-place upgrade/downgrade
+    test): builds that version's wheelhouse, serves it beside the others and
+    rewrites the generated pillar. The next `labctl apply` converges to it."""
+    if len(args) != 1:
+        raise LabError("usage: labctl airflow-version VERSION (then: labctl apply)")
+    if not (STATE / "lab.json").exists():
+        raise LabError("the lab is not up (labctl up first)")
+    cfg, version = config(), args[0]
+    if not constraints_file(version):
+        raise LabError(f"no constraints-{version}.txt in airflow_ha/airflow/files")
+    ensure_wheelhouse(version)
+    if version not in cfg["airflow_versions"]:
+        cfg["airflow_versions"].append(version)
+    cfg["airflow_version"] = version
+    save_config(cfg)
+    wheel_server_start(cfg)
+    write_generated_pillar(cfg)
+    progress(f"lab pillar now has airflow:version {version}; run `labctl apply` to converge")
     return 0
 
 
@@ -1023,7 +1063,7 @@ def bare_install(cfg: dict, packages: list[str]) -> tuple[float, float]:
         nsenter("bare", "python3", "-m", "venv", "/opt/bare-venv", check=True, **quiet)
         pip = ["/opt/bare-venv/bin/pip", "install", "-q", "--no-index", "--find-links"]
         pip += [f"http://{cfg['host']}:{WHEEL_PORT}/", "--trusted-host", cfg["host"]]
-        nsenter("bare", *pip, *AIRFLOW_REQS, check=True, **quiet)
+        nsenter("bare", *pip, *airflow_reqs(cfg["airflow_version"]), check=True, **quiet)
         return apt_s, time.monotonic() - start
     finally:
         node_stop("bare", graceful=False)
@@ -1221,6 +1261,7 @@ COMMANDS = {
     "test-cluster": cmd_test_cluster,
     "bench": cmd_bench,
     "kitchen": cmd_kitchen,
+    "airflow-version": cmd_airflow_version,
 }
 
 

@@ -130,7 +130,8 @@ def test_dag_run_succeeds(nodes, node_exec, airflow_nodes, role_nodes, ah, wait_
     assert res.rc == 0, f"trigger failed: {res.stdout} {res.stderr}"
 
     def state():
-        out = node_exec(sched, f"{cli} dags list-runs {CHECK_DAG} -o json 2>/dev/null").stdout
+        flag = "" if major(ah) >= 3 else "-d "  # 2.x: list-runs -d DAG_ID
+        out = node_exec(sched, f"{cli} dags list-runs {flag}{CHECK_DAG} -o json 2>/dev/null").stdout
         try:
             runs = json.loads(out[out.find("[") :])
         except ValueError:

@@ -21,3 +21,14 @@ def pytest_sessionstart(session):
 # print "--- Logging error --- I/O operation on closed file" (harmless); keep the
 # test output ending on pytest's summary.
 logging.raiseExceptions = False
+
+
+@pytest.fixture(scope="session")
+def etcd_tls(tmp_path_factory):
+    """The pillar value of airflow_ha:etcd:tls for pillar.example's three
+    nodes: a CA and one certificate per node, made with cryptography
+    (test/lab/lab_pki.py) once per session."""
+    from testlib import load_lab_pki
+
+    nodes = {"node1": "10.77.0.11", "node2": "10.77.0.12", "node3": "10.77.0.13"}
+    return load_lab_pki().etcd_tls_pillar(nodes, tmp_path_factory.mktemp("etcd-pki"))

@@ -17,3 +17,11 @@ def load_module(name, kind="modules"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_lab_pki():
+    """Import test/lab/lab_pki.py (the lab's etcd TLS PKI) by path."""
+    spec = importlib.util.spec_from_file_location("airflow_ha_lab_pki", ROOT / "test" / "lab" / "lab_pki.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -19,12 +19,23 @@ CLI examples:
 import base64
 import binascii
 import copy
+import datetime
 import ipaddress
 import re
 import urllib.parse
 
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
+
+try:  # in Salt's own dependencies; the deeper certificate checks are skipped without it
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover
+    HAS_CRYPTOGRAPHY = False
 
 __virtualname__ = "airflow_ha"
 
@@ -63,6 +74,11 @@ HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
 CONTAINERS = ("container", "systemd-nspawn", "lxc", "docker", "podman", "openvzve")
 PSK_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+PEM_CERT = "-----BEGIN CERTIFICATE-----"
+PEM_KEY_RE = re.compile(r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----")
+# Keys of airflow_ha:etcd:tls and of one node's entry under certs.
+ETCD_TLS_KEYS = ("enabled", "ca_cert", "certs", "dir")
+ETCD_TLS_CERT_KEYS = ("cert", "key")
 
 # Top-level keys of the airflow_ha pillar whose value is a mapping.
 MAPPING_KEYS = (
@@ -214,6 +230,12 @@ def settings(defaults=None, os_layers=None, pillar=None, minion_id=None, reveal=
 def _mask(ah):
     if isinstance(ah.get("secrets"), dict):
         ah["secrets"] = {name: MASK for name in ah["secrets"]}
+    # etcd's private keys (airflow_ha:etcd:tls:certs:<node>:key) are secrets too.
+    certs = _get(ah, "etcd:tls:certs")
+    if isinstance(certs, dict):
+        for entry in certs.values():
+            if isinstance(entry, dict) and "key" in entry:
+                entry["key"] = MASK
     airflow = ah.get("airflow")
     if isinstance(airflow, dict):
         for key in SECRET_URLS:
@@ -272,6 +294,7 @@ def _validate(ah, pillar, minion_id):
     errors.extend(_validate_secrets(ah))
     errors.extend(_validate_ports(ah))
     errors.extend(_validate_components(ah))
+    errors.extend(_validate_etcd_tls(ah, pillar))
     return errors
 
 
@@ -653,6 +676,166 @@ def _validate_components(ah):
     return errors
 
 
+def _etcd_tls_nodes(ah):
+    """Nodes that talk to etcd and so need a certificate with TLS on: the db
+    nodes (etcd members, Patroni) and, on Airflow 3, the dag_processor nodes
+    (etcdctl lock)."""
+    nodes = ah.get("nodes") if isinstance(ah.get("nodes"), dict) else {}
+    all_roles = ah.get("all_roles") or list(ROLES)
+    airflow3 = str(_get(ah, "airflow:version", "")).startswith("3.")
+    out = {}
+    for node_id, node in nodes.items():
+        roles = node.get("roles", all_roles) if isinstance(node, dict) else []
+        roles = roles if isinstance(roles, list) else []
+        if "db" in roles or (airflow3 and "dag_processor" in roles):
+            out[node_id] = {"address": str(node.get("address")), "server": "db" in roles}
+    return out
+
+
+def _validate_etcd_tls(ah, pillar):
+    path = "airflow_ha:etcd:tls"
+    tls = _get(ah, "etcd:tls")
+    if not isinstance(tls, dict):
+        return [f"{path}: expected a mapping {{enabled, ca_cert, certs}} — see pillar.example"]
+    errors = []
+    # The states read the PEMs from this pillar path (contents_pillar, so a
+    # key never shows in rendered state data): lookup cannot carry them.
+    lookup_tls = _get(pillar, "lookup:etcd:tls")
+    if isinstance(lookup_tls, dict) and set(lookup_tls) & {"ca_cert", "certs"}:
+        errors.append(
+            "airflow_ha:lookup:etcd:tls: ca_cert and certs belong under airflow_ha:etcd:tls — move them there"
+        )
+    for key in sorted(set(tls) - set(ETCD_TLS_KEYS)):
+        errors.append(
+            f"{path}:{key}: unknown key — remove it or fix the spelling (known keys: {', '.join(ETCD_TLS_KEYS)})"
+        )
+    enabled = tls.get("enabled")
+    if not isinstance(enabled, bool):
+        errors.append(f"{path}:enabled: {enabled!r} is not a boolean — use true or false")
+    tls_dir = tls.get("dir")
+    if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or tls_dir.rstrip("/") == "":
+        errors.append(f"{path}:dir: {tls_dir!r} must be an absolute path (not /)")
+    certs = tls.get("certs")
+    if not isinstance(certs, dict):
+        errors.append(f"{path}:certs: expected a mapping of node name -> {{cert, key}} — see pillar.example")
+        certs = {}
+    nodes = ah.get("nodes") if isinstance(ah.get("nodes"), dict) else {}
+    for node_id in certs:
+        if node_id not in nodes:
+            errors.append(
+                f"{path}:certs:{node_id}: not a node of airflow_ha:nodes — remove it or fix the node name"
+            )
+    if enabled is not True:
+        return errors
+    ca_cert = tls.get("ca_cert")
+    ca = None
+    if not isinstance(ca_cert, str) or PEM_CERT not in ca_cert:
+        errors.append(
+            f"{path}:ca_cert: missing or not a PEM certificate — set the CA certificate that signed "
+            f"the nodes' certificates ({PEM_CERT} ...)"
+        )
+    elif HAS_CRYPTOGRAPHY:
+        ca, problem = _load_cert(ca_cert)
+        if problem:
+            errors.append(f"{path}:ca_cert: {problem} — set the PEM of the CA certificate")
+    for node_id, node in sorted(_etcd_tls_nodes(ah).items()):
+        entry_path = f"{path}:certs:{node_id}"
+        entry = certs.get(node_id)
+        if not isinstance(entry, dict):
+            errors.append(
+                f"{entry_path}: missing — a node that talks to etcd needs {{cert, key}} (PEM) when "
+                f"{path}:enabled is true"
+            )
+            continue
+        for key in sorted(set(entry) - set(ETCD_TLS_CERT_KEYS)):
+            errors.append(f"{entry_path}:{key}: unknown key — a node's entry has `cert` and `key`")
+        cert, key = entry.get("cert"), entry.get("key")
+        cert_ok = isinstance(cert, str) and PEM_CERT in cert
+        if not cert_ok:
+            errors.append(f"{entry_path}:cert: missing or not a PEM certificate ({PEM_CERT} ...)")
+        key_ok = isinstance(key, str) and PEM_KEY_RE.search(key) is not None
+        if not key_ok:
+            what = (
+                "encrypted (etcd cannot read it)" if "ENCRYPTED PRIVATE KEY" in str(key) else "missing or not"
+            )
+            errors.append(
+                f"{entry_path}:key: {what} a PEM private key (-----BEGIN ... PRIVATE KEY-----) — "
+                "give the node's unencrypted key"
+            )
+        if cert_ok and HAS_CRYPTOGRAPHY:
+            errors.extend(_check_node_cert(entry_path, cert, key if key_ok else None, ca, node))
+    return errors
+
+
+def _load_cert(pem):
+    """(certificate, None) or (None, what is wrong) — never the PEM itself."""
+    try:
+        return x509.load_pem_x509_certificate(pem.strip().encode()), None
+    except ValueError:
+        return None, "cannot be parsed as a PEM certificate"
+
+
+def _check_node_cert(path, pem, key_pem, ca, node):
+    """The deeper checks of one node's certificate (cryptography available)."""
+    cert, problem = _load_cert(pem)
+    if problem:
+        return [f"{path}:cert: {problem}"]
+    errors = []
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    except x509.ExtensionNotFound:
+        ips = set()
+    # Server (and peer) certificates are checked against the address clients
+    # connect to: the node's address, and 127.0.0.1 for the local clients.
+    wanted = [node["address"], "127.0.0.1"] if node["server"] else []
+    missing = [ip for ip in wanted if ip not in ips]
+    if missing:
+        errors.append(
+            f"{path}:cert: its subjectAltName lacks IP {', IP '.join(missing)} (has: "
+            f"{', '.join(sorted(ips)) or 'no IP'}) — issue it with SANs IP:{node['address']},IP:127.0.0.1"
+        )
+    try:
+        eku = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = None  # no restriction: any usage
+    if eku is not None:
+        need = {ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
+        if node["server"]:
+            need[ExtendedKeyUsageOID.SERVER_AUTH] = "serverAuth"
+        lacking = [name for oid, name in need.items() if oid not in eku]
+        if lacking:
+            errors.append(
+                f"{path}:cert: its extendedKeyUsage lacks {' and '.join(sorted(lacking))} — etcd uses "
+                "one certificate as server, peer and client: issue it with serverAuth,clientAuth"
+            )
+    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
+        tzinfo=datetime.timezone.utc
+    )
+    if not_after < datetime.datetime.now(datetime.timezone.utc):
+        errors.append(f"{path}:cert: expired on {not_after:%Y-%m-%d} — issue a new certificate")
+    if ca is not None and hasattr(cert, "verify_directly_issued_by"):
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            errors.append(
+                f"{path}:cert: not signed by airflow_ha:etcd:tls:ca_cert — issue it from that CA "
+                "or set the CA that signed it"
+            )
+    if key_pem is not None:
+        try:
+            key = serialization.load_pem_private_key(key_pem.strip().encode(), password=None)
+        except (ValueError, TypeError):
+            errors.append(f"{path}:key: cannot be parsed as an unencrypted PEM private key")
+        else:
+            fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            if key.public_key().public_bytes(*fmt) != cert.public_key().public_bytes(*fmt):
+                errors.append(
+                    f"{path}:key: does not belong to {path}:cert — give the key of that certificate"
+                )
+    return errors
+
+
 # ---------------------------------------------------------------------------
 # derived values
 
@@ -678,9 +861,28 @@ def _derive(ah, minion_id):
     ah["airflow"]["dags_folder"] = ah["airflow"]["home"].rstrip("/") + "/dags"
     ah["airflow"]["plugins_folder"] = ah["airflow"]["home"].rstrip("/") + "/plugins"
     ah["airflow"].update(_connection_urls(ah))
+    _etcd_urls(ah)
     ah["is_container"] = _is_container()
     # A container shares its host's clock: no time sync daemon inside.
     ah["time_sync"]["managed"] = not ah["is_container"]
+
+
+def _etcd_urls(ah):
+    """etcd's scheme, the URLs its clients use and the TLS file paths, so that
+    no SLS file or template spells out http:// or a certificate path itself."""
+    e = ah["etcd"]
+    tls = e["tls"]
+    scheme = "https" if tls["enabled"] else "http"
+    e["scheme"] = scheme
+    e["local_url"] = f"{scheme}://127.0.0.1:{e['client_port']}"
+    e["endpoints"] = [f"{scheme}://{m['address']}:{e['client_port']}" for m in ah["members"]["db"]]
+    d = tls["dir"].rstrip("/")
+    tls["ca_file"] = f"{d}/ca.crt"
+    tls["cert_file"] = f"{d}/node.crt"
+    # One private key copy per user that reads it (0600 each).
+    tls["key_files"] = {"etcd": f"{d}/etcd.key", "patroni": f"{d}/patroni.key", "airflow": f"{d}/airflow.key"}
+    # This node has a certificate (it is an etcd member or client).
+    tls["here"] = bool(tls["enabled"]) and ah["minion_id"] in _etcd_tls_nodes(ah)
 
 
 def _is_container():

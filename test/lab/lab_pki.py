@@ -93,12 +93,14 @@ def make_cert(
     dns_names=None,
     usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
     validity: datetime.timedelta = VALIDITY,
+    start: datetime.datetime | None = None,
 ):
     """A certificate signed by the CA for ``name``: (certificate, private key).
 
-    SANs: every IP in ``addresses`` and the DNS names (default: ``name``)."""
+    SANs: every IP in ``addresses`` and the DNS names (default: ``name``);
+    valid from ``start`` (default: now) for ``validity``."""
     key = _key()
-    now = _now()
+    now = start or _now()
     sans = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
     sans += [x509.DNSName(d) for d in (dns_names if dns_names is not None else [name])]
     builder = (

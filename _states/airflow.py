@@ -262,6 +262,55 @@ def db_migrated(name, **kwargs):
     return ret
 
 
+# -- the venv across the 2.x -> 3.x package split ----------------------------------------------
+def venv_compatible(name, version):
+    """
+    Remove the Airflow venv at ``name`` when the apache-airflow installed in it
+    has a different major version than ``version``; the install states that
+    follow build a fresh venv. Same major (or no venv yet): nothing to do.
+
+    Why: Airflow 3 split ``apache-airflow`` into ``apache-airflow-core`` and
+    ``apache-airflow-task-sdk``. Upgrading a 2.x venv in place, pip installs
+    the new distributions, then uninstalls apache-airflow 2.x together with
+    files the new core now owns (``airflow/utils/__init__.py`` ...): the venv
+    is left broken (``cannot import name 'db' from 'airflow.utils' (unknown
+    location)``, seen in the lab). The venv holds only what the formula pip
+    installs, so a rebuild loses nothing; running units keep their loaded
+    code until the install's watch restarts them.
+
+    .. code-block:: yaml
+
+        airflow_ha-airflow-venv-compatible:
+          airflow.venv_compatible:
+            - name: /opt/airflow/venv
+            - version: 3.3.2
+    """
+    ret = _ret(name)
+    wanted = str(version).split(".")[0]
+    installed = __salt__["airflow.version"](venv=name)
+    if not installed or installed.split(".")[0] == wanted:
+        ret["comment"] = (
+            f"the venv has apache-airflow {installed}: upgradable in place to {version}"
+            if installed
+            else "no Airflow installed in the venv yet"
+        )
+        return ret
+    ret["changes"] = {
+        "venv": {"old": f"apache-airflow {installed}", "new": f"removed, rebuilt for {version}"}
+    }
+    if __opts__.get("test"):
+        ret["result"] = None
+        ret["comment"] = f"{name} would be removed: {installed} -> {version} crosses a major version"
+        return ret
+    try:
+        __salt__["file.remove"](name)
+    except CommandExecutionError as exc:
+        ret["changes"] = {}
+        return _fail(ret, exc)
+    ret["comment"] = f"removed {name} (apache-airflow {installed}); the next states rebuild it for {version}"
+    return ret
+
+
 # -- connections / variables / pools ----------------------------------------------------------------
 CONN_FIELDS = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
 

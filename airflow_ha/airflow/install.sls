@@ -4,7 +4,8 @@
     and trusted hosts go in through the environment (PIP_*), never argv,
     so proxy credentials do not show in ps or job returns. pip.installed
     skips the install when the pinned version is present; changing
-    ah.airflow.version upgrades in place (db.sls then migrates). -#}
+    ah.airflow.version upgrades in place (db.sls then migrates); a change of
+    major version (2.x -> 3.x) rebuilds the venv first. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set pip = ah.proxy.pip %}
@@ -55,6 +56,13 @@ airflow_ha-airflow-constraints:
     - require:
       - file: airflow_ha-airflow-venv-parent
 
+# A 2.x <-> 3.x version switch rebuilds the venv (pip cannot upgrade across
+# Airflow 3's package split in place: see _states/airflow.py venv_compatible).
+airflow_ha-airflow-venv-compatible:
+  airflow.venv_compatible:
+    - name: {{ af.venv }}
+    - version: {{ af.version }}
+
 airflow_ha-airflow-venv:
   virtualenv.managed:
     - name: {{ af.venv }}
@@ -62,6 +70,7 @@ airflow_ha-airflow-venv:
     - user: root
     - require:
       - file: airflow_ha-airflow-venv-parent
+      - airflow: airflow_ha-airflow-venv-compatible
 
 airflow_ha-airflow-package:
   pip.installed:

@@ -302,3 +302,42 @@ def test_pool_present(salt_funcs, opts):
     assert airflow.pool_present("etl", "8")["changes"] == {}
     salt_funcs["airflow.pool_set"].assert_not_called()
     assert airflow.pool_present("etl", "x")["result"] is False
+
+
+# -- venv_compatible ----------------------------------------------------------------------------------
+@pytest.fixture
+def remove(salt_funcs):
+    salt_funcs["file.remove"] = MagicMock(return_value=True)
+    return salt_funcs["file.remove"]
+
+
+@pytest.mark.parametrize("installed", ["", "3.3.2", "3.2.1"])
+def test_venv_compatible_keeps_a_same_major_venv(salt_funcs, remove, installed):
+    salt_funcs["airflow.version"].return_value = installed
+    ret = airflow.venv_compatible("/opt/airflow/venv", "3.3.2")
+    assert ret["result"] is True and ret["changes"] == {}
+    remove.assert_not_called()
+    assert salt_funcs["airflow.version"].call_args[1] == {"venv": "/opt/airflow/venv"}
+
+
+def test_venv_compatible_removes_a_2x_venv_for_3x(salt_funcs, remove):
+    salt_funcs["airflow.version"].return_value = "2.11.2"
+    ret = airflow.venv_compatible("/opt/airflow/venv", "3.3.2")
+    assert ret["result"] is True
+    assert ret["changes"]["venv"]["old"] == "apache-airflow 2.11.2"
+    remove.assert_called_once_with("/opt/airflow/venv")
+
+
+def test_venv_compatible_test_mode_removes_nothing(salt_funcs, remove, opts):
+    opts["test"] = True
+    salt_funcs["airflow.version"].return_value = "3.3.2"
+    ret = airflow.venv_compatible("/v", "2.11.2")
+    assert ret["result"] is None and ret["changes"] and "would be removed" in ret["comment"]
+    remove.assert_not_called()
+
+
+def test_venv_compatible_reports_a_failed_removal(salt_funcs, remove):
+    salt_funcs["airflow.version"].return_value = "2.11.2"
+    remove.side_effect = airflow_mod.CommandExecutionError("Could not remove /v: busy")
+    ret = airflow.venv_compatible("/v", "3.3.2")
+    assert ret["result"] is False and ret["changes"] == {} and "busy" in ret["comment"]

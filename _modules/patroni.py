@@ -24,6 +24,7 @@ CLI examples::
 import base64
 import json
 import logging
+import ssl
 import urllib.error
 import urllib.request
 
@@ -53,8 +54,9 @@ def __virtual__():
     return __virtualname__
 
 
-def _http_request(method, url, timeout, body=None, auth=None):
-    """``method`` ``url`` (JSON ``body``, basic ``auth`` (user, password)); return (status, text)."""
+def _http_request(method, url, timeout, body=None, auth=None, context=None):
+    """``method`` ``url`` (JSON ``body``, basic ``auth`` (user, password), TLS
+    ``context`` an ssl.SSLContext); return (status, text)."""
     headers = {"Accept": "application/json"}
     data = None
     if body is not None:
@@ -65,7 +67,7 @@ def _http_request(method, url, timeout, body=None, auth=None):
         headers["Authorization"] = f"Basic {token}"
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # nosec B310
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         # Patroni answers 503 on /leader, /primary, /replica for "no": a valid answer.
@@ -75,9 +77,29 @@ def _http_request(method, url, timeout, body=None, auth=None):
         raise CommandExecutionError(f"cannot reach {url}: {reason}") from None
 
 
-def _http_get(url, timeout):
+def _http_get(url, timeout, context=None):
     """GET ``url``; return (status, body text). Raises CommandExecutionError."""
-    return _http_request("GET", url, timeout)
+    return _http_request("GET", url, timeout, context=context)
+
+
+def _tls_context(cacert=None, cert=None, key=None):
+    """An ssl context trusting ``cacert`` (else the system CAs) and presenting
+    the client certificate ``cert``/``key`` when given. Raises
+    SaltInvocationError naming the file it cannot load (never its content)."""
+    if key and not cert:
+        raise SaltInvocationError("a client key needs its certificate: pass cert too")
+    try:
+        ctx = ssl.create_default_context(cafile=cacert or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SaltInvocationError(f"cannot load the CA certificate {cacert}: {exc}") from None
+    if cert:
+        try:
+            ctx.load_cert_chain(cert, key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise SaltInvocationError(
+                f"cannot load the client certificate {cert} / key {key or cert}: {exc}"
+            ) from None
+    return ctx
 
 
 def _read_config(config_file):
@@ -243,19 +265,33 @@ def replicas(host=None, port=None, timeout=5, config_file=None):
     return [m["name"] for m in members(host, port, timeout, config_file) if m.get("role") in REPLICA_ROLES]
 
 
-def etcd_health(url="http://127.0.0.1:2379", timeout=5):
+def etcd_health(url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=None):
     """
     Return True when the etcd member at ``url`` reports ``{"health": "true"}``
     on ``/health`` (it has a leader, i.e. the cluster has quorum), False when
     it answers that it is unhealthy. Raises when it cannot be reached.
 
+    With etcd's TLS on (``https://``): ``cacert`` is the CA file that signed
+    the member's certificate (default: the system CAs), ``cert``/``key`` the
+    client certificate and key files etcd asks for (client cert auth).
+
     CLI example::
 
         salt node1 patroni.etcd_health http://10.77.0.11:2379
+        salt node1 patroni.etcd_health https://127.0.0.1:2379 \
+            cacert=/etc/etcd/airflow-ha-tls/ca.crt cert=/etc/etcd/airflow-ha-tls/node.crt \
+            key=/etc/etcd/airflow-ha-tls/etcd.key
     """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise SaltInvocationError(f"patroni.etcd_health: url must be http(s)://..., got {url!r}")
-    status, body = _http_get(url.rstrip("/") + "/health", timeout)
+    context = None
+    if cacert or cert or key:
+        if not url.startswith("https://"):
+            raise SaltInvocationError(
+                f"patroni.etcd_health: cacert/cert/key need an https:// url, got {url!r}"
+            )
+        context = _tls_context(cacert, cert, key)
+    status, body = _http_get(url.rstrip("/") + "/health", timeout, context=context)
     try:
         data = json.loads(body)
     except ValueError:

@@ -106,10 +106,12 @@ def leader_running(name, timeout=300, interval=3, host=None, port=None, config_f
     return ret
 
 
-def etcd_healthy(name, timeout=300, interval=3):
+def etcd_healthy(name, timeout=300, interval=3, cacert=None, cert=None, key=None):
     """
     Wait until the etcd member at URL ``name`` reports itself healthy (it has
-    a leader: the cluster has quorum).
+    a leader: the cluster has quorum). With etcd's TLS on, ``name`` is an
+    https:// URL and ``cacert``/``cert``/``key`` are the CA, client
+    certificate and key files (see ``patroni.etcd_health``).
 
     .. code-block:: yaml
 
@@ -124,12 +126,23 @@ def etcd_healthy(name, timeout=300, interval=3):
     except SaltInvocationError as exc:
         ret["comment"] = str(exc)
         return ret
+    tls = {k: v for k, v in (("cacert", cacert), ("cert", cert), ("key", key)) if v}
 
     def check():
-        healthy = __salt__["patroni.etcd_health"](name)
+        healthy = __salt__["patroni.etcd_health"](name, **tls)
         return healthy, "healthy" if healthy else "reachable but not healthy (no quorum yet)"
 
-    ok, detail, waited = _poll(check, timeout, interval, once=bool(__opts__["test"]))
+    try:
+        ok, detail, waited = _poll(check, timeout, interval, once=bool(__opts__["test"]))
+    except SaltInvocationError as exc:
+        # A TLS file that cannot be loaded: waiting does not help (in test
+        # mode it may simply not be written yet).
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = f"etcd member {name} cannot be asked yet ({exc}); the real run would wait"
+        else:
+            ret["comment"] = f"etcd member {name} cannot be asked: {exc}"
+        return ret
     if ok:
         ret["result"] = True
         ret["comment"] = f"etcd member {name} is healthy (cluster has quorum)"

@@ -4,7 +4,9 @@ HTTP server on 127.0.0.1."""
 
 import http.server
 import json
+import pathlib
 import socket
+import ssl
 import threading
 
 import pytest
@@ -30,7 +32,7 @@ def answers(monkeypatch):
     table = {}
     asked = []
 
-    def fake(url, timeout):
+    def fake(url, timeout, context=None):
         asked.append(url)
         if url not in table:
             raise CommandExecutionError(f"cannot reach {url}: [Errno 111] Connection refused")
@@ -287,3 +289,93 @@ def test_is_leader_default_instead_of_error(answers, tmp_path):
     assert patroni.is_leader(config_file=str(tmp_path / "none.yml"), default=False) is False
     with pytest.raises(CommandExecutionError):
         patroni.is_leader(host="h")
+
+
+# --- etcd_health over TLS (client certificate auth), against a server on loopback -----
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """CA, server cert (SAN 127.0.0.1) and a client cert from another node, as files."""
+    from testlib import load_lab_pki
+
+    tls = load_lab_pki().etcd_tls_pillar(
+        {"node1": "10.77.0.11", "node2": "10.77.0.12"}, tmp_path_factory.mktemp("pki")
+    )
+    out = tmp_path_factory.mktemp("files")
+    files = {"ca": out / "ca.crt"}
+    files["ca"].write_text(tls["ca_cert"])
+    for node in ("node1", "node2"):
+        for kind in ("cert", "key"):
+            files[f"{node}.{kind}"] = out / f"{node}.{kind}"
+            files[f"{node}.{kind}"].write_text(tls["certs"][node][kind])
+    return {k: str(v) for k, v in files.items()}
+
+
+@pytest.fixture
+def tls_server(pki):
+    """An HTTPS server on 127.0.0.1 that requires a client certificate from the CA."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["ca"])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(pki["node1.cert"], pki["node1.key"])
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    _Handler.routes = {"/health": (200, recorded("etcd_health.json"))}
+    yield f"https://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_etcd_health_tls_with_client_certificate(tls_server, pki):
+    assert patroni.etcd_health(tls_server, cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"])
+    _Handler.routes = {"/health": (503, '{"health":"false","reason":"RAFT NO LEADER"}')}
+    assert (
+        patroni.etcd_health(tls_server, cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"])
+        is False
+    )
+
+
+def test_etcd_health_tls_refused_without_client_certificate(tls_server, pki):
+    with pytest.raises(CommandExecutionError, match="cannot reach https://127.0.0.1"):
+        patroni.etcd_health(tls_server, timeout=3, cacert=pki["ca"])
+
+
+def test_etcd_health_tls_refuses_an_unknown_server(tls_server, pki):
+    # Without the CA the server's certificate cannot be verified.
+    with pytest.raises(CommandExecutionError, match="CERTIFICATE_VERIFY_FAILED"):
+        patroni.etcd_health(tls_server, timeout=3, cert=pki["node2.cert"], key=pki["node2.key"])
+
+
+def test_etcd_health_tls_bad_arguments(pki, tmp_path):
+    with pytest.raises(SaltInvocationError, match="need an https:// url"):
+        patroni.etcd_health("http://127.0.0.1:2379", cacert=pki["ca"])
+    with pytest.raises(SaltInvocationError, match="cannot load the CA certificate /nonexistent/ca.crt"):
+        patroni.etcd_health("https://127.0.0.1:2379", cacert="/nonexistent/ca.crt")
+    with pytest.raises(SaltInvocationError, match="needs its certificate"):
+        patroni.etcd_health("https://127.0.0.1:2379", key=pki["node2.key"])
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(pathlib.Path(pki["node1.key"]).read_text())
+    with pytest.raises(SaltInvocationError, match="cannot load the client certificate") as exc:
+        patroni.etcd_health(
+            "https://127.0.0.1:2379", cacert=pki["ca"], cert=pki["node2.cert"], key=str(wrong)
+        )
+    assert "PRIVATE KEY" not in str(exc.value)
+
+
+def test_etcd_health_passes_the_tls_context(monkeypatch, pki):
+    seen = []
+
+    def fake(url, timeout, context=None):
+        seen.append((url, context))
+        return 200, recorded("etcd_health.json")
+
+    monkeypatch.setattr(patroni, "_http_get", fake)
+    assert patroni.etcd_health(
+        "https://127.0.0.1:2379", cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"]
+    )
+    assert patroni.etcd_health("https://127.0.0.1:2379")
+    assert seen[0][0] == "https://127.0.0.1:2379/health"
+    assert isinstance(seen[0][1], ssl.SSLContext) and seen[0][1].verify_mode == ssl.CERT_REQUIRED
+    assert seen[1][1] is None  # no TLS arguments: urllib's default context

@@ -1,7 +1,7 @@
 """_states/patroni.py: the wait states (leader_running, etcd_healthy)."""
 
 import pytest
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import load_module
 
 state = load_module("patroni", "states")
@@ -129,6 +129,42 @@ def test_etcd_test_mode():
     assert "would wait" in ret["comment"]
     use(etcd=Seq(True), test=True)
     assert state.etcd_healthy("http://127.0.0.1:2379")["result"] is True
+
+
+class Recorder(Seq):
+    """A Seq that also records the arguments of every call."""
+
+    def __init__(self, *answers):
+        super().__init__(*answers)
+        self.seen = []
+
+    def __call__(self, *args, **kwargs):
+        self.seen.append((args, kwargs))
+        return super().__call__(*args, **kwargs)
+
+
+def test_etcd_healthy_passes_tls_files_only_when_given():
+    fake = Recorder(True)
+    use(etcd=fake)
+    tls = {"cacert": "/t/ca.crt", "cert": "/t/node.crt", "key": "/t/etcd.key"}
+    assert state.etcd_healthy("https://127.0.0.1:2379", **tls)["result"] is True
+    assert fake.seen[-1] == (("https://127.0.0.1:2379",), tls)
+    assert state.etcd_healthy("http://127.0.0.1:2379")["result"] is True
+    assert fake.seen[-1] == (("http://127.0.0.1:2379",), {})
+
+
+def test_etcd_healthy_unloadable_tls_file_fails_at_once(no_sleep):
+    bad = SaltInvocationError("cannot load the CA certificate /t/ca.crt: [Errno 2] No such file")
+    fake = Seq(bad)
+    use(etcd=fake)
+    ret = state.etcd_healthy("https://127.0.0.1:2379", timeout=600, cacert="/t/ca.crt")
+    assert ret["result"] is False
+    assert "cannot load the CA certificate /t/ca.crt" in ret["comment"]
+    assert fake.calls == 1 and no_sleep == []
+    use(etcd=Seq(bad), test=True)  # test mode: the file may not be written yet
+    ret = state.etcd_healthy("https://127.0.0.1:2379", cacert="/t/ca.crt")
+    assert ret["result"] is None
+    assert "the real run would wait" in ret["comment"]
 
 
 # --- dynamic_config -------------------------------------------------------------------------

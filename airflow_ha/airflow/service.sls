@@ -8,13 +8,33 @@
 {%- set af = ah.airflow %}
 {%- set comps = salt["airflow.components"](ah.roles, af.major) %}
 {%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah), af.major) %}
-{%- set etcd_endpoints = [] %}
-{%- for m in ah.members.db %}{%- do etcd_endpoints.append("http://" ~ m.address ~ ":" ~ ah.etcd.client_port) %}{%- endfor %}
+{%- set tls = ah.etcd.tls %}
+{%- set locked_here = comps.get("dag-processor", {}).get("enabled", false) %}
+{#- etcdctl's TLS settings (etcd:tls:enabled), for the dag-processor's lock. #}
+{%- set etcd_tls_env = {} %}
+{%- if tls.enabled %}
+{%- do etcd_tls_env.update({"ETCDCTL_CACERT": tls.ca_file, "ETCDCTL_CERT": tls.cert_file, "ETCDCTL_KEY": tls.key_files.airflow}) %}
+{%- endif %}
 
 include:
   - .install
   - .config
   - .db
+{%- if tls.enabled and locked_here %}
+  - airflow_ha.etcd.tls
+
+airflow_ha-airflow-etcd-tls-key:
+  file.managed:
+    - name: {{ tls.key_files.airflow }}
+    - contents_pillar: airflow_ha:etcd:tls:certs:{{ ah.minion_id }}:key
+    - user: {{ af.user }}
+    - group: {{ af.group }}
+    - mode: "0600"
+    - show_changes: false
+    - require:
+      - user: airflow_ha-airflow-user
+      - file: airflow_ha-etcd-tls-dir
+{%- endif %}
 {%- for comp, c in comps | dictsort %}
 {%- set locked = comp == "dag-processor" %}
 
@@ -33,7 +53,10 @@ airflow_ha-airflow-unit-{{ comp }}:
         locked: {{ locked }}
         lock_name: {{ ah.cluster_name }}/airflow/dag-processor
         lock_ttl: {{ af.dag_processor.lock_ttl }}
-        etcd_endpoints: {{ etcd_endpoints | join(",") }}
+        etcd_endpoints: {{ ah.etcd.endpoints | join(",") }}
+{%- if locked and etcd_tls_env %}
+        etcd_tls_env: {{ etcd_tls_env | json }}
+{%- endif %}
 {%- if c.enabled %}
 
 airflow_ha-airflow-service-{{ comp }}:
@@ -47,6 +70,11 @@ airflow_ha-airflow-service-{{ comp }}:
 {%- endif %}
     - watch:
       - file: airflow_ha-airflow-unit-{{ comp }}
+{%- if locked and tls.enabled %}
+      - file: airflow_ha-etcd-tls-ca
+      - file: airflow_ha-etcd-tls-cert
+      - file: airflow_ha-airflow-etcd-tls-key
+{%- endif %}
       - pip: airflow_ha-airflow-package
 {%- for name, group in groups | dictsort %}
 {%- if comp in group.units %}

@@ -20,6 +20,7 @@ airflow_ha-etcd-clean-files:
     - names:
       - {{ ah.etcd.data_dir }}
       - {{ ah.etcd.config_file }}
+      - {{ ah.etcd.tls.dir }}
     - require:
       - pkg: airflow_ha-etcd-clean-packages
 {%- else %}

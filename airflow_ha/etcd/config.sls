@@ -1,10 +1,14 @@
 {#- /etc/default/etcd (read by Debian's etcd.service). ETCD_INITIAL_* only
     matter while the data dir is empty: etcd ignores them once the member has
-    joined, so a re-apply never re-bootstraps. -#}
+    joined, so a re-apply never re-bootstraps. With etcd:tls:enabled, also
+    the CA, this node's certificate (.tls) and etcd's copy of its key. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set e = ah.etcd %}
 include:
   - .install
+{%- if e.tls.enabled %}
+  - .tls
+{%- endif %}
 
 airflow_ha-etcd-data-dir:
   file.directory:
@@ -25,3 +29,17 @@ airflow_ha-etcd-config:
     - mode: "0644"
     - require:
       - pkg: airflow_ha-etcd-packages
+{%- if e.tls.enabled %}
+
+airflow_ha-etcd-tls-key:
+  file.managed:
+    - name: {{ e.tls.key_files.etcd }}
+    - contents_pillar: airflow_ha:etcd:tls:certs:{{ ah.minion_id }}:key
+    - user: etcd
+    - group: etcd
+    - mode: "0600"
+    - show_changes: false
+    - require:
+      - pkg: airflow_ha-etcd-packages
+      - file: airflow_ha-etcd-tls-dir
+{%- endif %}

@@ -1,6 +1,8 @@
 {#- etcd.service is Type=notify: a member started alone blocks until a quorum
     of members runs. Start without blocking (every db node does the same in
-    the same run), then wait, bounded, for the local member to be healthy. -#}
+    the same run), then wait, bounded, for the local member to be healthy.
+    A changed config or TLS file (CA, certificate, key) restarts a running
+    member. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 include:
   - .install
@@ -16,11 +18,15 @@ airflow_ha-etcd-enabled:
     once and reports a still "activating" member as failed. A member that was
     already up (with an older config) restarts; one that is down starts. #}
 {%- set up = "systemctl is-active " ~ ah.etcd.service ~ " | grep -qxE 'active|activating|reloading'" %}
+{%- set tls_files = ["airflow_ha-etcd-tls-ca", "airflow_ha-etcd-tls-cert", "airflow_ha-etcd-tls-key"] if ah.etcd.tls.enabled else [] %}
 airflow_ha-etcd-restart-on-config:
   cmd.run:
     - name: systemctl restart --no-block {{ ah.etcd.service }}
     - onchanges:
       - file: airflow_ha-etcd-config
+{%- for sid in tls_files %}
+      - file: {{ sid }}
+{%- endfor %}
     - onlyif: {{ up | yaml_dquote }}
     - require:
       - service: airflow_ha-etcd-enabled
@@ -33,12 +39,20 @@ airflow_ha-etcd-service:
     - require:
       - cmd: airflow_ha-etcd-restart-on-config
       - file: airflow_ha-etcd-config
+{%- for sid in tls_files %}
+      - file: {{ sid }}
+{%- endfor %}
 
 airflow_ha-etcd-wait-healthy:
   patroni.etcd_healthy:
-    - name: http://127.0.0.1:{{ ah.etcd.client_port }}
+    - name: {{ ah.etcd.local_url }}
     - timeout: {{ ah.etcd.wait_timeout }}
     - interval: 2
+{%- if ah.etcd.tls.enabled %}
+    - cacert: {{ ah.etcd.tls.ca_file }}
+    - cert: {{ ah.etcd.tls.cert_file }}
+    - key: {{ ah.etcd.tls.key_files.etcd }}
+{%- endif %}
     - require:
       - cmd: airflow_ha-etcd-service
       - cmd: airflow_ha-etcd-restart-on-config

@@ -1,9 +1,13 @@
 {#- /etc/patroni/config.yml (0600 postgres: it holds the database passwords).
     bootstrap.dcs applies once, when Patroni initialises the cluster; later
-    changes of ttl/loop_wait/parameters go through `patronictl edit-config`. -#}
+    changes of ttl/loop_wait/parameters go through `patronictl edit-config`.
+    With etcd:tls:enabled, Patroni's own 0600 copy of the node's key. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 include:
   - .install
+{%- if ah.etcd.tls.enabled %}
+  - airflow_ha.etcd.tls
+{%- endif %}
 
 airflow_ha-postgresql-data-dir:
   file.directory:
@@ -26,3 +30,17 @@ airflow_ha-postgresql-patroni-config:
     - show_changes: false
     - require:
       - pkg: airflow_ha-postgresql-patroni-packages
+{%- if ah.etcd.tls.enabled %}
+
+airflow_ha-postgresql-etcd-tls-key:
+  file.managed:
+    - name: {{ ah.etcd.tls.key_files.patroni }}
+    - contents_pillar: airflow_ha:etcd:tls:certs:{{ ah.minion_id }}:key
+    - user: postgres
+    - group: postgres
+    - mode: "0600"
+    - show_changes: false
+    - require:
+      - pkg: airflow_ha-postgresql-packages
+      - file: airflow_ha-etcd-tls-dir
+{%- endif %}

@@ -27,6 +27,11 @@ airflow_ha-postgresql-patroni-service:
       - cmd: airflow_ha-postgresql-drop-debian-main
     - watch:
       - file: airflow_ha-postgresql-patroni-config
+{%- if ah.etcd.tls.enabled %}
+      - file: airflow_ha-etcd-tls-ca
+      - file: airflow_ha-etcd-tls-cert
+      - file: airflow_ha-postgresql-etcd-tls-key
+{%- endif %}
 
 airflow_ha-postgresql-wait-leader:
   patroni.leader_running:

@@ -4,6 +4,7 @@ _modules/_states. Catches Jinja/YAML errors, bad requisites and state IDs."""
 
 import copy
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -21,9 +22,11 @@ OS_GRAINS = {
 }
 
 
-def _variant(name):
+def _variant(name, etcd_tls=None):
     data = copy.deepcopy(EXAMPLE)
     ah = data["airflow_ha"]
+    if name == "etcd-tls":
+        ah["etcd"]["tls"] = copy.deepcopy(etcd_tls)
     if name == "options-on":
         ah["vip"]["enabled"] = True
         ah["pgbouncer"]["enabled"] = True
@@ -89,15 +92,133 @@ CASES += [
     ("node1", "Debian-13", "options-on"),
     ("node2", "Debian-12", "airflow-2"),
     ("node3", "Debian-12", "split-roles"),
+    ("node3", "Debian-13", "etcd-tls"),
 ]
 
 
 @pytest.mark.parametrize(("node", "osfinger", "variant"), CASES, ids=[f"{n}-{o}-{v}" for n, o, v in CASES])
-def test_whole_tree_renders(tmp_path, node, osfinger, variant):
-    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], _variant(variant)))
+def test_whole_tree_renders(tmp_path, etcd_tls, node, osfinger, variant):
+    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], _variant(variant, etcd_tls)))
     assert "airflow_ha-validate-pillar" in states
     bad_ids = [sid for sid in states if not sid.startswith("airflow_ha-")]
     assert not bad_ids, f"state IDs must be airflow_ha-<component>-<thing>: {bad_ids}"
+    tls_ids = [sid for sid in states if "-tls-" in sid]
+    assert bool(tls_ids) == (variant == "etcd-tls"), tls_ids  # etcd TLS is off by default
+    if "airflow_ha-etcd-wait-healthy" in states:
+        scheme = "https" if variant == "etcd-tls" else "http"
+        assert (
+            _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])["name"] == f"{scheme}://127.0.0.1:2379"
+        )
+
+
+# Renders file templates with the minion config _render wrote (one process, several templates).
+RENDER_TEMPLATES = """
+import json, sys
+import salt.client, salt.config
+caller = salt.client.Caller(mopts=salt.config.minion_config(sys.argv[1]))
+out = {}
+for dest, (source, context) in json.loads(sys.argv[2]).items():
+    assert caller.cmd("cp.get_template", source, dest, **context) == dest, dest
+    out[dest] = open(dest).read()
+print(json.dumps(out))
+"""
+
+
+def _args(body):
+    return {k: v for item in body for k, v in (item.items() if isinstance(item, dict) else [])}
+
+
+def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
+    """etcd:tls:enabled on every node: etcd serves https with client and peer
+    cert auth, and every etcd client (the wait state, Patroni, the
+    dag-processor's etcdctl) uses https with the CA and a certificate; each
+    key is a 0600 copy owned by its reader, taken from pillar by path."""
+    pillar = _variant("etcd-tls", etcd_tls)
+    states = _states(_render(tmp_path, "node2", OS_GRAINS["Debian-12"], pillar))
+    text = json.dumps(states)
+    assert "PRIVATE KEY" not in text, "a private key is in the rendered state data"
+    tls_dir = "/etc/etcd/airflow-ha-tls"
+    owners = {
+        "airflow_ha-etcd-tls-key": ("etcd", "etcd.key"),
+        "airflow_ha-postgresql-etcd-tls-key": ("postgres", "patroni.key"),
+        "airflow_ha-airflow-etcd-tls-key": ("airflow", "airflow.key"),
+    }
+    for sid, (user, name) in owners.items():
+        a = _args(states[sid]["file"])
+        assert a["name"] == f"{tls_dir}/{name}"
+        assert (a["user"], a["mode"], a["show_changes"]) == (user, "0600", False), sid
+        assert a["contents_pillar"] == "airflow_ha:etcd:tls:certs:node2:key"
+    for sid, name, path in (
+        ("airflow_ha-etcd-tls-ca", "ca.crt", "airflow_ha:etcd:tls:ca_cert"),
+        ("airflow_ha-etcd-tls-cert", "node.crt", "airflow_ha:etcd:tls:certs:node2:cert"),
+    ):
+        a = _args(states[sid]["file"])
+        assert (a["name"], a["mode"], a["contents_pillar"]) == (f"{tls_dir}/{name}", "0644", path)
+    restart = _args(states["airflow_ha-etcd-restart-on-config"]["cmd"])
+    assert {"file": "airflow_ha-etcd-tls-key"} in restart["onchanges"]
+    assert {"file": "airflow_ha-etcd-tls-ca"} in restart["onchanges"]
+    wait = _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])
+    assert wait["name"] == "https://127.0.0.1:2379"
+    assert (wait["cacert"], wait["cert"], wait["key"]) == (
+        f"{tls_dir}/ca.crt",
+        f"{tls_dir}/node.crt",
+        f"{tls_dir}/etcd.key",
+    )
+    patroni_watch = _args(states["airflow_ha-postgresql-patroni-service"]["service"])["watch"]
+    assert {"file": "airflow_ha-postgresql-etcd-tls-key"} in patroni_watch
+    dp_watch = _args(states["airflow_ha-airflow-service-dag-processor"]["service"])["watch"]
+    assert {"file": "airflow_ha-airflow-etcd-tls-key"} in dp_watch
+
+    def template(sid):
+        a = _args(states[sid]["file"])
+        return a["source"], a.get("context") or {}
+
+    wanted = {
+        str(tmp_path / "etcd"): template("airflow_ha-etcd-config"),
+        str(tmp_path / "patroni"): template("airflow_ha-postgresql-patroni-config"),
+        str(tmp_path / "unit"): template("airflow_ha-airflow-unit-dag-processor"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", RENDER_TEMPLATES, str(tmp_path / "conf" / "minion"), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = {pathlib.Path(k).name: v for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    etcd = dict(line.split("=", 1) for line in files["etcd"].splitlines() if "=" in line)
+    assert etcd["ETCD_LISTEN_CLIENT_URLS"] == '"https://10.77.0.12:2379,https://127.0.0.1:2379"'
+    assert (
+        etcd["ETCD_LISTEN_PEER_URLS"]
+        == etcd["ETCD_INITIAL_ADVERTISE_PEER_URLS"]
+        == '"https://10.77.0.12:2380"'
+    )
+    assert etcd["ETCD_INITIAL_CLUSTER"].count("=https://") == 3
+    assert "http://" not in files["etcd"]
+    for prefix in ("ETCD_", "ETCD_PEER_"):
+        assert etcd[f"{prefix}CERT_FILE"] == f'"{tls_dir}/node.crt"'
+        assert etcd[f"{prefix}KEY_FILE"] == f'"{tls_dir}/etcd.key"'
+        assert etcd[f"{prefix}TRUSTED_CA_FILE"] == f'"{tls_dir}/ca.crt"'
+        assert etcd[f"{prefix}CLIENT_CERT_AUTH"] == '"true"'
+    etcd3 = salt.utils.yaml.safe_load(files["patroni"])["etcd3"]
+    assert etcd3 == {
+        "hosts": ["10.77.0.11:2379", "10.77.0.12:2379", "10.77.0.13:2379"],
+        "protocol": "https",
+        "cacert": f"{tls_dir}/ca.crt",
+        "cert": f"{tls_dir}/node.crt",
+        "key": f"{tls_dir}/patroni.key",
+    }
+    env = [
+        line.split("=", 1)[1] for line in files["unit"].splitlines() if line.startswith("Environment=ETCDCTL")
+    ]
+    assert env == [
+        "ETCDCTL_API=3",
+        "ETCDCTL_ENDPOINTS=https://10.77.0.11:2379,https://10.77.0.12:2379,https://10.77.0.13:2379",
+        f"ETCDCTL_CACERT={tls_dir}/ca.crt",
+        f"ETCDCTL_CERT={tls_dir}/node.crt",
+        f"ETCDCTL_KEY={tls_dir}/airflow.key",
+    ]
 
 
 def test_bad_pillar_renders_only_the_failing_check(tmp_path):

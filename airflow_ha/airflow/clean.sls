@@ -33,6 +33,7 @@ airflow_ha-airflow-clean-files:
       - {{ salt["file.dirname"](af.venv) }}/constraints-{{ af.version }}.txt
       - {{ af.home }}
       - /usr/local/lib/airflow_ha/airflow-locked-run
+      - {{ ah.etcd.tls.key_files.airflow }}
     - require:
       - module: airflow_ha-airflow-clean-daemon-reload
 

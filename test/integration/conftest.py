@@ -12,7 +12,8 @@ one file per component. They run against:
 A component that is not installed on a node is SKIPPED with the reason, never
 passed. Fixtures: `nodes` (name -> testinfra Host), `node_exec(node, cmd,
 env=None)`, `salt(*args)`, `ah` (the pillar merged over the formula defaults),
-`role_nodes(role)`, `require_unit(node, unit)`.
+`role_nodes(role)`, `require_unit(node, unit)`, `etcd_client` (etcd's scheme and
+etcdctl/curl command prefixes, TLS or not).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import testinfra
@@ -195,6 +197,39 @@ def role_nodes(ah, nodes):
 def address(ah):
     """address(node) -> the node's cluster address from the pillar."""
     return lambda node: ah["nodes"][node]["address"]
+
+
+@pytest.fixture(scope="session")
+def etcd_client(ah):
+    """How a root shell on an etcd member talks to etcd, in either mode of
+    airflow_ha:etcd:tls:enabled: `scheme`, `url(address)`, `tls` (the file
+    paths, or None), and the command prefixes `etcdctl` and `curl` (with
+    --cacert/--cert/--key when TLS is on). The file names are the ones
+    _modules/airflow_ha.py derives in etcd:tls:dir."""
+    etcd = ah["etcd"]
+    tls = etcd.get("tls") or {}
+    files = None
+    etcdctl, curl = "ETCDCTL_API=3 etcdctl", "curl -s"
+    if tls.get("enabled") is True:
+        d = tls["dir"].rstrip("/")
+        files = {
+            "ca": f"{d}/ca.crt",
+            "cert": f"{d}/node.crt",
+            "etcd_key": f"{d}/etcd.key",
+            "patroni_key": f"{d}/patroni.key",
+            "airflow_key": f"{d}/airflow.key",
+        }
+        flags = f" --cacert {files['ca']} --cert {files['cert']} --key {files['etcd_key']}"
+        etcdctl += flags
+        curl += flags
+    scheme = "https" if files else "http"
+    return SimpleNamespace(
+        scheme=scheme,
+        url=lambda address: f"{scheme}://{address}:{etcd['client_port']}",
+        tls=files,
+        etcdctl=etcdctl,
+        curl=curl,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,9 @@ def main_pids(nodes, names):
     return out
 
 
-def test_leader_killed_failover_rejoin_and_quiet_reapply(nodes, node_exec, db, ah, salt, wait_for):
+def test_leader_killed_failover_rejoin_and_quiet_reapply(
+    nodes, node_exec, db, ah, salt, wait_for, etcd_client
+):
     old = leader_of(cluster(nodes, db[0], ah))
     assert old, "no running leader before the test"
     survivors = [n for n in db if n != old]
@@ -136,10 +138,8 @@ def test_leader_killed_failover_rejoin_and_quiet_reapply(nodes, node_exec, db, a
     assert wait_for(streaming, timeout=60, interval=2), f"{lead} does not stream to {old}"
 
     # etcd on the returning node healthy again before the re-apply
-    port = ah["etcd"]["client_port"]
-    assert wait_for(
-        lambda: '"health":"true"' in node_exec(old, f"curl -s http://127.0.0.1:{port}/health").stdout, 60
-    )
+    health = f"{etcd_client.curl} {etcd_client.url('127.0.0.1')}/health"
+    assert wait_for(lambda: '"health":"true"' in node_exec(old, health).stdout, 60)
 
     before = main_pids(nodes, db)
     states = DB_STATES + (",airflow_ha.keepalived" if (ah.get("vip") or {}).get("enabled") else "")

@@ -95,6 +95,14 @@ airflow_ha-airflow-helper:
     - require:
       - virtualenv: airflow_ha-airflow-venv
 
+{%- if af.major >= 3 and "dag_processor" in ah.roles %}
+
+# etcdctl for the dag-processor's lock, also on nodes without the db role.
+airflow_ha-airflow-etcd-client:
+  pkg.installed:
+    - name: {{ ah.etcd.client_pkg }}
+{%- endif %}
+
 airflow_ha-airflow-locked-run:
   file.managed:
     - name: /usr/local/lib/airflow_ha/airflow-locked-run

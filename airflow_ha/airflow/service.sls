@@ -67,6 +67,7 @@ airflow_ha-airflow-service-{{ comp }}:
       - airflow: airflow_ha-airflow-db-migrated
 {%- if locked %}
       - file: airflow_ha-airflow-locked-run
+      - pkg: airflow_ha-airflow-etcd-client
 {%- endif %}
     - watch:
       - file: airflow_ha-airflow-unit-{{ comp }}

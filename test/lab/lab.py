@@ -10,6 +10,7 @@ stops exactly those (see /work/shared/FACTS.md "The lab" for the traps).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -89,6 +90,8 @@ def fresh_config() -> dict:
         "nodes": nodes,
         "airflow_version": airflow,
         "airflow_versions": [airflow],  # wheelhouses served to the nodes
+        # etcd peer/client TLS with a lab CA (test/lab/lab_pki.py); LAB_ETCD_TLS=0: plain http
+        "etcd_tls": os.environ.get("LAB_ETCD_TLS", "1") != "0",
     }
 
 
@@ -98,6 +101,7 @@ def config() -> dict:
         cfg = json.loads(path.read_text())
         cfg.setdefault("airflow_version", AIRFLOW_DEFAULT)  # a lab.json from before LAB_AIRFLOW
         cfg.setdefault("airflow_versions", [cfg["airflow_version"]])
+        cfg.setdefault("etcd_tls", False)
         return cfg
     return fresh_config()
 
@@ -454,9 +458,17 @@ def write_generated_pillar(cfg: dict) -> None:
             "airflow": {"version": cfg["airflow_version"]},
         }
     }
+    if cfg["etcd_tls"]:
+        # Loaded by path: the verification suite imports this file by path too.
+        spec = importlib.util.spec_from_file_location("lab_pki", LAB / "lab_pki.py")
+        pki = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pki)
+        nodes = {n["name"]: n["address"] for n in cfg["nodes"]}
+        data["airflow_ha"]["etcd"] = {"tls": pki.etcd_tls_pillar(nodes, STATE / "pki")}
     path = STATE / "pillar" / "lab_generated.sls"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# written by labctl (JSON is YAML)\n" + json.dumps(data, indent=2) + "\n")
+    # 0600: with etcd TLS on it holds the nodes' private keys
+    write(path, "# written by labctl (JSON is YAML)\n" + json.dumps(data, indent=2) + "\n", 0o600)
 
 
 def master_start(cfg: dict) -> None:
@@ -517,7 +529,8 @@ def mounts() -> list[str]:
 
 def write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as out:
+        out.write(text)  # created with its final mode: never briefly world-readable
     path.chmod(mode)
 
 

@@ -8,7 +8,7 @@ BIN          := $(VENV)/bin
 STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt | md5sum | cut -c1-8)
 LABCTL       := test/lab/labctl
 
-.PHONY: help venv lint unit render factories functional test-fast test test-cluster demo demo-down bench clean
+.PHONY: help venv lint unit render factories functional test-fast test test-cluster test-cluster-ci demo demo-down bench clean
 
 help:
 	@echo "make demo        build the 3-node lab, apply the formula, print the URLs"
@@ -55,9 +55,18 @@ test-fast: venv
 	$(MAKE) lint
 	$(BIN)/pytest -q test/unit test/render test/factories
 
-# CI (.ci/run): the fast tiers, then Airflow against a real PostgreSQL. The lab
-# tier (test-cluster) is not in CI yet: see README "Tests".
+# CI (.ci/run): the fast tiers, Airflow against a real PostgreSQL, then the lab
+# tier in a lab of its own (LAB_ID=ci, own bridge and subnet), so it never
+# meets a developer's lab on the same machine; a CI lab left by a killed run
+# is taken down first.
+CI_LAB := LAB_ID=ci LAB_BRIDGE=ahbrci LAB_SUBNET=10.77.8.0/24
+
 test: test-fast functional
+	$(MAKE) test-cluster-ci
+
+test-cluster-ci: venv
+	$(CI_LAB) $(LABCTL) down
+	$(CI_LAB) $(LABCTL) test-cluster
 
 test-cluster: venv
 	$(LABCTL) test-cluster

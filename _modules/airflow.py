@@ -52,6 +52,7 @@ SENSITIVE_WORDS = (
     "token",
     "key",
     "conn",
+    "basic_auth",
 )
 COMPONENTS_3 = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower")
 COMPONENTS_2 = ("webserver", "scheduler", "triggerer", "worker", "flower")
@@ -906,6 +907,11 @@ def desired_config(ah):
             "worker_concurrency": af.get("worker_concurrency", 4),
             "flower_host": address,
             "flower_port": af.get("flower_port", 5555),
+            # Flower can stop workers and revoke tasks: HTTP basic auth with the
+            # Airflow admin's login (/healthcheck stays open for probes).
+            "flower_basic_auth": (
+                f"{(af.get('admin') or {}).get('username', 'admin')}:{_need(ah, 'secrets:admin_password')}"
+            ),
         },
         "scheduler": {
             "enable_health_check": "True",

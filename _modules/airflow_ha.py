@@ -516,6 +516,11 @@ def _validate_secrets(ah):
                 f"{path}: must be exactly 64 characters of letters, digits, '.', '_' or '-' "
                 "(the format `csync2 -k` writes)"
             )
+        elif name == "admin_password" and "," in value:
+            errors.append(
+                f"{path}: must not contain ',' (it is also Flower's basic-auth password, and "
+                "Flower splits its credential list on ',') — generate it again"
+            )
         elif name == "keepalived_password" and len(value) > 8:
             errors.append(f"{path}: VRRP password authentication uses at most 8 characters")
     unknown = sorted(set(secrets) - set(SECRETS) - set(OPTIONAL_SECRETS))
@@ -599,6 +604,11 @@ def _validate_components(ah):
     admin = _get(ah, "airflow:admin")
     if not isinstance(admin, dict) or not admin.get("username"):
         errors.append("airflow_ha:airflow:admin:username: set the admin user's name")
+    elif re.search(r"[:,\s]", str(admin["username"])):
+        errors.append(
+            f"airflow_ha:airflow:admin:username: {admin['username']!r} contains ':', ',' or "
+            "whitespace — it is also Flower's basic-auth user (user:password,...): pick a plain name"
+        )
     for path in ("airflow:home", "airflow:venv", "postgresql:data_dir"):
         value = _get(ah, path)
         if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "":

@@ -99,6 +99,21 @@ def test_flower_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):
         assert res and "OK" in res.stdout, f"flower on {name} does not answer {url}"
 
 
+def test_flower_asks_for_the_admin_login(nodes, node_exec, airflow_nodes, role_nodes, ah, address):
+    """Flower can stop workers: its pages need the Airflow admin's login
+    (basic auth; curl reads it from stdin, never argv)."""
+    af = ah["airflow"]
+    login = f"{af['admin']['username']}:{ah['secrets']['admin_password']}"
+    for name in role_nodes("flower"):
+        url = f"http://{address(name)}:{af['flower_port']}/workers"
+        code = node_exec(name, f"curl -s -m 30 -o /dev/null -w '%{{http_code}}' {url}").stdout
+        assert code == "401", f"Flower on {name} answers {url} without a login: {code}"
+        code = node_exec(
+            name, f"curl -s -m 30 -o /dev/null -w '%{{http_code}}' -K - {url}", stdin=f'user = "{login}"\n'
+        ).stdout
+        assert code == "200", f"Flower on {name} refuses the admin login: {code}"
+
+
 def test_config_is_private(nodes, airflow_nodes, ah):
     cfg = f"{ah['airflow']['home']}/airflow.cfg"
     for name in airflow_nodes:

@@ -1009,7 +1009,7 @@ def cmd_demo(_args) -> int:
         a = node["address"]
         print(f"  {node['name']}: Airflow UI/API http://{a}:8080  Flower http://{a}:5555  "
               f"RabbitMQ http://{a}:15672  HAProxy stats http://{a}:7000/")  # fmt: skip
-    print(f"  Airflow login: {admin} / {password}")
+    print(f"  Airflow (and Flower) login: {admin} / {password}")
     print("  tear down: make demo-down")
     return rc
 

@@ -305,6 +305,20 @@ BAD = [
         "must be a string",
     ),
     (
+        "admin-password-with-comma",
+        {"secrets__admin_password": "abc,defgh123"},
+        "node1",
+        "airflow_ha:secrets:admin_password",
+        "Flower",
+    ),
+    (
+        "admin-username-with-colon",
+        {"airflow__admin__username": "ad:min"},
+        "node1",
+        "airflow_ha:airflow:admin:username",
+        "Flower",
+    ),
+    (
         "unknown-secret",
         {"secrets__jwt_secert": "x" * 64},
         "node1",

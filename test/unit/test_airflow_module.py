@@ -242,6 +242,10 @@ def test_desired_config_for_node1_of_the_example():
     assert cfg["celery"]["result_backend"].startswith("db+postgresql")
     assert len(cfg["celery"]["broker_url"].split(";")) == 3
     assert cfg["celery"]["celery_config_options"] == airflow.CELERY_CONFIG_MODULE
+    admin = EXAMPLE["airflow"]["admin"]["username"]
+    assert cfg["celery"]["flower_basic_auth"] == f"{admin}:{EXAMPLE['secrets']['admin_password']}"
+    assert airflow.is_sensitive("celery", "flower_basic_auth")
+    assert airflow.units_for_key("celery", "flower_basic_auth") == ["flower"]
     assert "webserver" not in cfg
 
 

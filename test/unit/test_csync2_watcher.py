@@ -283,3 +283,20 @@ def test_push_skips_csync2_when_nothing_is_local(cs, tmp_path):
     _db(tmp_path, [(str(f), _checktxt(f.stat()))])
     assert cs.push([str(f), str(tmp_path / "deleted_by_peer.py")]) == []
     assert cs.calls == []
+
+
+@pytest.mark.parametrize(
+    ("events", "path", "gone"),
+    [
+        ("DELETE_SELF", "/var/lib/airflow/dags", True),
+        ("MOVE_SELF", "/var/lib/airflow/dags", True),
+        ("DELETE_SELF", "/var/lib/airflow/dags/sub", False),  # a sub-folder: its parent reports it
+        ("DELETE,ISDIR", "/var/lib/airflow/dags", False),
+        ("CLOSE_WRITE,CLOSE", "/var/lib/airflow/dags/a.py", False),
+    ],
+)
+def test_root_gone_only_for_a_watched_root(watch, events, path, gone):
+    """csync2 may replace a root folder, and ext4 reuses the freed inode number
+    at once: the root's own DELETE_SELF/MOVE_SELF must restart the watcher."""
+    roots = {"/var/lib/airflow/dags", "/var/lib/airflow/plugins"}
+    assert watch.root_gone(events, path, roots) is gone

@@ -357,16 +357,20 @@ def watch(conf):
     rank = nodes.index(cs.myname) if cs.myname in nodes else len(nodes)
     retry_after = conf.get("retry_s", 2.0) + rank * conf.get("retry_step_s", 1.5)
     proc = subprocess.Popen(
-        ["inotifywait", "-m", "-r", "-q", "--format", "%w%f",
-         "-e", "close_write,create,delete,moved_to,moved_from,attrib", *dirs],
+        ["inotifywait", "-m", "-r", "-q", "--format", "%e %w%f",
+         "-e", "close_write,create,delete,moved_to,moved_from,attrib,delete_self,move_self", *dirs],
         stdout=subprocess.PIPE,
     )  # fmt: skip
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
-    # csync2 can replace a synced root folder when a peer pushes it (a new
-    # inode, seen on a first converge); inotify keeps watching the old one, so
-    # a changed inode ends this run and systemd starts a fresh watcher.
+    # csync2 can replace a synced root folder when a peer pushes it (seen on a
+    # first converge); inotify keeps watching the removed one. Its DELETE_SELF /
+    # MOVE_SELF event ends this run and systemd starts a fresh watcher (whose
+    # start-up full sync pushes what was written meanwhile). ext4 hands the new
+    # folder the freed inode number at once, so comparing inodes (kept as a
+    # fallback) alone misses it: found when a CI lab run lost node2's pushes.
     inodes = {d: os.stat(d).st_ino for d in dirs}
+    roots = {os.path.normpath(d) for d in dirs}
     log(f"watching {', '.join(dirs)} (debounce {debounce * 1000:.0f} ms)")
     time.sleep(0.3)
     cs.full("watcher-start")
@@ -395,7 +399,12 @@ def watch(conf):
             *lines, buf = buf.split(b"\n")
             now = time.monotonic()
             for raw in lines:
-                path = raw.decode("utf-8", "surrogateescape").rstrip("/")
+                events, _, path = raw.decode("utf-8", "surrogateescape").partition(" ")
+                path = path.rstrip("/")
+                if root_gone(events, path, roots):
+                    log(f"watched folder {path} was removed or moved ({events}): restarting the watcher")
+                    proc.terminate()
+                    return 1
                 if not path or excluded(path, conf.get("exclude", [])) or csync2_temp(path):
                     continue
                 if not pending:
@@ -430,6 +439,14 @@ def watch(conf):
 
 
 ROOT_CHECK_S = 2.0
+
+
+def root_gone(events, path, roots):
+    """True for inotifywait's DELETE_SELF/MOVE_SELF of a watched root folder
+    (``events`` is its comma-separated %e field). A sub-folder's own event is
+    not: its parent reports the DELETE/MOVED_FROM that matters."""
+    names = set(events.split(","))
+    return bool(names & {"DELETE_SELF", "MOVE_SELF"}) and os.path.normpath(path or "/") in roots
 
 
 def _roots_replaced(inodes):

@@ -17,6 +17,8 @@ Why custom states:
   ``airflow_ha_rabbitmq.cluster_plan``).
 """
 
+import time
+
 import salt.utils.data
 from salt.exceptions import CommandExecutionError
 
@@ -107,13 +109,18 @@ def user_password(name, password_pillar):
     return ret
 
 
-def clustered(name, nodes):
+def clustered(name, nodes, settle=60, interval=5):
     """
     Ensure the local RabbitMQ node ``name`` (e.g. ``rabbit@node2``) belongs to
     the cluster of ``nodes``. Clustering itself happens at first boot through
     ``classic_config`` peer discovery; this state only repairs a node that
     booted standalone by mistake (stop_app, reset, join_cluster, start_app),
     and only when it never joined and holds nothing but defaults.
+
+    A node still joining looks standalone to itself for a moment while its
+    peers already list it (seen in the lab under load). So a plan other than
+    ``ok`` is read again every ``interval`` seconds and acted on (join) or
+    reported (refuse) only when it still holds after ``settle`` seconds.
 
     .. code-block:: yaml
 
@@ -129,15 +136,20 @@ def clustered(name, nodes):
             "`broker` role in airflow_ha:nodes"
         )
         return ret
-    try:
-        plan = __salt__["airflow_ha_rabbitmq.cluster_plan"](nodes, node=name)
-    except CommandExecutionError as exc:
-        ret["comment"] = f"cannot read the cluster status of {name}: {exc}"
-        return ret
+    deadline = time.monotonic() + float(settle)
+    while True:
+        try:
+            plan = __salt__["airflow_ha_rabbitmq.cluster_plan"](nodes, node=name)
+        except CommandExecutionError as exc:
+            ret["comment"] = f"cannot read the cluster status of {name}: {exc}"
+            return ret
+        if plan["action"] == "ok" or time.monotonic() >= deadline:
+            break
+        time.sleep(float(interval))
     if plan["action"] == "ok":
         return _members_everywhere(ret, name, f"{name}: {plan['reason']}.")
     if plan["action"] == "refuse":
-        ret["comment"] = f"{name}: {plan['reason']}."
+        ret["comment"] = f"{name}: {plan['reason']} (unchanged for {float(settle):.0f} s)."
         return ret
     change = {"old": plan["members"], "new": f"member of {plan['peer']}'s cluster"}
     if __opts__["test"]:

@@ -125,6 +125,28 @@ def test_rabbitmqctl_error_is_reported_without_the_password():
 
 # --- clustered --------------------------------------------------------------
 
+
+class FakeClock:
+    """time.monotonic/sleep for the settle loop: sleeping advances the clock."""
+
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(state, "time", fake)
+    return fake
+
+
 NODES = ["rabbit@node1", "rabbit@node2", "rabbit@node3"]
 
 
@@ -159,6 +181,28 @@ def test_refusal_fails_with_the_reason_and_touches_nothing():
     ret = state.clustered("rabbit@node2", NODES)
     assert ret["result"] is False and "move its data" in ret["comment"]
     assert not join.calls
+
+
+def test_a_refusal_is_reported_only_when_it_lasts(clock):
+    join = use_plan(plan("refuse", peer="rabbit@node1", reason="still lists me"))
+    ret = state.clustered("rabbit@node2", NODES, settle=60, interval=5)
+    assert ret["result"] is False and "unchanged for 60 s" in ret["comment"]
+    assert sum(clock.slept) == 60 and not join.calls
+
+
+def test_a_node_still_joining_settles_without_a_reset(clock):
+    """Mid-join the node sees itself alone while node1 already lists it: wait,
+    do not refuse, do not reset."""
+    use_plan(plan("ok", members=NODES))
+    state.__salt__["airflow_ha_rabbitmq.cluster_plan"] = Recorder(
+        plan("refuse", peer="rabbit@node1", reason="still lists me"),
+        plan("join", peer="rabbit@node1"),
+        plan("ok", members=NODES, reason="clustered with rabbit@node1, rabbit@node3"),
+    )
+    ret = state.clustered("rabbit@node2", NODES)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert not state.__salt__["airflow_ha_rabbitmq.join"].calls
+    assert clock.slept == [5, 5]
 
 
 def test_join_in_test_mode_only_reports():

@@ -73,6 +73,16 @@ def fresh_config() -> dict:
     if net.version != 4 or net.prefixlen > 26:
         raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
     base = int(net.network_address)
+    distro = os.environ.get("LAB_DISTRO", "bookworm")
+    if distro != "bookworm":
+        # Debian 13 ships Python 3.13: the nodes' Salt minion wheels and the
+        # Airflow wheelhouse are built with the host's Python (3.11) and the
+        # shipped constraints are frozen for 3.11. Refuse before building anything.
+        raise LabError(
+            f"LAB_DISTRO={distro!r}: the lab builds bookworm (Debian 12) nodes only so far; "
+            "Debian 13 needs minion wheels and an Airflow wheelhouse for Python 3.13 "
+            "(the formula itself renders for Debian 13: see test/render)"
+        )
     airflow = os.environ.get("LAB_AIRFLOW", AIRFLOW_DEFAULT)
     if not constraints_file(airflow):
         shipped = sorted(p.name[12:-4] for p in (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt"))
@@ -81,7 +91,7 @@ def fresh_config() -> dict:
         {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))} for i in range(1, count + 1)
     ]
     return {
-        "distro": os.environ.get("LAB_DISTRO", "bookworm"),
+        "distro": distro,
         "bridge": os.environ.get("LAB_BRIDGE", "ahbr0"),
         "network": str(net),
         "prefix": net.prefixlen,

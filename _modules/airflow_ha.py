@@ -355,6 +355,11 @@ def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _absolute_dir(value):
+    """An absolute path other than / (a folder the formula owns or fills)."""
+    return isinstance(value, str) and value.startswith("/") and value.rstrip("/") != ""
+
+
 def _is_url(value):
     if not isinstance(value, str):
         return False
@@ -611,7 +616,7 @@ def _validate_components(ah):
         )
     for path in ("airflow:home", "airflow:venv", "postgresql:data_dir"):
         value = _get(ah, path)
-        if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "":
+        if not _absolute_dir(value):
             errors.append(f"airflow_ha:{path}: {value!r} must be an absolute path (not /)")
     auto = _get(ah, "csync2:auto")
     if auto not in CSYNC2_POLICIES:
@@ -723,7 +728,7 @@ def _validate_etcd_tls(ah, pillar):
     if not isinstance(enabled, bool):
         errors.append(f"{path}:enabled: {enabled!r} is not a boolean — use true or false")
     tls_dir = tls.get("dir")
-    if not isinstance(tls_dir, str) or not tls_dir.startswith("/") or tls_dir.rstrip("/") == "":
+    if not _absolute_dir(tls_dir):
         errors.append(f"{path}:dir: {tls_dir!r} must be an absolute path (not /)")
     certs = tls.get("certs")
     if not isinstance(certs, dict):

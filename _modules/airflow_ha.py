@@ -896,6 +896,16 @@ def _etcd_urls(ah):
     tls["cert_file"] = f"{d}/node.crt"
     # One private key copy per user that reads it (0600 each).
     tls["key_files"] = {"etcd": f"{d}/etcd.key", "patroni": f"{d}/patroni.key", "airflow": f"{d}/airflow.key"}
+    # etcdctl's TLS settings for the dag-processor's lock (its unit's environment).
+    tls["etcdctl_env"] = (
+        {
+            "ETCDCTL_CACERT": tls["ca_file"],
+            "ETCDCTL_CERT": tls["cert_file"],
+            "ETCDCTL_KEY": tls["key_files"]["airflow"],
+        }
+        if tls["enabled"]
+        else {}
+    )
     # This node has a certificate (it is an etcd member or client).
     tls["here"] = bool(tls["enabled"]) and ah["minion_id"] in _etcd_tls_nodes(ah)
 

@@ -10,11 +10,6 @@
 {%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah), af.major) %}
 {%- set tls = ah.etcd.tls %}
 {%- set locked_here = comps.get("dag-processor", {}).get("enabled", false) %}
-{#- etcdctl's TLS settings (etcd:tls:enabled), for the dag-processor's lock. #}
-{%- set etcd_tls_env = {} %}
-{%- if tls.enabled %}
-{%- do etcd_tls_env.update({"ETCDCTL_CACERT": tls.ca_file, "ETCDCTL_CERT": tls.cert_file, "ETCDCTL_KEY": tls.key_files.airflow}) %}
-{%- endif %}
 
 include:
   - .install
@@ -54,8 +49,8 @@ airflow_ha-airflow-unit-{{ comp }}:
         lock_name: {{ ah.cluster_name }}/airflow/dag-processor
         lock_ttl: {{ af.dag_processor.lock_ttl }}
         etcd_endpoints: {{ ah.etcd.endpoints | join(",") }}
-{%- if locked and etcd_tls_env %}
-        etcd_tls_env: {{ etcd_tls_env | json }}
+{%- if locked and tls.etcdctl_env %}
+        etcd_tls_env: {{ tls.etcdctl_env | json }}
 {%- endif %}
 {%- if c.enabled %}
 

@@ -84,9 +84,7 @@ def fresh_config() -> dict:
             "(the formula itself renders for Debian 13: see test/render)"
         )
     airflow = os.environ.get("LAB_AIRFLOW", AIRFLOW_DEFAULT)
-    if not constraints_file(airflow):
-        shipped = sorted(p.name[12:-4] for p in (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt"))
-        raise LabError(f"LAB_AIRFLOW={airflow!r}: the formula ships constraints for {', '.join(shipped)}")
+    need_constraints(airflow, "LAB_AIRFLOW")
     nodes = [
         {"name": f"node{i}", "address": str(ipaddress.ip_address(base + 10 + i))} for i in range(1, count + 1)
     ]
@@ -302,6 +300,19 @@ def constraints_file(version: str) -> Path | None:
     """The formula's frozen constraints for an Airflow version."""
     path = REPO / "airflow_ha" / "airflow" / "files" / f"constraints-{version}.txt"
     return path if path.exists() else None
+
+
+def need_constraints(version: str, origin: str) -> None:
+    """Refuse an Airflow version the formula ships no constraints for (the lab
+    builds its wheelhouse from them), naming the versions it has."""
+    if not constraints_file(version):
+        shipped = sorted(p.name[12:-4] for p in (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt"))
+        raise LabError(f"{origin}={version!r}: the formula ships constraints for {', '.join(shipped)}")
+
+
+def ensure_wheelhouses(cfg: dict) -> None:
+    for version in cfg["airflow_versions"]:
+        ensure_wheelhouse(version)
 
 
 def wheelhouse_path(version: str) -> tuple[Path, list[str]]:
@@ -760,8 +771,7 @@ def cmd_up(_args) -> int:
     ensure_host_packages()
     rootfs = Path(cfg["rootfs"]) if cfg.get("rootfs") else ensure_rootfs(cfg)
     cfg["rootfs"] = str(rootfs)  # the nodes' lower dir for this lab's lifetime
-    for version in cfg["airflow_versions"]:
-        ensure_wheelhouse(version)
+    ensure_wheelhouses(cfg)
     save_config(cfg)
     progress(f"bridge {cfg['bridge']} {cfg['host']}/{cfg['prefix']}")
     bridge_up(cfg)
@@ -784,8 +794,7 @@ def cmd_up(_args) -> int:
 
 def cmd_wheels(_args) -> int:
     cfg = config()
-    for version in cfg["airflow_versions"]:
-        ensure_wheelhouse(version)
+    ensure_wheelhouses(cfg)
     if (STATE / "lab.json").exists():
         wheel_server_start(cfg)
     return 0
@@ -800,8 +809,7 @@ def cmd_airflow_version(args) -> int:
     if not (STATE / "lab.json").exists():
         raise LabError("the lab is not up (labctl up first)")
     cfg, version = config(), args[0]
-    if not constraints_file(version):
-        raise LabError(f"no constraints-{version}.txt in airflow_ha/airflow/files")
+    need_constraints(version, "labctl airflow-version")
     ensure_wheelhouse(version)
     if version not in cfg["airflow_versions"]:
         cfg["airflow_versions"].append(version)

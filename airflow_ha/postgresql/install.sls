@@ -49,6 +49,35 @@ airflow_ha-postgresql-patroni-packages:
       - pkg: airflow_ha-postgresql-packages
       - service: airflow_ha-postgresql-patroni-hold-before-install
 
+{#- Fixes to the distribution's Patroni that its newer releases carry (the
+    OS layer lists them: parameters/os.yaml), applied before Patroni first
+    starts. A Patroni already running as a replica restarts to load them; the
+    leader keeps running (README: a switchover loads them there). #}
+{%- if p.patches %}
+airflow_ha-postgresql-patch-tool:
+  pkg.installed:
+    - name: patch
+{%- endif %}
+{%- for fix in p.patches %}
+airflow_ha-postgresql-patroni-fix-{{ fix.id }}:
+  file.patch:
+    - name: {{ fix.target }}
+    - source: salt://airflow_ha/postgresql/files/{{ fix.patch }}
+    - require:
+      - pkg: airflow_ha-postgresql-patroni-packages
+      - pkg: airflow_ha-postgresql-patch-tool
+    - require_in:
+      - service: airflow_ha-postgresql-patroni-release-after-install
+
+airflow_ha-postgresql-patroni-load-fix-{{ fix.id }}:
+  cmd.run:
+    - name: systemctl restart {{ p.service }}
+    - onlyif: systemctl is-active -q {{ p.service }}
+    - unless: curl -sf -o /dev/null http://{{ ah.address }}:{{ p.rest_port }}/primary
+    - onchanges:
+      - file: airflow_ha-postgresql-patroni-fix-{{ fix.id }}
+{%- endfor %}
+
 airflow_ha-postgresql-patroni-release-after-install:
   service.unmasked:
     - name: {{ p.service }}

@@ -8,6 +8,7 @@
   "loop_wait": pg.patroni.loop_wait,
   "retry_timeout": pg.patroni.retry_timeout,
   "maximum_lag_on_failover": pg.patroni.maximum_lag_on_failover,
+  "synchronous_mode": pg.patroni.synchronous_mode,
   "postgresql": {"use_pg_rewind": pg.patroni.use_pg_rewind, "parameters": pg.patroni.parameters},
 } %}
 include:

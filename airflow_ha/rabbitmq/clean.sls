@@ -4,10 +4,17 @@
 {%- set rmq = ah.rabbitmq %}
 {%- if salt["pillar.get"]("airflow_ha:clean", False) is sameas true %}
 
+airflow_ha-rabbitmq-clean-heal-timer:
+  service.dead:
+    - name: airflow_ha-rabbitmq-heal.timer
+    - enable: false
+
 airflow_ha-rabbitmq-clean-service:
   service.dead:
     - name: {{ rmq.service }}
     - enable: false
+    - require:
+      - service: airflow_ha-rabbitmq-clean-heal-timer
 
 airflow_ha-rabbitmq-clean-package:
   pkg.purged:
@@ -22,6 +29,9 @@ airflow_ha-rabbitmq-clean-files:
       - {{ rmq.home }}
       - /var/log/rabbitmq
       - /etc/systemd/system/{{ rmq.epmd_socket }}.d/airflow_ha.conf
+      - /etc/systemd/system/airflow_ha-rabbitmq-heal.service
+      - /etc/systemd/system/airflow_ha-rabbitmq-heal.timer
+      - /usr/local/lib/airflow_ha/rabbitmq-heal
     - require:
       - pkg: airflow_ha-rabbitmq-clean-package
 {%- else %}

@@ -49,3 +49,45 @@ airflow_ha-rabbitmq-restart:
       - file: airflow_ha-rabbitmq-config
       - file: airflow_ha-rabbitmq-env
       - file: airflow_ha-rabbitmq-plugins
+
+{#- The heal timer (files/rabbitmq-heal.sh says why): restarts this node's
+    RabbitMQ when its app stays stopped after a partition while a majority of
+    the broker nodes is reachable. #}
+{%- set units = "/etc/systemd/system" %}
+airflow_ha-rabbitmq-heal-script:
+  file.managed:
+    - name: /usr/local/lib/airflow_ha/rabbitmq-heal
+    - source: salt://airflow_ha/rabbitmq/files/rabbitmq-heal.sh
+    - makedirs: true
+    - mode: "0755"
+
+airflow_ha-rabbitmq-heal-units:
+  file.managed:
+    - names:
+      - {{ units }}/airflow_ha-rabbitmq-heal.service:
+        - source: salt://airflow_ha/rabbitmq/files/airflow_ha-rabbitmq-heal.service.jinja
+        - template: jinja
+        - context:
+            amqp_port: {{ rmq.port }}
+            dist_port: {{ rmq.dist_port }}
+            peers: {{ ah.members.broker | rejectattr("id", "equalto", ah.minion_id) | map(attribute="address") | list | json }}
+      - {{ units }}/airflow_ha-rabbitmq-heal.timer:
+        - source: salt://airflow_ha/rabbitmq/files/airflow_ha-rabbitmq-heal.timer
+    - mode: "0644"
+
+airflow_ha-rabbitmq-heal-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: airflow_ha-rabbitmq-heal-units
+
+airflow_ha-rabbitmq-heal-timer:
+  service.running:
+    - name: airflow_ha-rabbitmq-heal.timer
+    - enable: true
+    - require:
+      - cmd: airflow_ha-rabbitmq-heal-daemon-reload
+      - file: airflow_ha-rabbitmq-heal-script
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-restart
+    - watch:
+      - file: airflow_ha-rabbitmq-heal-units

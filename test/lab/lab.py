@@ -849,6 +849,8 @@ def cmd_down(_args) -> int:
     shutil.rmtree(master_dir(), ignore_errors=True)
     shutil.rmtree(STATE / "snapshot", ignore_errors=True)
     (STATE / "lab.json").unlink(missing_ok=True)
+    for marker in STATE.glob("partitioned-*"):
+        marker.unlink()
     progress("lab down")
     return 0
 
@@ -899,10 +901,96 @@ def cmd_start(args) -> int:
     node = node_cfg(cfg, name)
     node_prepare(cfg, node, lab_rootfs(cfg))
     node_boot(cfg, node)
+    (STATE / f"partitioned-{name}").unlink(missing_ok=True)  # a new veth, on the bridge
     wait_node_ready(name)
     wait_minions([name])
     progress(f"{name} up")
     return 0
+
+
+def veth(name: str) -> str:
+    """The host end of a node's veth pair (systemd-nspawn names it vb-MACHINE)."""
+    link = f"vb-{LAB_ID}{name}"[:15]
+    if not link_exists(link):
+        raise LabError(f"{name}: no host link {link} (is the node running? labctl start {name})")
+    return link
+
+
+def partitioned() -> set[str]:
+    return {p.name.removeprefix("partitioned-") for p in STATE.glob("partitioned-*")}
+
+
+def cmd_partition(args) -> int:
+    """Cut a node off the lab bridge: its veth leaves the bridge (carrier stays
+    up inside the node, as when a switch port or an uplink dies), so the node
+    reaches nobody and nobody reaches it; `heal` puts it back. Traffic to and
+    from the node stays in its own network namespace."""
+    (name,) = args
+    node_cfg(config(), name)
+    run(["ip", "link", "set", veth(name), "nomaster"])
+    (STATE / f"partitioned-{name}").write_text(f"{time.time()}\n")
+    progress(f"{name}: cut off the lab bridge")
+    return 0
+
+
+def cmd_heal(args) -> int:
+    (name,) = args
+    cfg = config()
+    node_cfg(cfg, name)
+    run(["ip", "link", "set", veth(name), "master", cfg["bridge"]])
+    run(["ip", "link", "set", veth(name), "up"])
+    (STATE / f"partitioned-{name}").unlink(missing_ok=True)
+    progress(f"{name}: back on the lab bridge")
+    return 0
+
+
+def drill_env(cfg: dict) -> dict:
+    return dict(
+        os.environ,
+        LABCTL=str(LAB / "labctl"),
+        LAB_STATE=str(STATE),
+        LAB_HOST=cfg["host"],
+        LAB_WHEELS=f"http://{cfg['host']}:{WHEEL_PORT}/",
+        LAB_APT_PROXY=f"http://{cfg['host']}:{ACNG_PORT}",
+    )
+
+
+def cmd_drill(args) -> int:
+    """labctl drill NAME [ARGS...]: one failure drill (test/lab/drills.d/NAME)
+    on the lab as it is (converged); its figures on stdout."""
+    if not args:
+        names = sorted(p.name for p in (LAB / "drills.d").iterdir() if os.access(p, os.X_OK))
+        raise LabError("usage: labctl drill NAME [ARGS...]; drills: " + " ".join(names))
+    script = LAB / "drills.d" / args[0]
+    if not (script.is_file() and os.access(script, os.X_OK)):
+        raise LabError(f"no drill {args[0]} in {LAB / 'drills.d'}")
+    return run([script, *args[1:]], check=False, env=drill_env(config())).returncode
+
+
+def cmd_drills(_args) -> int:
+    """Every drill on a fresh lab: up, converge, each drills.d script in turn
+    (each restores the lab), down."""
+    refuse_if_up("drills")
+    os.environ.setdefault("LAB_SNAPSHOT", "1")
+    rc = 0
+    try:
+        cmd_up([])
+        summary, took = apply_state(quiet=True)
+        figure("drills: cold converge wall time", f"{took:.0f}", "s")
+        if any(failed for _, failed in summary.values()):
+            figure("drills: cold converge FAILED states", sum(len(f) for _, f in summary.values()))
+            return 1
+        env = drill_env(config())
+        for script in sorted((LAB / "drills.d").glob("*")):
+            if script.is_file() and os.access(script, os.X_OK):
+                progress(f"drills.d/{script.name}")
+                if run([script], check=False, env=env).returncode:
+                    figure(f"drills.d/{script.name}", "FAILED")
+                    rc = 1
+    finally:
+        cmd_down([])
+    progress(f"drills {'PASSED' if rc == 0 else 'FAILED'}")
+    return rc
 
 
 def cmd_status(_args) -> int:
@@ -924,8 +1012,9 @@ def cmd_status(_args) -> int:
             continue
         state = nsenter(name, "systemctl", "is-system-running", capture_output=True, text=True)
         mib = pss_kib(node_pids(name)) / 1024
+        cut = " PARTITIONED" if name in partitioned() else ""
         print(f"  {name:14} {node['address']:15} pid1 {pid} {state.stdout.strip()} "
-              f"PSS {mib:.0f} MiB")  # fmt: skip
+              f"PSS {mib:.0f} MiB{cut}")  # fmt: skip
     return 1 if bad else 0
 
 
@@ -1140,14 +1229,7 @@ def cmd_bench(_args) -> int:
         apt_s, pip_s = bare_install(cfg, packages)
         figure(f"raw install on a bare node: apt-get install ({len(packages)} packages)", f"{apt_s:.0f}", "s")
         figure("raw install on a bare node: Airflow venv from the wheelhouse", f"{pip_s:.0f}", "s")
-        env = dict(
-            os.environ,
-            LABCTL=str(LAB / "labctl"),
-            LAB_STATE=str(STATE),
-            LAB_HOST=cfg["host"],
-            LAB_WHEELS=f"http://{cfg['host']}:{WHEEL_PORT}/",
-            LAB_APT_PROXY=f"http://{cfg['host']}:{ACNG_PORT}",
-        )
+        env = drill_env(cfg)
         for script in sorted((LAB / "bench.d").glob("*")):
             if script.is_file() and os.access(script, os.X_OK):
                 progress(f"bench.d/{script.name}")
@@ -1285,6 +1367,10 @@ COMMANDS = {
     "exec": cmd_exec,
     "kill": cmd_kill,
     "start": cmd_start,
+    "partition": cmd_partition,
+    "heal": cmd_heal,
+    "drill": cmd_drill,
+    "drills": cmd_drills,
     "status": cmd_status,
     "wheels": cmd_wheels,
     "verify": cmd_verify,

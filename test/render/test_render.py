@@ -206,7 +206,8 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
         assert etcd[f"{prefix}CLIENT_CERT_AUTH"] == '"true"'
     etcd3 = salt.utils.yaml.safe_load(files["patroni"])["etcd3"]
     assert etcd3 == {
-        "hosts": ["10.77.0.11:2379", "10.77.0.12:2379", "10.77.0.13:2379"],
+        "hosts": ["127.0.0.1:2379"],
+        "use_proxies": True,
         "protocol": "https",
         "cacert": f"{tls_dir}/ca.crt",
         "cert": f"{tls_dir}/node.crt",

@@ -92,6 +92,10 @@ def test_etcd_member_and_initial_cluster(render):
     assert e["ETCD_ENABLE_V2"] == '"false"'
 
 
+def test_etcd_pre_vote(render):
+    assert env(render("three", "node1", "etcd"))["ETCD_PRE_VOTE"] == '"true"'
+
+
 def test_etcd_five_members(render):
     e = env(render("five", "node5", "etcd"))
     assert e["ETCD_INITIAL_CLUSTER"].count("=http://") == 5
@@ -105,7 +109,9 @@ def test_patroni_config(render):
     assert conf["name"] == "node3"
     assert conf["restapi"]["listen"] == conf["restapi"]["connect_address"] == "10.77.0.13:8008"
     assert conf["restapi"]["authentication"]["password"] == secrets["patroni_api_password"]
-    assert conf["etcd3"]["hosts"] == ["10.77.0.11:2379", "10.77.0.12:2379", "10.77.0.13:2379"]
+    # its own etcd member only, over loopback: no switching to a stale member
+    assert conf["etcd3"]["hosts"] == ["127.0.0.1:2379"]
+    assert conf["etcd3"]["use_proxies"] is True
     auth = conf["postgresql"]["authentication"]
     assert auth["superuser"]["password"] == secrets["postgres_superuser_password"]
     assert auth["replication"]["password"] == secrets["postgres_replication_password"]
@@ -118,6 +124,7 @@ def test_patroni_config(render):
         p["retry_timeout"],
     )
     assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["synchronous_mode"] is True
     assert dcs["postgresql"]["parameters"]["max_connections"] == 300
     assert conf["postgresql"]["listen"] == "10.77.0.13,127.0.0.1:5432"
 
@@ -142,6 +149,7 @@ def test_haproxy_routes(render):
     assert "option httpchk OPTIONS /replica" in replicas
     for block in (primary, replicas):
         assert "on-marked-down shutdown-sessions" in block
+        assert "inter 1000ms fastinter 500ms downinter 500ms fall 2 rise 1" in block
         assert block.count("check port 8008") == 3
     assert "bind 127.0.0.1:5000" in primary and "bind 10.77.0.11:5000" in primary
     assert "bind 10.77.0.10:5000 transparent" in primary  # the VIP

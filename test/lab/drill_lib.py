@@ -1,0 +1,170 @@
+"""Shared pieces of the failure drills (test/lab/drills.d/*).
+
+A drill runs on the host against a converged lab. It reaches every node
+through its PID namespace (lab.py's nsenter), never over the network, so it
+keeps seeing a node that `labctl partition` cut off the bridge. The lab's
+node list comes from LAB_STATE/lab.json (LAB_ID/LAB_SUBNET change the
+addresses), the lab's secrets from test/lab/pillar and reach the nodes on
+stdin, never in argv.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+LAB = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("lab", LAB / "lab.py")
+lab = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab)
+
+PILLAR = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
+SECRETS = PILLAR["secrets"]
+PATRONI_CONF = "/etc/patroni/config.yml"
+
+
+def log(msg: str) -> None:
+    print(f"[drill {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def figure(name: str, value, unit: str = "") -> None:
+    print(f"{name}: {value} {unit}".rstrip(), flush=True)
+
+
+def nodes() -> list[str]:
+    return [n["name"] for n in lab.config()["nodes"]]
+
+
+def run_in(node: str, *cmd, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run CMD inside NODE; never raises (rc 255 when the node is not running)."""
+    try:
+        return lab.nsenter(node, *cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    except (lab.LabError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, 255, "", str(exc))
+
+
+def spawn_in(node: str, script: str, *args, stdin_line: str = "") -> subprocess.Popen:
+    """Start `python3 -c SCRIPT ARGS` inside NODE; stdin gets one line (a secret) and closes."""
+    pid = lab.node_pid1(node)
+    if pid is None:
+        raise lab.LabError(f"{node} is not running")
+    cmd = ["nsenter", "-t", str(pid), "-a", "--", "python3", "-c", script, *map(str, args)]
+    proc = subprocess.Popen(
+        cmd,
+        env=lab.node_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdin.write(stdin_line + "\n")
+    proc.stdin.close()
+    proc.stdin = None  # communicate() must not flush it
+    return proc
+
+
+def json_lines(proc: subprocess.Popen, timeout: float) -> list[dict]:
+    out, _err = proc.communicate(timeout=timeout)
+    rows = []
+    for line in out.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def psql(node: str, sql: str, db: str = "postgres", timeout: float = 15) -> str | None:
+    """SQL as the postgres superuser over the node's local socket; None on error."""
+    res = run_in(
+        node, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", db, "-c", sql, timeout=timeout
+    )
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def patroni_members(node: str) -> list[dict]:
+    res = run_in(node, "patronictl", "-c", PATRONI_CONF, "list", "-f", "json", timeout=20)
+    try:
+        return json.loads(res.stdout) if res.returncode == 0 else []
+    except json.JSONDecodeError:
+        return []
+
+
+def leader(candidates: list[str] | None = None) -> str | None:
+    """The running Patroni leader as the given nodes' patronictl sees it."""
+    for node in candidates or nodes():
+        for m in patroni_members(node):
+            if m.get("Role") == "Leader" and m.get("State") == "running":
+                return m["Member"]
+    return None
+
+
+def db_whole(names: list[str]) -> str | None:
+    """None when the database cluster is whole: one running leader, every other
+    node's WAL receiver streaming on the leader's timeline, the leader seeing
+    them all streaming with replay lag under 16 MiB. Else what is missing.
+    Patroni's own 'running' for a replica is not enough (a replica left on a
+    diverged timeline still shows running)."""
+    lead = leader(names)
+    if not lead:
+        return "no running leader"
+    tl = psql(lead, "select timeline_id from pg_control_checkpoint()")
+    members = {m["Member"]: m for m in patroni_members(lead)}
+    if lead in members and members[lead].get("TL"):
+        tl = str(members[lead]["TL"])
+    for node in names:
+        if node == lead:
+            continue
+        row = psql(node, "select status || ',' || received_tli from pg_stat_wal_receiver")
+        if row != f"streaming,{tl}":
+            return f"{node}: wal receiver {row or 'none'} (leader {lead} on timeline {tl})"
+    sql = (
+        "select count(*) || ',' || coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)"
+        " from pg_stat_replication where state = 'streaming'"
+    )
+    row = psql(lead, sql)
+    if not row:
+        return f"{lead}: pg_stat_replication unreadable"
+    count, lag = row.split(",")
+    if int(count) != len(names) - 1 or float(lag) > 16 * 2**20:
+        return f"{lead}: {count} streaming replicas, max replay lag {float(lag):.0f} B"
+    return None
+
+
+def broker_whole(names: list[str]) -> str | None:
+    """None when every node's RabbitMQ runs every node and lists no partition."""
+    for node in names:
+        res = run_in(node, "rabbitmqctl", "-q", "cluster_status", "--formatter", "json", timeout=30)
+        try:
+            status = json.loads(res.stdout)
+        except json.JSONDecodeError:
+            return f"{node}: rabbitmqctl cluster_status failed (rc {res.returncode})"
+        running = status.get("running_nodes", [])
+        parts = status.get("partitions") or {}
+        if len(running) != len(names) or parts:
+            return f"{node}: running {len(running)}/{len(names)}, partitions {parts}"
+    return None
+
+
+def wait_whole(names: list[str], timeout: float, checks=(db_whole, broker_whole)) -> tuple[float | None, str]:
+    """Seconds until every check passes (None on time-out) and the last complaint."""
+    start = time.monotonic()
+    why = ""
+    while time.monotonic() - start < timeout:
+        why = next((w for w in (c(names) for c in checks) if w), "")
+        if not why:
+            return time.monotonic() - start, ""
+        time.sleep(2)
+    return None, why
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")

@@ -8,7 +8,7 @@ BIN          := $(VENV)/bin
 STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt | md5sum | cut -c1-8)
 LABCTL       := test/lab/labctl
 
-.PHONY: help venv lint unit render factories functional test-fast test test-cluster test-cluster-ci demo demo-down bench clean
+.PHONY: help venv lint unit render factories functional test-fast test test-cluster test-cluster-ci demo demo-down bench drills clean
 
 help:
 	@echo "make demo        build the 3-node lab, apply the formula, print the URLs"
@@ -17,6 +17,7 @@ help:
 	@echo "make test        everything CI runs (.ci/run)"
 	@echo "make test-cluster lab tier: up, apply, verify, re-apply (0 changes), down"
 	@echo "make bench       performance figures, one per line"
+	@echo "make drills      failure drills on a fresh lab (partition, leader kill), figures per line"
 
 venv: $(STAMP)
 
@@ -79,6 +80,9 @@ demo-down:
 
 bench: venv
 	$(LABCTL) bench
+
+drills: venv
+	$(LABCTL) drills
 
 clean:
 	rm -rf $(VENV) .pytest_cache

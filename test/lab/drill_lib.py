@@ -97,6 +97,14 @@ def patroni_members(node: str) -> list[dict]:
         return []
 
 
+def set_synchronous_mode(node: str, value: str) -> bool:
+    """Patroni's dynamic synchronous_mode, set through patronictl on NODE (the
+    formula's next apply sets it back to the pillar's value)."""
+    res = run_in(node, "patronictl", "-c", PATRONI_CONF, "edit-config", "--force", "-s",
+                 f"synchronous_mode={value}", timeout=30)  # fmt: skip
+    return res.returncode == 0
+
+
 def leader(candidates: list[str] | None = None) -> str | None:
     """The running Patroni leader as the given nodes' patronictl sees it."""
     for node in candidates or nodes():

@@ -63,6 +63,7 @@ def _render(tmp_path, minion_id, grains, pillar, sls="airflow_ha", virtual="kvm"
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "module_dirs": [str(ROOT / "_modules")],
                 "states_dirs": [str(ROOT / "_states")],
+                "utils_dirs": [str(ROOT / "_utils")],
                 "grains": dict(grains, virtual=virtual),
                 "log_level_logfile": "error",
             }

@@ -58,7 +58,8 @@ def settings(defaults=None, os_layers=None, pillar=None, minion_id=None, reveal=
 
     Layers, later wins: ``defaults`` (parameters/defaults.yaml), the
     ``os_family`` then ``osfinger`` entry of ``os_layers`` (parameters/os.yaml),
-    the ``airflow_ha`` pillar without ``lookup``, then ``airflow_ha:lookup``. Adds ``errors``: the validation problems (an empty list when
+    ``airflow_ha:lookup``, then the rest of the ``airflow_ha`` pillar (pillar
+    beats lookup). Adds ``errors``: the validation problems (an empty list when
     valid). Secrets (and the URLs holding them) are masked unless
     ``reveal=True``, which map.jinja passes: a CLI call never prints them in a
     job return. ``cluster=True``: the orchestration's view on the master (no

@@ -58,13 +58,14 @@ def merge(base, *layers):
 
 def layered(defaults, os_layers, pillar, grains):
     """The layers, later wins: defaults.yaml, os.yaml's ``os_family`` entry,
-    its ``osfinger`` entry, the ``airflow_ha`` pillar, then ``airflow_ha:lookup``."""
+    its ``osfinger`` entry, ``airflow_ha:lookup``, then the ``airflow_ha``
+    pillar (pillar beats lookup for a key both set, as template-formula)."""
     os_layers = os_layers if isinstance(os_layers, dict) else {}
     family = (os_layers.get("os_family") or {}).get(grains.get("os_family"), {})
     finger = (os_layers.get("osfinger") or {}).get(grains.get("osfinger"), {})
     user = {k: v for k, v in pillar.items() if k != "lookup"}
     lookup = pillar.get("lookup")
-    return merge(defaults, family, finger, user, lookup if isinstance(lookup, dict) else {})
+    return merge(defaults, family, finger, lookup if isinstance(lookup, dict) else {}, user)
 
 
 def _cache_key(defaults, os_layers, pillar, grains):

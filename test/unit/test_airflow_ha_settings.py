@@ -82,16 +82,18 @@ def test_broker_url_local_and_pgbouncer():
     assert "@127.0.0.1:6432/" in ah["airflow"]["sql_alchemy_conn"]
 
 
-def test_layers_order_pillar_then_lookup_wins():
+def test_layers_order_lookup_then_pillar_wins():
     grains = dict(GRAINS, osfinger="Ubuntu-24.04")
     airflow_ha.__grains__.update(grains)
     ah = settings(example())
     assert ah["postgresql"]["version"] == 16  # osfinger layer over defaults
-    ah = settings(example(postgresql__version=14))
-    assert ah["postgresql"]["version"] == 14  # pillar over OS layer
+    ah = settings(example(lookup={"postgresql": {"version": 17, "port": 5433}}))
+    assert ah["postgresql"]["version"] == 17  # lookup over the OS layer
     ah = settings(example(postgresql__version=14, lookup={"postgresql": {"version": 17}}))
-    assert ah["postgresql"]["version"] == 17  # lookup last
+    assert ah["postgresql"]["version"] == 14  # pillar beats lookup (template-formula's order)
     assert ah["postgresql"]["port"] == 5432  # merge keeps siblings
+    ah = settings(example(postgresql__port=None, lookup={"postgresql": {"port": 5433}}))
+    assert ah["postgresql"]["port"] == 5433  # lookup fills what pillar leaves unset
 
 
 def test_roles_default_to_all_and_explicit_roles_are_kept():

@@ -137,7 +137,7 @@ KEYS = {
     "nodes:*:address": Key(
         "ipv4",
         None,
-        "IPv4 address the other nodes reach this node on (/etc/hosts)",
+        "required: the IPv4 address the other nodes reach this node on (/etc/hosts)",
         hint="set the node's address, e.g. 10.0.0.11",
     ),
     "nodes:*:roles": Key(
@@ -189,7 +189,9 @@ KEYS = {
     "secrets:rabbitmq_password": _secret(12, "RabbitMQ user Airflow connects as"),
     "secrets:rabbitmq_admin_password": _secret(12, "RabbitMQ management admin"),
     "secrets:erlang_cookie": _secret(20, "RabbitMQ Erlang cookie"),
-    "secrets:keepalived_password": _secret(4, "keepalived VRRP authentication"),
+    "secrets:keepalived_password": _secret(
+        4, "keepalived VRRP authentication (with vip:enabled; 4 to 8 characters)"
+    ),
     "secrets:csync2_psk": _secret(64, "csync2 pre-shared key"),
     "secrets:fernet_key": _secret(44, "Airflow [core] fernet_key"),
     "secrets:api_secret_key": _secret(16, "Airflow [api] secret_key"),
@@ -558,13 +560,14 @@ def _leaf(key, path, value):
     return [f"{path}: {problem}"] if problem else []
 
 
-def check(tree, prefix="airflow_ha", node=(), layer=PILLAR):
+def check(tree, prefix="airflow_ha", node=(), formula=False):
     """
     Every problem of ``tree`` (one layer of the pillar: the ``airflow_ha``
     mapping without ``lookup``, or ``lookup``'s content) against the schema,
     each starting with its full key path. Returns ``(errors, shape_ok)``:
     ``shape_ok`` is False when a mapping was not a mapping (the merged data is
-    then not trustworthy for the cross-key rules).
+    then not trustworthy for the cross-key rules). ``formula``: the tree is
+    the formula's own (defaults.yaml), where internal keys belong.
     """
     errors, shape_ok = [], True
     names = CHILDREN.get(node, [])
@@ -580,14 +583,14 @@ def check(tree, prefix="airflow_ha", node=(), layer=PILLAR):
                 f"{path}: unknown {noun} — {hint + ' ' if hint else ''}remove it or fix the spelling "
                 f"(known: {', '.join(n for n in names if n != '*')})"
             )
-        elif key is not None and key.where == INTERNAL:
+        elif key is not None and key.where == INTERNAL and not formula:
             errors.append(f"{path}: set by the formula itself — remove it")
         elif child in CHILDREN:
             if not isinstance(value, dict):
                 errors.append(f"{path}: expected a mapping, got {type(value).__name__} — see pillar.example")
                 shape_ok = False
                 continue
-            sub_errors, sub_ok = check(value, path, child, layer)
+            sub_errors, sub_ok = check(value, path, child, formula)
             errors.extend(sub_errors)
             shape_ok = shape_ok and sub_ok
         elif key.kind == "map" and not isinstance(value, dict):
@@ -596,65 +599,3 @@ def check(tree, prefix="airflow_ha", node=(), layer=PILLAR):
         elif value is not None or key.default is not None:
             errors.extend(_leaf(key, path, value))
     return errors, shape_ok
-
-
-def flat_defaults():
-    """{colon path: default} of every key with a default (maps: their value)."""
-    return {p: k.default for p, k in KEYS.items() if "*" not in p and p != "lookup" and k.default is not None}
-
-
-def _type_text(key):
-    if key.kind == "enum":
-        return " \\| ".join(f"`{c}`" for c in key.choices)
-    if key.kind == "list":
-        return f"list of {key.noun or key.item.kind}"
-    text = {
-        "params": "name → scalar",
-        "cfg": "section → key → scalar",
-        "tz": "time zone",
-        "path": "absolute path",
-        "map": "mapping",
-        "ipv4": "IPv4 address",
-    }.get(key.kind, key.kind)
-    if key.kind == "int":
-        text += f" {key.low}..{'' if key.high is None else key.high}"
-    return text + (f" ({key.unit})" if key.unit else "")
-
-
-def _default_text(key):
-    if key.default is None:
-        return "(required)" if key.secret else ""
-    if key.default in ("", [], {}):
-        return "empty"
-    if isinstance(key.default, bool):
-        return f"`{str(key.default).lower()}`"
-    if key.kind == "params":
-        return ", ".join(f"{n}={v}" for n, v in key.default.items())
-    if isinstance(key.default, list):
-        return ", ".join(str(v) for v in key.default)
-    return f"`{key.default}`"
-
-
-TABLE_BEGIN = "<!-- BEGIN pillar table (generated from _utils/ah_schema.py: test/tools/pillar_table.py) -->"
-TABLE_END = "<!-- END pillar table -->"
-
-
-def markdown_table():
-    """The README's pillar reference: one row per key a user or lookup may set."""
-    rows = [
-        "| key | type | default | set in | what |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for path, key in KEYS.items():
-        if key.where == INTERNAL:
-            continue
-        where = {PILLAR: "pillar", PARAMETER: "lookup", FLAG: "command line"}[key.where]
-        doc = key.doc.replace("|", "\\|") + (" **secret**" if key.secret else "")
-        rows.append(f"| `{path}` | {_type_text(key)} | {_default_text(key)} | {where} | {doc} |")
-    return "\n".join(rows)
-
-
-def replace_table(readme_text):
-    """``readme_text`` with the part between the table markers regenerated."""
-    start, end = readme_text.index(TABLE_BEGIN), readme_text.index(TABLE_END)
-    return readme_text[: start + len(TABLE_BEGIN)] + "\n" + markdown_table() + "\n" + readme_text[end:]

@@ -114,6 +114,10 @@ def _count(default, doc, low=1, high=None, unit=None, where=PILLAR):
     return Key("int", default, doc, low=low, high=high, unit=unit, where=where)
 
 
+def _strings(default, doc, where=PILLAR):
+    return Key("list", default, doc, item=Key("str"), where=where)
+
+
 def _name(default, doc, where=PILLAR):
     return Key("str", default, doc, pattern=_IDENT, hint=_IDENT_HINT, where=where)
 
@@ -162,18 +166,16 @@ KEYS = {
     "time_sync:daemon": Key(
         "enum", "systemd-timesyncd", "time sync daemon (skipped in containers)", choices=TIME_SYNC_DAEMONS
     ),
-    "time_sync:ntp_servers": Key("list", [], "NTP servers (empty: the distribution's)", item=Key("str")),
+    "time_sync:ntp_servers": _strings([], "NTP servers (empty: the distribution's)"),
     "proxy:apt": Key("url", "", "apt proxy for every node, e.g. http://10.0.0.1:3142"),
     "proxy:pip:index_url": Key("url", "", "pip index for the Airflow venv"),
-    "proxy:pip:find_links": Key("list", [], "pip find-links (a wheelhouse)", item=Key("str")),
+    "proxy:pip:find_links": _strings([], "pip find-links (a wheelhouse)"),
     "proxy:pip:no_index": Key("bool", False, "install only from find_links"),
     "proxy:pip:proxy": Key("url", "", "HTTP(S) proxy for pip"),
-    "proxy:pip:trusted_hosts": Key("list", [], "pip trusted hosts", item=Key("str")),
-    "base_packages": Key(
-        "list",
+    "proxy:pip:trusted_hosts": _strings([], "pip trusted hosts"),
+    "base_packages": _strings(
         ["ca-certificates", "curl", "python3", "python3-venv", "tzdata"],
         "packages every node gets",
-        item=Key("str"),
         where=PARAMETER,
     ),
     "vip:enabled": Key("bool", False, "a keepalived floating address following a healthy HAProxy"),
@@ -229,12 +231,8 @@ KEYS = {
     "postgresql:rewind_user": _name("rewind", "pg_rewind user", where=PARAMETER),
     "postgresql:data_dir": _file("/var/lib/postgresql/patroni", "PostgreSQL data dir (Patroni's)"),
     "postgresql:patroni:pkg": _pkg("patroni", "Patroni"),
-    "postgresql:patroni:extra_pkgs": Key(
-        "list",
-        ["python3-etcd", "python3-psycopg2"],
-        "Patroni's extra Debian packages",
-        item=Key("str"),
-        where=PARAMETER,
+    "postgresql:patroni:extra_pkgs": _strings(
+        ["python3-etcd", "python3-psycopg2"], "Patroni's extra Debian packages", where=PARAMETER
     ),
     "postgresql:patroni:service": Key("str", "patroni", "Patroni's systemd unit", where=PARAMETER),
     "postgresql:patroni:config_file": _file("/etc/patroni/config.yml", "Patroni's configuration"),
@@ -331,9 +329,7 @@ KEYS = {
     "csync2:key_file": _file("/etc/csync2.key", "csync2's pre-shared key file"),
     "csync2:port": _port(30865, "csync2"),
     "csync2:extra_dirs": Key("list", [], "folders to sync besides dags/ and plugins/", item=Key("path")),
-    "csync2:exclude": Key(
-        "list", ["*.pyc", "__pycache__", ".*.swp", "*~", ".#*"], "patterns never synced", item=Key("str")
-    ),
+    "csync2:exclude": _strings(["*.pyc", "__pycache__", ".*.swp", "*~", ".#*"], "patterns never synced"),
     "csync2:auto": Key(
         "enum",
         "younger",
@@ -362,12 +358,8 @@ KEYS = {
         pattern=r"^\d+\.\d+\.\d+$",
         hint="is not a version — use e.g. '3.3.2' (quote it in YAML)",
     ),
-    "airflow:constraints_shipped": Key(
-        "list",
-        ["3.3.2", "2.11.2"],
-        "versions with a constraints file in airflow_ha/airflow/files/",
-        item=Key("str"),
-        where=INTERNAL,
+    "airflow:constraints_shipped": _strings(
+        ["3.3.2", "2.11.2"], "versions with a constraints file in airflow_ha/airflow/files/", where=INTERNAL
     ),
     "airflow:constraints_url": Key(
         "url",
@@ -379,9 +371,7 @@ KEYS = {
     "airflow:group": _name("airflow", "its group", where=PARAMETER),
     "airflow:home": _file("/var/lib/airflow", "AIRFLOW_HOME (dags/ and plugins/ below it)", where=PILLAR),
     "airflow:venv": _file("/opt/airflow/venv", "the Airflow venv", where=PILLAR),
-    "airflow:extras": Key(
-        "list", ["celery", "postgres", "fab"], "apache-airflow extras", item=Key("str"), where=PARAMETER
-    ),
+    "airflow:extras": _strings(["celery", "postgres", "fab"], "apache-airflow extras", where=PARAMETER),
     "airflow:api_port": _port(8080, "Airflow API server", "API server port (2.x: the webserver's)"),
     "airflow:flower_port": _port(5555, "Flower"),
     "airflow:scheduler_health_port": _port(8974, "Airflow scheduler health"),

@@ -60,3 +60,14 @@ def airflow_ha_dunders(pillar=None, minion_id="node1", **extra):
         "__utils__": utils_dunder("ah_schema", "ah_validate", "ah_settings"),
         **extra,
     }
+
+
+def formula_data():
+    """(defaults.yaml, os.yaml, pillar.example's airflow_ha mapping), loaded."""
+    import salt.utils.yaml
+
+    def load(path):
+        return salt.utils.yaml.safe_load((ROOT / path).read_text())
+
+    params = "airflow_ha/parameters"
+    return load(f"{params}/defaults.yaml"), load(f"{params}/os.yaml"), load("pillar.example")["airflow_ha"]

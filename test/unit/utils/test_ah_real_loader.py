@@ -10,12 +10,9 @@ import salt.config
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 from saltfactories.utils.functional import Loaders
-from testlib import GRAINS, ROOT
+from testlib import GRAINS, ROOT, formula_data
 
-PARAMS = ROOT / "airflow_ha" / "parameters"
-DEFAULTS = salt.utils.yaml.safe_load((PARAMS / "defaults.yaml").read_text())
-OS_LAYERS = salt.utils.yaml.safe_load((PARAMS / "os.yaml").read_text())
-EXAMPLE = salt.utils.yaml.safe_load((ROOT / "pillar.example").read_text())["airflow_ha"]
+DEFAULTS, OS_LAYERS, EXAMPLE = formula_data()
 
 
 @pytest.fixture

@@ -4,14 +4,10 @@ cluster view the orchestration reads, and the derived keys other code reads."""
 import copy
 
 import pytest
-import salt.utils.yaml
-from testlib import GRAINS, ROOT, load_module
+from testlib import GRAINS, formula_data, load_module
 
 ah_settings = load_module("ah_settings", "utils")
-PARAMS = ROOT / "airflow_ha" / "parameters"
-DEFAULTS = salt.utils.yaml.safe_load((PARAMS / "defaults.yaml").read_text())
-OS_LAYERS = salt.utils.yaml.safe_load((PARAMS / "os.yaml").read_text())
-EXAMPLE = salt.utils.yaml.safe_load((ROOT / "pillar.example").read_text())["airflow_ha"]
+DEFAULTS, OS_LAYERS, EXAMPLE = formula_data()
 
 
 @pytest.fixture

@@ -509,7 +509,7 @@ def _leaf(key, path, value):
                 f"{path}: expected a list{' of ' + key.noun + ' names' if key.noun else ''}, "
                 f"got {type(value).__name__}"
             ]
-        return [e for i, item in enumerate(value) for e in _leaf(key.item, f"{path}", item)]
+        return [e for item in value for e in _leaf(key.item, path, item)]
     problem = None
     if kind == "bool" and not isinstance(value, bool):
         problem = f"{_show(value)} is not a boolean — use true or false"

@@ -6,7 +6,7 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set paths = {"venv": af.venv, "home": af.home, "user": af.user} %}
-{%- set admin_node = (ah.members.api or ah.members.scheduler or [{"id": ah.minion_id}])[0].id %}
+{%- set admin_node = ah.one_time_node %}
 
 include:
   - .install

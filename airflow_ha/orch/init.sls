@@ -1,33 +1,51 @@
 {#- salt-run state.orchestrate airflow_ha.orch
     Brings the cluster up layer by layer, in order: each stage runs on the
-    nodes whose roles ask for it (from the airflow_ha pillar the master sees;
-    roles default as in parameters/defaults.yaml) and the next stage starts
-    only when the previous one succeeded everywhere; a health gate closes it.
+    nodes whose roles ask for it and the next stage starts only when the
+    previous one succeeded everywhere; a health gate closes it. The nodes,
+    their roles (defaulted) and the options come from airflow_ha.settings'
+    cluster view of the airflow_ha pillar the master sees (the formula's
+    _modules and _utils on the master: salt-run saltutil.sync_all).
     The Airflow layer alone: salt-run state.orchestrate airflow_ha.orch.airflow -#}
+{%- if "airflow_ha.settings" not in salt %}
+
+airflow_ha-orch-modules:
+  test.fail_without_changes:
+    - name: >-
+        airflow_ha.orch needs the formula's modules on the master: run
+        salt-run saltutil.sync_all, then orchestrate again
+    - failhard: true
+{%- else %}
 {%- import_yaml "airflow_ha/parameters/defaults.yaml" as defaults %}
-{%- set ah = pillar.get("airflow_ha", {}) %}
-{%- set nodes = ah.get("nodes", {}) if ah.get("nodes") is mapping else {} %}
-{%- set vip = ah.get("vip", {}).get("enabled", defaults.vip.enabled) %}
-{%- set pgbouncer = ah.get("pgbouncer", {}).get("enabled", defaults.pgbouncer.enabled) %}
+{%- import_yaml "airflow_ha/parameters/os.yaml" as os_layers %}
+{%- set raw = pillar.get("airflow_ha", {}) %}
+{%- set ah = salt["airflow_ha.settings"](defaults, os_layers, raw, cluster=True) %}
+{%- set nodes = ah.nodes %}
 {#- stage, role that selects its nodes (none: every node), whether it is on #}
 {%- set stages = [
       ("common", none, true),
       ("etcd", "db", true),
       ("postgresql", "db", true),
       ("haproxy", none, true),
-      ("keepalived", "db", vip),
-      ("pgbouncer", none, pgbouncer),
+      ("keepalived", "db", ah.vip.enabled),
+      ("pgbouncer", none, ah.pgbouncer.enabled),
       ("rabbitmq", "broker", true),
       ("csync2", none, true),
     ] %}
 
-{%- if not nodes %}
+{%- if raw is not mapping or not raw.get("nodes") %}
+
 airflow_ha-orch-target:
   test.fail_without_changes:
     - name: >-
         airflow_ha.orch found no nodes: the pillar the master sees has no
         airflow_ha:nodes (assign the airflow_ha pillar to the master's minion
         id too, or pass it with pillar=)
+    - failhard: true
+{%- elif ah.errors %}
+
+airflow_ha-orch-pillar:
+  test.fail_without_changes:
+    - name: {{ salt["airflow_ha.format_errors"](ah.errors) | json }}
     - failhard: true
 {%- else %}
 
@@ -40,12 +58,7 @@ airflow_ha-orch-validate:
     - failhard: true
 {%-   set previous = "airflow_ha-orch-validate" %}
 {%-   for stage, role, enabled in stages if enabled %}
-{%-     set targets = [] %}
-{%-     for node_id, node in nodes.items() %}
-{%-       if role is none or role in (node or {}).get("roles", defaults.all_roles) %}
-{%-         do targets.append(node_id) %}
-{%-       endif %}
-{%-     endfor %}
+{%-     set targets = nodes | list if role is none else ah.members[role] | map(attribute="id") | list %}
 
 airflow_ha-orch-{{ stage }}:
   salt.state:
@@ -74,7 +87,7 @@ airflow_ha-orch-airflow-install:
 
 airflow_ha-orch-airflow-db:
   salt.state:
-    - tgt: {{ all_nodes | first }}
+    - tgt: {{ ah.one_time_node }}
     - sls: [airflow_ha.airflow.db]
     - queue: true
     - failhard: true
@@ -101,4 +114,5 @@ airflow_ha-orch-health:
     - timeout: 360
     - require:
       - salt: airflow_ha-orch-airflow
+{%- endif %}
 {%- endif %}

@@ -58,8 +58,8 @@ airflow_ha-postgresql-patch-tool:
   pkg.installed:
     - name: patch
 {%- endif %}
-{%- for fix in p.patches %}
-airflow_ha-postgresql-patroni-fix-{{ fix.id }}:
+{%- for fix_id, fix in p.patches | dictsort %}
+airflow_ha-postgresql-patroni-fix-{{ fix_id }}:
   file.patch:
     - name: {{ fix.target }}
     - source: salt://airflow_ha/postgresql/files/{{ fix.patch }}
@@ -69,13 +69,13 @@ airflow_ha-postgresql-patroni-fix-{{ fix.id }}:
     - require_in:
       - service: airflow_ha-postgresql-patroni-release-after-install
 
-airflow_ha-postgresql-patroni-load-fix-{{ fix.id }}:
+airflow_ha-postgresql-patroni-load-fix-{{ fix_id }}:
   cmd.run:
     - name: systemctl restart {{ p.service }}
     - onlyif: systemctl is-active -q {{ p.service }}
     - unless: curl -sf -o /dev/null http://{{ ah.address }}:{{ p.rest_port }}/primary
     - onchanges:
-      - file: airflow_ha-postgresql-patroni-fix-{{ fix.id }}
+      - file: airflow_ha-postgresql-patroni-fix-{{ fix_id }}
 {%- endfor %}
 
 airflow_ha-postgresql-patroni-release-after-install:

@@ -183,6 +183,7 @@ def loaders(tmp_path_factory):
             "sock_dir": str(root / "sock"),
             "module_dirs": [str(ROOT / "_modules")],
             "states_dirs": [str(ROOT / "_states")],
+            "utils_dirs": [str(ROOT / "_utils")],
             "grains_cache": False,
         }
     )

@@ -63,6 +63,7 @@ def _render(tmp_path, minion_id, grains, pillar, sls="airflow_ha", virtual="kvm"
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "module_dirs": [str(ROOT / "_modules")],
                 "states_dirs": [str(ROOT / "_states")],
+                "utils_dirs": [str(ROOT / "_utils")],
                 "grains": dict(grains, virtual=virtual),
                 "log_level_logfile": "error",
             }
@@ -240,7 +241,7 @@ def test_unknown_minion_renders_only_the_failing_check(tmp_path):
 SALT_RUN = [sys.executable, "-c", "import sys; from salt.scripts import salt_run; sys.exit(salt_run())"]
 
 
-def _orch_stages(tmp_path, pillar):
+def _orch_stages(tmp_path, pillar, raw=False, synced=True):
     pillar_dir = tmp_path / "pillar"
     pillar_dir.mkdir()
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - airflow_ha\n")
@@ -255,6 +256,8 @@ def _orch_stages(tmp_path, pillar):
         "file_roots": {"base": [str(ROOT)]},
         "pillar_roots": {"base": [str(pillar_dir)]},
     }
+    if synced:  # what salt-run saltutil.sync_all gives a real master
+        conf.update(module_dirs=[str(ROOT / "_modules")], utils_dirs=[str(ROOT / "_utils")])
     (root / "master").write_text(json.dumps(conf))
     proc = subprocess.run(
         [
@@ -275,6 +278,8 @@ def _orch_stages(tmp_path, pillar):
     data = json.JSONDecoder().raw_decode(proc.stdout)[0]
     if len(data) == 1 and not next(iter(data)).startswith("airflow_ha-"):
         data = next(iter(data.values()))
+    if raw:
+        return data
     args = {
         sid: {k: v for item in body["salt"] if isinstance(item, dict) for k, v in item.items()}
         for sid, body in data.items()
@@ -315,3 +320,39 @@ def test_orchestration_targets_only_role_holders(tmp_path):
     assert stages["airflow_ha-orch-postgresql"][1] == ["node1", "node2", "node3"]
     assert stages["airflow_ha-orch-rabbitmq"][1] == ["node1", "node2", "node3"]
     assert stages["airflow_ha-orch-airflow"][1] == ["node1", "node2", "node3", "node4"]
+    # one-time jobs (schema, admin user) run on one node: the first api node
+    assert stages["airflow_ha-orch-airflow-db"] == (["airflow_ha.airflow.db"], "node1")
+
+
+def test_orchestration_roles_default_from_the_settings(tmp_path):
+    """A node without `roles` holds all_roles, as settings() says: the orch
+    no longer restates that default in Jinja."""
+    pillar = _variant("example")
+    nodes = pillar["airflow_ha"]["nodes"]
+    nodes["node1"]["roles"] = ["db", "broker", "worker", "scheduler", "triggerer", "dag_processor"]
+    nodes["node2"].pop("roles", None)
+    nodes["node3"]["roles"] = ["db", "worker"]
+    stages = _orch_stages(tmp_path, pillar)
+    assert stages["airflow_ha-orch-rabbitmq"][1] == ["node1", "node2"]
+    assert stages["airflow_ha-orch-etcd"][1] == ["node1", "node2", "node3"]
+    assert stages["airflow_ha-orch-airflow-db"][1] == "node2"  # the only api node
+
+
+def test_orchestration_with_a_bad_pillar_fails_first_with_every_problem(tmp_path):
+    pillar = _variant("example")
+    pillar["airflow_ha"]["rabbitmq"]["partition_handling"] = "pause-minority"
+    pillar["airflow_ha"]["postgresql"]["patroni"]["tll"] = 30
+    del pillar["airflow_ha"]["secrets"]  # the master's view needs no secrets
+    data = _orch_stages(tmp_path, pillar, raw=True)
+    assert list(data) == ["airflow_ha-orch-pillar"]
+    (body,) = data.values()
+    name = next(i["name"] for i in body["test"] if isinstance(i, dict) and "name" in i)
+    assert "airflow_ha:rabbitmq:partition_handling: 'pause-minority' is not supported" in name
+    assert "airflow_ha:postgresql:patroni:tll: unknown key — did you mean ttl?" in name
+    assert "secrets" not in name
+
+
+def test_orchestration_without_the_modules_on_the_master_says_how_to_sync(tmp_path):
+    data = _orch_stages(tmp_path, _variant("example"), raw=True, synced=False)
+    assert list(data) == ["airflow_ha-orch-modules"]
+    assert "salt-run saltutil.sync_all" in json.dumps(data)

@@ -1,4 +1,5 @@
-"""_modules/airflow_ha.py: layering, derived values and the pillar validator."""
+"""_modules/airflow_ha.py over the real _utils (ah_settings, ah_validate, ah_schema):
+layering, derived values, the settings cache and the pillar validator's rules."""
 
 import copy
 import pathlib
@@ -6,10 +7,11 @@ import pathlib
 import pytest
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
-from testlib import ROOT, load_module
+from testlib import ROOT, airflow_ha_dunders, load_module
 
 airflow_ha = load_module("airflow_ha")
 airflow_ha_state = load_module("airflow_ha", "states")
+ah_settings = load_module("ah_settings", "utils")
 
 PARAMS = ROOT / "airflow_ha" / "parameters"
 DEFAULTS = salt.utils.yaml.safe_load(pathlib.Path(PARAMS / "defaults.yaml").read_text())
@@ -21,12 +23,7 @@ GRAINS = {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"}
 @pytest.fixture
 def configure_loader_modules():
     return {
-        airflow_ha: {
-            "__grains__": dict(GRAINS),
-            "__opts__": {"id": "node1"},
-            "__pillar__": {"airflow_ha": copy.deepcopy(EXAMPLE)},
-            "__salt__": {},
-        },
+        airflow_ha: airflow_ha_dunders(copy.deepcopy(EXAMPLE)),
         airflow_ha_state: {
             "__opts__": {"test": False},
             "__salt__": {"airflow_ha.format_errors": airflow_ha.format_errors},
@@ -85,16 +82,18 @@ def test_broker_url_local_and_pgbouncer():
     assert "@127.0.0.1:6432/" in ah["airflow"]["sql_alchemy_conn"]
 
 
-def test_layers_order_pillar_then_lookup_wins():
+def test_layers_order_lookup_then_pillar_wins():
     grains = dict(GRAINS, osfinger="Ubuntu-24.04")
     airflow_ha.__grains__.update(grains)
     ah = settings(example())
     assert ah["postgresql"]["version"] == 16  # osfinger layer over defaults
-    ah = settings(example(postgresql__version=14))
-    assert ah["postgresql"]["version"] == 14  # pillar over OS layer
+    ah = settings(example(lookup={"postgresql": {"version": 17, "port": 5433}}))
+    assert ah["postgresql"]["version"] == 17  # lookup over the OS layer
     ah = settings(example(postgresql__version=14, lookup={"postgresql": {"version": 17}}))
-    assert ah["postgresql"]["version"] == 17  # lookup last
+    assert ah["postgresql"]["version"] == 14  # pillar beats lookup (template-formula's order)
     assert ah["postgresql"]["port"] == 5432  # merge keeps siblings
+    ah = settings(example(postgresql__port=None, lookup={"postgresql": {"port": 5433}}))
+    assert ah["postgresql"]["port"] == 5433  # lookup fills what pillar leaves unset
 
 
 def test_roles_default_to_all_and_explicit_roles_are_kept():
@@ -525,7 +524,7 @@ def test_validate_cli_without_formula_on_fileserver():
 
 
 def test_merge_replaces_lists_and_merges_dicts():
-    out = airflow_ha.merge(
+    out = ah_settings.merge(
         {"a": {"b": 1, "l": [1]}, "x": 1}, {"a": {"c": 2, "l": [2]}}, None, {"x": {"y": 1}}
     )
     assert out == {"a": {"b": 1, "c": 2, "l": [2]}, "x": {"y": 1}}

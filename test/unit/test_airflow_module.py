@@ -9,7 +9,7 @@ from unittest.mock import MagicMock
 import pytest
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import ROOT, load_module
+from testlib import ROOT, airflow_ha_dunders, load_module
 
 airflow = load_module("airflow")
 airflow_ha = load_module("airflow_ha")
@@ -50,12 +50,7 @@ def configure_loader_modules(run_all):
             "__opts__": {},
             "__grains__": {},
         },
-        airflow_ha: {
-            "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
-            "__opts__": {"id": "node1"},
-            "__pillar__": {},
-            "__salt__": {},
-        },
+        airflow_ha: airflow_ha_dunders(),
     }
 
 

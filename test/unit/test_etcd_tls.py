@@ -1,4 +1,5 @@
-"""Optional etcd TLS (airflow_ha:etcd:tls) in _modules/airflow_ha.py: the
+"""Optional etcd TLS (airflow_ha:etcd:tls) in _utils/ah_validate.py and
+_utils/ah_settings.py, through _modules/airflow_ha.py: the
 validator's checks, the derived URLs and file paths, the masking of the keys.
 Certificates are made with cryptography (test/lab/lab_pki.py), never stored."""
 
@@ -9,9 +10,10 @@ import pathlib
 import pytest
 import salt.utils.yaml
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from testlib import ROOT, load_lab_pki, load_module
+from testlib import ROOT, airflow_ha_dunders, load_lab_pki, load_module
 
 airflow_ha = load_module("airflow_ha")
+ah_schema = load_module("ah_schema", "utils")
 lab_pki = load_lab_pki()
 
 PARAMS = ROOT / "airflow_ha" / "parameters"
@@ -25,12 +27,7 @@ PREFIX = "airflow_ha:etcd:tls"
 @pytest.fixture
 def configure_loader_modules():
     return {
-        airflow_ha: {
-            "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
-            "__opts__": {"id": "node1"},
-            "__pillar__": {"airflow_ha": copy.deepcopy(EXAMPLE)},
-            "__salt__": {},
-        }
+        airflow_ha: airflow_ha_dunders(copy.deepcopy(EXAMPLE)),
     }
 
 
@@ -108,7 +105,7 @@ def test_keys_are_masked_unless_revealed(tls):
     text = repr(ah)
     for entry in tls["certs"].values():
         assert entry["key"] not in text
-    assert {e["key"] for e in ah["etcd"]["tls"]["certs"].values()} == {airflow_ha.MASK}
+    assert {e["key"] for e in ah["etcd"]["tls"]["certs"].values()} == {ah_schema.MASK}
     assert ah["etcd"]["tls"]["certs"]["node2"]["cert"] == tls["certs"]["node2"]["cert"]  # public
     assert settings(pillar_with(tls))["etcd"]["tls"]["certs"]["node2"]["key"] == tls["certs"]["node2"]["key"]
 
@@ -220,7 +217,9 @@ def test_cert_from_another_ca_expired_or_with_the_wrong_key(tls, ca):
 
 
 def test_deep_checks_are_skipped_without_cryptography(tls, ca, monkeypatch):
-    monkeypatch.setattr(airflow_ha, "HAS_CRYPTOGRAPHY", False)
+    # the validator behind the module's __utils__ (as Salt's loader wires it)
+    validator = airflow_ha.__utils__["ah_settings.settings"].__globals__["validator"]
+    monkeypatch.setattr(validator, "HAS_CRYPTOGRAPHY", False)
     bad = copy.deepcopy(tls)
     bad["certs"]["node2"] = pem_pair(ca, "node2", ["10.77.0.99"])
     assert errors_for(pillar_with(bad)) == []

@@ -53,6 +53,7 @@ def render(tmp_path_factory):
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "module_dirs": [str(ROOT / "_modules")],
                 "states_dirs": [str(ROOT / "_states")],
+                "utils_dirs": [str(ROOT / "_utils")],
                 "grains": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "virtual": "kvm"},
                 "log_level": "quiet",
                 "log_level_logfile": "quiet",

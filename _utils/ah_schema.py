@@ -1,0 +1,598 @@
+"""
+The airflow_ha pillar schema: every key, as data.
+
+Why this file: the pillar's keys, types, defaults, allowed values, ranges and
+which of them are secrets used to be spread over a hand-written validator, a
+README table and ``parameters/defaults.yaml``; a key misspelled below the top
+level was silently ignored. Here each key is declared once (:data:`KEYS`), and
+the rest is computed from it: :func:`check` (types, enums, ranges, unknown keys
+with a "did you mean", at every depth), the README's pillar table
+(:func:`markdown_table`) and the secret list. Cross-key rules (port collisions,
+Patroni timing, nodes and roles, etcd TLS) are explicit functions in
+``ah_validate.py``. Salt has no schema for pillar data (``salt.utils.schema``
+describes configuration forms, not validation of nested user data with key
+paths), and no dependency beyond the standard library is assumed on a minion.
+
+Defaults: ``airflow_ha/parameters/defaults.yaml`` stays the file Salt reads
+(map.jinja imports it through the fileserver, template-formula's layout, and it
+carries the measured-fact comments operators read); the ``default`` of each key
+here must equal it, key by key, which a unit test enforces
+(test/unit/utils/test_ah_schema.py). The lead's keys land in that file, so a
+generated file would be rewritten under everyone's feet; one test instead of a
+generator keeps both honest.
+
+A ``_utils`` module: synced by ``saltutil.sync_all``, reached from modules as
+``__utils__["ah_schema.<function>"]`` and imported by path by its siblings and
+the unit tests. Standard library only.
+"""
+
+import difflib
+import ipaddress
+import re
+import urllib.parse
+
+try:  # Python >= 3.9; the zone list is empty where tzdata is not installed
+    import zoneinfo
+except ImportError:  # pragma: no cover
+    zoneinfo = None
+
+ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower")
+# Roles the cluster cannot work without. dag_processor is needed by Airflow 3
+# only (2.x schedulers parse DAGs themselves); flower is optional.
+REQUIRED_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer")
+SUPPORTED_AIRFLOW = ("3.3", "2.11")
+# csync2 2.0 rejects anything else ("Unknown auto-setting"); it has no `first`.
+CSYNC2_POLICIES = ("none", "younger", "older", "bigger", "smaller", "left", "right")
+TIME_SYNC_DAEMONS = ("systemd-timesyncd", "chrony")
+MASK = "**********"
+
+# Who sets a key: the user in pillar (documented in pillar.example), a
+# platform parameter (package/service/path names: `airflow_ha:lookup`, or
+# pillar, which wins), a run-time flag given on the command line, or the
+# formula itself (refused in pillar and lookup).
+PILLAR, PARAMETER, FLAG, INTERNAL = "pillar", "parameter", "flag", "internal"
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
+_IDENT_HINT = "use letters, digits, '_' and '-'"
+
+
+class Key:
+    """One pillar key. ``kind``: bool, int, port, str, enum, path, url, ipv4,
+    tz, list, map (a mapping: fixed children, or any names with a ``*``
+    child), params (name -> scalar) or cfg (section -> key -> scalar)."""
+
+    __slots__ = (
+        "kind",
+        "default",
+        "doc",
+        "secret",
+        "where",
+        "choices",
+        "low",
+        "high",
+        "pattern",
+        "hint",
+        "item",
+        "noun",
+        "unit",
+        "min_len",
+        "schemes",
+    )
+
+    def __init__(self, kind, default=None, doc="", **opts):
+        self.kind, self.default, self.doc = kind, default, doc
+        self.secret = opts.pop("secret", False)
+        self.where = opts.pop("where", PILLAR)
+        for name in self.__slots__[5:]:
+            setattr(self, name, opts.pop(name, None))
+        if opts:
+            raise TypeError(f"unknown Key options {sorted(opts)}")
+
+
+def _port(default, component, doc="", where=PILLAR):
+    """A TCP port; ``component`` names it in a port-collision message."""
+    return Key("port", default, doc or f"{component} port", low=1, high=65535, noun=component, where=where)
+
+
+def _pkg(default, what):
+    return Key("str", default, f"Debian package of {what}", where=PARAMETER)
+
+
+def _file(default, doc, where=PARAMETER):
+    return Key("path", default, doc, where=where)
+
+
+def _secret(min_len, doc):
+    return Key("str", None, doc, secret=True, min_len=min_len)
+
+
+def _ms(default, doc):
+    return Key("int", default, doc, low=100, high=10000, unit="ms")
+
+
+def _count(default, doc, low=1, high=None, unit=None, where=PILLAR):
+    return Key("int", default, doc, low=low, high=high, unit=unit, where=where)
+
+
+def _strings(default, doc, where=PILLAR):
+    return Key("list", default, doc, item=Key("str"), where=where)
+
+
+def _name(default, doc, where=PILLAR):
+    return Key("str", default, doc, pattern=_IDENT, hint=_IDENT_HINT, where=where)
+
+
+# Every key of the airflow_ha pillar, in the order of the README table. A
+# mapping's own entry (kind map) is optional: a path with children is a
+# mapping; `*` stands for any name (a node, a secret's owner...).
+KEYS = {
+    "cluster_name": Key(
+        "str",
+        "airflow-ha",
+        "Patroni scope, keepalived and csync2 names",
+        pattern=r"^[a-z][a-z0-9-]{0,40}$",
+        hint="is not valid — use lowercase letters, digits and '-', starting with a letter (at most 41 characters)",
+    ),
+    "single_node": Key("bool", False, "allow exactly one node holding every role (kitchen, tests only)"),
+    "clean": Key(
+        "bool", False, "run a component's clean SLS (given on the command line, never kept)", where=FLAG
+    ),
+    "nodes": Key("map", {}, "minion id -> node; 3 or 5 `db` nodes (or single_node)", noun="node"),
+    "nodes:*:address": Key(
+        "ipv4",
+        None,
+        "required: the IPv4 address the other nodes reach this node on (/etc/hosts)",
+        hint="set the node's address, e.g. 10.0.0.11",
+    ),
+    "nodes:*:roles": Key(
+        "list",
+        None,
+        "this node's roles (default: all_roles)",
+        item=Key("enum", choices=ROLES, noun="role"),
+        noun="role",
+    ),
+    "all_roles": Key(
+        "list",
+        list(ROLES),
+        "the roles of a node that lists none",
+        item=Key("enum", choices=ROLES, noun="role"),
+        noun="role",
+        where=PARAMETER,
+    ),
+    "network:prefix": Key(
+        "int", 24, "prefix length of the nodes' subnet (pg_hba, etcd, VIP check)", low=8, high=30
+    ),
+    "timezone": Key("tz", "UTC", "the nodes' time zone, e.g. UTC or Europe/Berlin"),
+    "time_sync:daemon": Key(
+        "enum", "systemd-timesyncd", "time sync daemon (skipped in containers)", choices=TIME_SYNC_DAEMONS
+    ),
+    "time_sync:ntp_servers": _strings([], "NTP servers (empty: the distribution's)"),
+    "proxy:apt": Key("url", "", "apt proxy for every node, e.g. http://10.0.0.1:3142"),
+    "proxy:pip:index_url": Key("url", "", "pip index for the Airflow venv"),
+    "proxy:pip:find_links": _strings([], "pip find-links (a wheelhouse)"),
+    "proxy:pip:no_index": Key("bool", False, "install only from find_links"),
+    "proxy:pip:proxy": Key("url", "", "HTTP(S) proxy for pip"),
+    "proxy:pip:trusted_hosts": _strings([], "pip trusted hosts"),
+    "base_packages": _strings(
+        ["ca-certificates", "curl", "python3", "python3-venv", "tzdata"],
+        "packages every node gets",
+        where=PARAMETER,
+    ),
+    "vip:enabled": Key("bool", False, "a keepalived floating address following a healthy HAProxy"),
+    "vip:address": Key("str", "", "the VIP: in the nodes' subnet, not a node's address"),
+    "vip:interface": Key("str", "eth0", "network interface the VIP lives on"),
+    "vip:virtual_router_id": Key("int", 51, "VRRP virtual router id", low=1, high=255),
+    "secrets": Key("map", {}, "every secret, identical on all nodes", noun="secret"),
+    "secrets:postgres_superuser_password": _secret(12, "PostgreSQL superuser (postgres)"),
+    "secrets:postgres_replication_password": _secret(12, "PostgreSQL replication user"),
+    "secrets:postgres_rewind_password": _secret(12, "PostgreSQL pg_rewind user"),
+    "secrets:patroni_api_password": _secret(12, "Patroni REST API basic auth"),
+    "secrets:airflow_db_password": _secret(12, "Airflow's PostgreSQL role"),
+    "secrets:rabbitmq_password": _secret(12, "RabbitMQ user Airflow connects as"),
+    "secrets:rabbitmq_admin_password": _secret(12, "RabbitMQ management admin"),
+    "secrets:erlang_cookie": _secret(20, "RabbitMQ Erlang cookie"),
+    "secrets:keepalived_password": _secret(
+        4, "keepalived VRRP authentication (with vip:enabled; 4 to 8 characters)"
+    ),
+    "secrets:csync2_psk": _secret(64, "csync2 pre-shared key"),
+    "secrets:fernet_key": _secret(44, "Airflow [core] fernet_key"),
+    "secrets:api_secret_key": _secret(16, "Airflow [api] secret_key"),
+    "secrets:jwt_secret": _secret(64, "Airflow [api_auth] jwt_secret"),
+    "secrets:admin_password": _secret(8, "Airflow admin user"),
+    "etcd:pkg": _pkg("etcd-server", "the etcd server"),
+    "etcd:client_pkg": _pkg("etcd-client", "etcdctl"),
+    "etcd:service": Key("str", "etcd", "etcd's systemd unit", where=PARAMETER),
+    "etcd:client_port": _port(2379, "etcd", "etcd client port"),
+    "etcd:peer_port": _port(2380, "etcd", "etcd peer port"),
+    "etcd:token": Key("str", "airflow-ha-etcd", "etcd initial cluster token"),
+    "etcd:data_dir": _file("/var/lib/etcd/airflow-ha", "etcd member data"),
+    "etcd:config_file": _file("/etc/default/etcd", "etcd's environment file"),
+    "etcd:heartbeat_interval": _count(100, "etcd heartbeat interval", high=10000, unit="ms", where=PARAMETER),
+    "etcd:election_timeout": _count(1000, "etcd election timeout", high=50000, unit="ms", where=PARAMETER),
+    "etcd:wait_timeout": _count(300, "how long a state run waits for etcd quorum", unit="s", where=PARAMETER),
+    "etcd:tls:enabled": Key(
+        "bool", False, "https with client and peer certificate auth (choose it at first build)"
+    ),
+    "etcd:tls:ca_cert": Key("str", "", "PEM of the CA that signed the nodes' certificates"),
+    "etcd:tls:certs": Key(
+        "map", {}, "node -> {cert, key}: every db (and Airflow 3 dag_processor) node", noun="node"
+    ),
+    "etcd:tls:certs:*:cert": Key("str", None, "the node's PEM certificate (SANs: its address, 127.0.0.1)"),
+    "etcd:tls:certs:*:key": Key("str", None, "the node's unencrypted PEM private key", secret=True),
+    "etcd:tls:dir": _file("/etc/etcd/airflow-ha-tls", "where the CA, certificate and keys are written"),
+    "postgresql:version": Key(
+        "int", 15, "PostgreSQL major (os.yaml sets it per release)", low=10, high=40, where=PARAMETER
+    ),
+    "postgresql:port": _port(5432, "PostgreSQL"),
+    "postgresql:database": _name("airflow", "Airflow's database"),
+    "postgresql:user": _name("airflow", "Airflow's PostgreSQL role"),
+    "postgresql:superuser": _name("postgres", "PostgreSQL superuser", where=PARAMETER),
+    "postgresql:replication_user": _name("replicator", "replication user", where=PARAMETER),
+    "postgresql:rewind_user": _name("rewind", "pg_rewind user", where=PARAMETER),
+    "postgresql:data_dir": _file("/var/lib/postgresql/patroni", "PostgreSQL data dir (Patroni's)"),
+    "postgresql:patroni:pkg": _pkg("patroni", "Patroni"),
+    "postgresql:patroni:extra_pkgs": _strings(
+        ["python3-etcd", "python3-psycopg2"], "Patroni's extra Debian packages", where=PARAMETER
+    ),
+    "postgresql:patroni:service": Key("str", "patroni", "Patroni's systemd unit", where=PARAMETER),
+    "postgresql:patroni:patches": Key(
+        "map", {}, "fixes applied to the distribution's Patroni (os.yaml: Debian 12)", noun="patch", where=PARAMETER
+    ),
+    "postgresql:patroni:patches:*:target": Key("path", None, "the Patroni file the patch changes", where=PARAMETER),
+    "postgresql:patroni:patches:*:patch": Key(
+        "str", None, "the patch, in airflow_ha/postgresql/files/", where=PARAMETER
+    ),
+    "postgresql:patroni:config_file": _file("/etc/patroni/config.yml", "Patroni's configuration"),
+    "postgresql:patroni:rest_port": _port(8008, "Patroni REST API"),
+    "postgresql:patroni:api_user": _name("patroni", "Patroni REST API user", where=PARAMETER),
+    "postgresql:patroni:wait_timeout": _count(
+        300, "how long a state run waits for a leader", unit="s", where=PARAMETER
+    ),
+    "postgresql:patroni:ttl": _count(
+        20, "leader key TTL: a dead leader is replaced after about this", low=20, unit="s"
+    ),
+    "postgresql:patroni:loop_wait": _count(5, "Patroni loop interval", unit="s"),
+    "postgresql:patroni:retry_timeout": _count(5, "DCS and PostgreSQL retry timeout", low=3, unit="s"),
+    "postgresql:patroni:maximum_lag_on_failover": _count(
+        1048576, "most lag a failover candidate may have", low=0, unit="bytes"
+    ),
+    "postgresql:patroni:use_pg_rewind": Key("bool", True, "rejoin an old leader with pg_rewind"),
+    "postgresql:patroni:synchronous_mode": Key(
+        "bool",
+        True,
+        "Patroni synchronous replication: a commit waits for one standby, so a failover never loses an "
+        "acknowledged write",
+    ),
+    "postgresql:patroni:parameters": Key(
+        "params",
+        {
+            "max_connections": 300,
+            "wal_level": "replica",
+            "hot_standby": "on",
+            "max_wal_senders": 10,
+            "max_replication_slots": 10,
+            "wal_log_hints": "on",
+        },
+        "PostgreSQL parameters (name -> scalar), passed through to Patroni's DCS config",
+    ),
+    "haproxy:pkg": _pkg("haproxy", "HAProxy"),
+    "haproxy:service": Key("str", "haproxy", "HAProxy's systemd unit", where=PARAMETER),
+    "haproxy:config_file": _file("/etc/haproxy/haproxy.cfg", "HAProxy's configuration"),
+    "haproxy:primary_port": _port(5000, "HAProxy primary", "-> the Patroni leader"),
+    "haproxy:replica_port": _port(5001, "HAProxy replicas", "-> the replicas (round robin)"),
+    "haproxy:stats_port": _port(7000, "HAProxy stats", "stats page on each node's address"),
+    "haproxy:api_port": _port(
+        8090, "HAProxy Airflow API", "-> every node's Airflow API server (execution API)"
+    ),
+    "haproxy:check:inter_ms": _ms(1000, "HAProxy health-check timing for the Patroni backends"),
+    "haproxy:check:fastinter_ms": _ms(500, "HAProxy health-check timing for the Patroni backends"),
+    "haproxy:check:downinter_ms": _ms(500, "HAProxy health-check timing for the Patroni backends"),
+    "haproxy:check:rise": _count(1, "HAProxy health-check timing for the Patroni backends", high=10),
+    "haproxy:check:fall": _count(2, "HAProxy health-check timing for the Patroni backends", high=10),
+    "keepalived:pkg": _pkg("keepalived", "keepalived"),
+    "keepalived:service": Key("str", "keepalived", "keepalived's systemd unit", where=PARAMETER),
+    "keepalived:config_file": _file("/etc/keepalived/keepalived.conf", "keepalived's configuration"),
+    "pgbouncer:enabled": Key("bool", False, "Airflow reaches HAProxy through a local PgBouncer"),
+    "pgbouncer:pkg": _pkg("pgbouncer", "PgBouncer"),
+    "pgbouncer:service": Key("str", "pgbouncer", "PgBouncer's systemd unit", where=PARAMETER),
+    "pgbouncer:port": _port(6432, "PgBouncer"),
+    "pgbouncer:pool_mode": Key(
+        "enum", "transaction", "PgBouncer pool mode", choices=("session", "transaction", "statement")
+    ),
+    "pgbouncer:default_pool_size": _count(20, "server connections per user/database pair"),
+    "pgbouncer:max_client_conn": _count(1000, "most client connections", where=PARAMETER),
+    "rabbitmq:pkg": _pkg("rabbitmq-server", "RabbitMQ"),
+    "rabbitmq:service": Key("str", "rabbitmq-server", "RabbitMQ's systemd unit", where=PARAMETER),
+    "rabbitmq:port": _port(5672, "RabbitMQ AMQP"),
+    "rabbitmq:management_port": _port(
+        15672, "RabbitMQ management", "management UI/API port (node address only)"
+    ),
+    "rabbitmq:dist_port": _port(25672, "RabbitMQ distribution", "Erlang distribution port"),
+    "rabbitmq:epmd_port": _port(4369, "epmd", where=PARAMETER),
+    "rabbitmq:epmd_socket": Key("str", "epmd.socket", "epmd's systemd socket unit", where=PARAMETER),
+    "rabbitmq:conf_dir": _file("/etc/rabbitmq", "RabbitMQ's configuration folder"),
+    "rabbitmq:home": _file("/var/lib/rabbitmq", "RabbitMQ's home (the Erlang cookie)"),
+    "rabbitmq:partition_handling": Key(
+        "enum",
+        "autoheal",
+        "cluster_partition_handling: what a broker cut off from the others does",
+        choices=("autoheal", "pause_minority", "ignore"),
+    ),
+    "rabbitmq:vhost": _name("airflow", "Airflow's vhost"),
+    "rabbitmq:user": _name("airflow", "the user Airflow connects as"),
+    "rabbitmq:admin_user": _name("admin", "management admin user"),
+    "rabbitmq:queue_type": Key(
+        "enum", "quorum", "Celery's queues: quorum (HA) or classic", choices=("quorum", "classic")
+    ),
+    "rabbitmq:broker_url_nodes": Key(
+        "enum",
+        "all",
+        "broker_url lists every broker node (all) or this one (local)",
+        choices=("all", "local"),
+    ),
+    "csync2:pkg": _pkg("csync2", "csync2"),
+    "csync2:watcher_pkg": _pkg("inotify-tools", "the watcher's inotify tools"),
+    "csync2:config_file": _file("/etc/csync2.cfg", "csync2's configuration"),
+    "csync2:key_file": _file("/etc/csync2.key", "csync2's pre-shared key file"),
+    "csync2:port": _port(30865, "csync2"),
+    "csync2:extra_dirs": Key("list", [], "folders to sync besides dags/ and plugins/", item=Key("path")),
+    "csync2:exclude": _strings(["*.pyc", "__pycache__", ".*.swp", "*~", ".#*"], "patterns never synced"),
+    "csync2:auto": Key(
+        "enum",
+        "younger",
+        "conflict policy (the loser is kept in backup_dir)",
+        choices=CSYNC2_POLICIES,
+        noun="a csync2 policy",
+    ),
+    "csync2:ssl_key": _file("/etc/csync2_ssl_key.pem", "this node's csync2 TLS key"),
+    "csync2:ssl_cert": _file("/etc/csync2_ssl_cert.pem", "this node's csync2 TLS certificate"),
+    "csync2:backup_dir": _file("/var/lib/csync2/backup", "where a conflict's losing version is kept"),
+    "csync2:backup_generations": _count(3, "versions kept per file in backup_dir", where=PARAMETER),
+    "csync2:watcher:enabled": Key("bool", True, "inotify watcher: push changes within about a second"),
+    "csync2:watcher:debounce_ms": _count(200, "push once the folder was quiet this long", unit="ms"),
+    "csync2:watcher:max_delay_ms": _count(2000, "... but at the latest after this long", unit="ms"),
+    "csync2:watcher:tie_break": Key(
+        "bool", True, "a conflict both sides lost: the first node forces its copy"
+    ),
+    "csync2:periodic:method": Key(
+        "enum", "timer", "the backstop full sync: systemd timer or cron", choices=("timer", "cron")
+    ),
+    "csync2:periodic:interval_minutes": _count(5, "minutes between full syncs", unit="min"),
+    "airflow:version": Key(
+        "str",
+        "3.3.2",
+        "Airflow version: 3.3.x or 2.11.x (a shipped constraints file or constraints_url)",
+        pattern=r"^\d+\.\d+\.\d+$",
+        hint="is not a version — use e.g. '3.3.2' (quote it in YAML)",
+    ),
+    "airflow:constraints_shipped": _strings(
+        ["3.3.2", "2.11.2"], "versions with a constraints file in airflow_ha/airflow/files/", where=INTERNAL
+    ),
+    "airflow:constraints_url": Key(
+        "url",
+        "",
+        "constraints file for an unshipped version (http(s):// or salt://)",
+        schemes=("http", "https", "salt"),
+    ),
+    "airflow:user": _name("airflow", "system user running Airflow"),
+    "airflow:group": _name("airflow", "its group", where=PARAMETER),
+    "airflow:home": _file("/var/lib/airflow", "AIRFLOW_HOME (dags/ and plugins/ below it)", where=PILLAR),
+    "airflow:venv": _file("/opt/airflow/venv", "the Airflow venv", where=PILLAR),
+    "airflow:extras": _strings(["celery", "postgres", "fab"], "apache-airflow extras", where=PARAMETER),
+    "airflow:api_port": _port(8080, "Airflow API server", "API server port (2.x: the webserver's)"),
+    "airflow:flower_port": _port(5555, "Flower"),
+    "airflow:scheduler_health_port": _port(8974, "Airflow scheduler health"),
+    "airflow:worker_concurrency": _count(4, "Celery worker concurrency"),
+    "airflow:parallelism": _count(32, "[core] parallelism"),
+    "airflow:dag_refresh_interval": _count(
+        10, "seconds between scans of the dags folder for new files", unit="s"
+    ),
+    "airflow:dag_processor:lock_ttl": _count(
+        10, "lease of the dag-processor's etcd lock", unit="s", where=PARAMETER
+    ),
+    "airflow:admin:username": Key(
+        "str",
+        "admin",
+        "the Airflow admin user (also Flower's basic-auth user)",
+        pattern=r"^[^:,\s]+$",
+        hint="use a plain name without ':', ',' or whitespace — it is also Flower's basic-auth user "
+        "(user:password,...)",
+    ),
+    "airflow:admin:email": Key("str", "admin@example.com", "the admin's e-mail"),
+    "airflow:admin:firstname": Key("str", "Airflow", "the admin's first name"),
+    "airflow:admin:lastname": Key("str", "Admin", "the admin's last name"),
+    "airflow:admin:role": Key("str", "Admin", "the admin's Airflow role", where=PARAMETER),
+    "airflow:config": Key("cfg", {}, "any airflow.cfg key (section -> key -> scalar), applied last"),
+    "lookup": Key(
+        "map", {}, "overrides for parameters/ (package, service and path names); pillar wins", where=PARAMETER
+    ),
+}
+
+
+def _split(path):
+    return tuple(path.split(":"))
+
+
+SPECS = {_split(p): k for p, k in KEYS.items()}
+# Mapping path -> its child names (implied by the paths below it).
+CHILDREN = {}
+for _path in SPECS:
+    for _i in range(len(_path)):
+        CHILDREN.setdefault(_path[:_i], [])
+        if _path[_i] not in CHILDREN[_path[:_i]]:
+            CHILDREN[_path[:_i]].append(_path[_i])
+SECRETS = {p[-1]: k for p, k in SPECS.items() if p[0] == "secrets" and len(p) == 2}
+# Only needed when the feature using it is on.
+OPTIONAL_SECRETS = ("keepalived_password",)
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + "...'"
+
+
+def _nearest(name, names):
+    close = difflib.get_close_matches(str(name), [n for n in names if n != "*"], n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else ""
+
+
+def _unit(key):
+    return f" ({key.unit})" if key.unit else ""
+
+
+def _int_problem(key, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if (key.low is None or value >= key.low) and (key.high is None or value <= key.high):
+            return None
+    if key.kind == "port":
+        return f"{_show(value)} is not a TCP port (1..65535)"
+    if key.high is not None:
+        return f"{_show(value)} must be an integer from {key.low} to {key.high}{_unit(key)}"
+    if key.low == 1:
+        return f"{_show(value)} must be a positive integer{_unit(key)}"
+    return f"{_show(value)} must be an integer of at least {key.low}{_unit(key)}"
+
+
+def _is_url(value, schemes=("http", "https")):
+    if not isinstance(value, str):
+        return False
+    parsed = urllib.parse.urlparse(value)
+    return parsed.scheme in schemes and bool(parsed.netloc or parsed.scheme == "salt")
+
+
+def absolute_dir(value):
+    """An absolute path other than / (a folder the formula owns or fills)."""
+    return isinstance(value, str) and value.startswith("/") and value.rstrip("/") != ""
+
+
+_SCALARS = (str, int, float, bool)
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_CFG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _passthrough(path, value, depth):
+    """Shape of a map handed to a daemon as is: names -> scalars (depth 1),
+    or section -> name -> scalar (depth 2). Values are not guessed."""
+    example = "{core: {load_examples: 'False'}}" if depth == 2 else "{max_connections: 300}"
+    if not isinstance(value, dict):
+        return [f"{path}: expected a mapping, got {type(value).__name__} — e.g. {example}"]
+    errors = []
+    name_re = _CFG_NAME if depth == 2 else _PARAM_NAME
+    for name, item in value.items():
+        sub = f"{path}:{name}"
+        if not isinstance(name, str) or not name_re.match(name):
+            errors.append(f"{sub}: {_show(name)} is not a valid name — use letters, digits and '_'")
+        if depth == 2:
+            if not isinstance(item, dict):
+                errors.append(
+                    f"{sub}: expected a mapping key -> value (airflow.cfg section -> key -> value), "
+                    f"got {type(item).__name__} — e.g. {example}"
+                )
+            else:
+                errors.extend(_passthrough(sub, item, 1))
+        elif not isinstance(item, _SCALARS):
+            errors.append(
+                f"{sub}: expected a string, number or boolean, got {type(item).__name__} — "
+                "give the value as the daemon's configuration file spells it"
+            )
+    return errors
+
+
+def _zones():
+    try:
+        return zoneinfo.available_timezones() if zoneinfo else set()
+    except Exception:  # pylint: disable=broad-except  # pragma: no cover
+        return set()
+
+
+def _leaf(key, path, value):
+    """The problems of one value (never the value itself for a secret)."""
+    kind = key.kind
+    if kind in ("params", "cfg"):
+        return _passthrough(path, value, 2 if kind == "cfg" else 1)
+    if kind == "list":
+        if not isinstance(value, list):
+            return [
+                f"{path}: expected a list{' of ' + key.noun + ' names' if key.noun else ''}, "
+                f"got {type(value).__name__}"
+            ]
+        return [e for item in value for e in _leaf(key.item, path, item)]
+    problem = None
+    if kind == "bool" and not isinstance(value, bool):
+        problem = f"{_show(value)} is not a boolean — use true or false"
+    elif kind in ("int", "port"):
+        problem = _int_problem(key, value)
+    elif kind == "enum" and value not in key.choices:
+        hint = _nearest(value, key.choices)
+        if key.noun == "role":
+            problem = f"unknown role {_show(value)} — roles are {', '.join(key.choices)}"
+        else:
+            problem = f"{_show(value)} is not {key.noun or 'supported'} — use one of {', '.join(key.choices)}"
+        problem += f" ({hint})" if hint else ""
+    elif kind in ("str", "path", "url", "ipv4", "tz") and not isinstance(value, str):
+        problem = f"must be a string, got {type(value).__name__} — quote it in YAML"
+    elif kind == "str" and key.pattern and not re.match(key.pattern, value):
+        problem = (
+            f"{_show(value)} {key.hint}" if key.hint.startswith("is ") else f"{_show(value)} — {key.hint}"
+        )
+    elif kind == "path" and not absolute_dir(value):
+        problem = f"{_show(value)} must be an absolute path (not /)"
+    elif kind == "url" and value and not _is_url(value, key.schemes or ("http", "https")):
+        schemes = "an http(s) or salt:// URL" if key.schemes else "an http(s) URL, e.g. http://10.0.0.1:3142"
+        problem = f"{_show(value)} is not {schemes}"
+    elif kind == "ipv4":
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            problem = f"{_show(value)} is not an IPv4 address — {key.hint or 'e.g. 10.0.0.11'}"
+    elif kind == "tz":
+        zones = _zones()
+        if not re.match(r"^[A-Za-z0-9_+\-/]+$", value) or (zones and value not in zones):
+            hint = _nearest(value, zones)
+            problem = f"{_show(value)} is not a time zone name — e.g. UTC or Europe/Berlin" + (
+                f" ({hint})" if hint else ""
+            )
+    if problem and key.secret:
+        problem = problem.replace(_show(value), "the value")
+    return [f"{path}: {problem}"] if problem else []
+
+
+def check(tree, prefix="airflow_ha", node=(), formula=False):
+    """
+    Every problem of ``tree`` (one layer of the pillar: the ``airflow_ha``
+    mapping without ``lookup``, or ``lookup``'s content) against the schema,
+    each starting with its full key path. Returns ``(errors, shape_ok)``:
+    ``shape_ok`` is False when a mapping was not a mapping (the merged data is
+    then not trustworthy for the cross-key rules). ``formula``: the tree is
+    the formula's own (defaults.yaml), where internal keys belong.
+    """
+    errors, shape_ok = [], True
+    names = CHILDREN.get(node, [])
+    parent = SPECS.get(node)
+    for name, value in tree.items():
+        path = f"{prefix}:{name}"
+        child = node + ((name,) if name in names else ("*",) if "*" in names else (None,))
+        key = SPECS.get(child)
+        if child[-1] is None:
+            hint = _nearest(name, names)
+            noun = parent.noun if parent is not None and parent.noun else "key"
+            errors.append(
+                f"{path}: unknown {noun} — {hint + ' ' if hint else ''}remove it or fix the spelling "
+                f"(known: {', '.join(n for n in names if n != '*')})"
+            )
+        elif key is not None and key.where == INTERNAL and not formula:
+            errors.append(f"{path}: set by the formula itself — remove it")
+        elif child in CHILDREN:
+            if not isinstance(value, dict):
+                errors.append(f"{path}: expected a mapping, got {type(value).__name__} — see pillar.example")
+                shape_ok = False
+                continue
+            sub_errors, sub_ok = check(value, path, child, formula)
+            errors.extend(sub_errors)
+            shape_ok = shape_ok and sub_ok
+        elif key.kind == "map" and not isinstance(value, dict):
+            errors.append(f"{path}: expected a mapping, got {type(value).__name__} — see pillar.example")
+            shape_ok = False
+        elif value is not None or key.default is not None:
+            errors.extend(_leaf(key, path, value))
+    return errors, shape_ok

@@ -1,0 +1,232 @@
+"""
+The airflow_ha settings: the layers merged, validated and derived, once.
+
+Why this file: every SLS file and template of the formula reads one dict,
+``ah`` (map.jinja), and 46 files import map.jinja in one state run. The
+layering (template-formula's order), the derived values (this node's roles,
+each role's members, URLs, the etcd TLS paths, the node that runs one-time
+jobs) and the call into the validator live here, in tested Python, and the
+result is cached in the run's ``__context__`` so that the x509 checks and the
+derivation run once per render, not once per file. Salt's ``slsutil.merge``
+would merge but neither validate nor derive, and ``defaults.merge`` gives the
+later layer no way to win over ``lookup`` the way template-formula's mapstack
+does.
+
+A ``_utils`` module, reached as ``__utils__["ah_settings.settings"]`` from
+``_modules/airflow_ha.py``, which passes the loader dunders in as arguments;
+it imports its siblings from its own folder (Salt gives ``_utils`` no
+``__utils__``).
+"""
+
+import copy
+import hashlib
+import importlib.util
+import ipaddress
+import json
+import os
+import re
+import urllib.parse
+
+_spec = importlib.util.spec_from_file_location(
+    "_airflow_ha_ah_validate", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_validate.py")
+)
+validator = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(validator)
+schema = validator.schema
+
+CONTAINERS = ("container", "systemd-nspawn", "lxc", "docker", "podman", "openvzve")
+# Derived values that embed a secret.
+SECRET_URLS = ("sql_alchemy_conn", "result_backend", "broker_url")
+# Grains the layers and the derivation read (part of the cache key).
+GRAINS = ("os_family", "osfinger", "virtual", "virtual_subtype")
+
+
+def merge(base, *layers):
+    """Deep-merge ``layers`` into a copy of ``base``: dicts merge key by key,
+    anything else (lists included) is replaced by the later layer."""
+    result = copy.deepcopy(base) if isinstance(base, dict) else {}
+    for layer in layers:
+        if not isinstance(layer, dict):
+            continue
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(result.get(key), dict):
+                result[key] = merge(result[key], value)
+            else:
+                result[key] = copy.deepcopy(value)
+    return result
+
+
+def layered(defaults, os_layers, pillar, grains):
+    """The layers, later wins: defaults.yaml, os.yaml's ``os_family`` entry,
+    its ``osfinger`` entry, ``airflow_ha:lookup``, then the ``airflow_ha``
+    pillar (pillar beats lookup for a key both set, as template-formula)."""
+    os_layers = os_layers if isinstance(os_layers, dict) else {}
+    family = (os_layers.get("os_family") or {}).get(grains.get("os_family"), {})
+    finger = (os_layers.get("osfinger") or {}).get(grains.get("osfinger"), {})
+    user = {k: v for k, v in pillar.items() if k != "lookup"}
+    lookup = pillar.get("lookup")
+    return merge(defaults, family, finger, lookup if isinstance(lookup, dict) else {}, user)
+
+
+def _cache_key(defaults, os_layers, pillar, grains):
+    text = json.dumps(
+        [defaults, os_layers, pillar, {g: grains.get(g) for g in GRAINS}], sort_keys=True, default=repr
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def settings(defaults, os_layers, pillar, minion_id, grains, context=None, reveal=False, cluster=False):
+    """
+    The merged and derived settings of ``minion_id`` (see :func:`layered`),
+    with ``errors``: the validation problems (an empty list when valid).
+    Secrets (and the URLs holding them) are masked unless ``reveal``.
+    ``cluster``: the orchestration's view from the master (no minion of its
+    own, no secrets needed): nodes, members and the cluster-wide values only.
+    ``context`` (the loader's ``__context__``) caches the result per minion
+    id and reveal flag; the inputs' digest tells a stale entry.
+    """
+    slot = f"airflow_ha.settings:{minion_id}:{bool(reveal)}:{bool(cluster)}"
+    digest = _cache_key(defaults, os_layers, pillar, grains)
+    if context is not None and context.get(slot, (None,))[0] == digest:
+        return copy.deepcopy(context[slot][1])
+    ah = _compute(defaults, os_layers, pillar, minion_id, grains, cluster)
+    if not reveal:
+        mask(ah)
+    if context is not None:
+        context[slot] = (digest, ah)
+    return copy.deepcopy(ah)
+
+
+def _compute(defaults, os_layers, pillar, minion_id, grains, cluster):
+    if not isinstance(pillar, dict):
+        ah = layered(defaults, os_layers, {}, grains)
+        ah["errors"] = [
+            f"airflow_ha: expected a mapping, got {type(pillar).__name__} — see pillar.example for the shape"
+        ]
+        return ah
+    ah = layered(defaults, os_layers, pillar, grains)
+    errors = validator.validate(ah, pillar, minion_id, cluster=cluster)
+    if cluster:
+        errors = [e for e in errors if not e.startswith("airflow_ha:secrets:")]
+    ah["errors"] = errors
+    if not errors:
+        derive(ah, None if cluster else minion_id, grains)
+    return ah
+
+
+def mask(ah):
+    """Replace every secret of ``ah`` (the schema's secret keys, and the
+    derived URLs that hold one) with the mask, in place."""
+    for path, key in schema.KEYS.items():
+        if key.secret:
+            _mask_path(ah, path.split(":"))
+    airflow = ah.get("airflow")
+    if isinstance(airflow, dict):
+        for key in SECRET_URLS:
+            if isinstance(airflow.get(key), str):
+                airflow[key] = re.sub(r"://([^:/@]+):[^@]*@", rf"://\1:{schema.MASK}@", airflow[key])
+
+
+def _mask_path(node, parts):
+    if not isinstance(node, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    names = list(node) if head == "*" else [head] if head in node else []
+    for name in names:
+        if rest:
+            _mask_path(node[name], rest)
+        elif node[name] not in (None, ""):
+            node[name] = schema.MASK
+
+
+def is_container(grains):
+    virtual = str(grains.get("virtual", "")).lower()
+    subtype = str(grains.get("virtual_subtype", "")).lower()
+    return virtual in CONTAINERS or subtype in CONTAINERS
+
+
+def derive(ah, minion_id, grains):
+    """Add the derived values (valid settings only). ``minion_id`` None: the
+    cluster-wide ones only (the orchestration)."""
+    nodes = {}
+    for node_id, node in sorted(ah["nodes"].items()):
+        nodes[node_id] = {"address": str(node["address"]), "roles": list(validator.node_roles(ah, node))}
+    ah["nodes"] = nodes
+    ah["members"] = {
+        role: [{"id": n, "address": d["address"]} for n, d in nodes.items() if role in d["roles"]]
+        for role in schema.ROLES
+    }
+    # One-time cluster jobs (the Airflow admin user; the orchestration's
+    # schema stage) run on one node: the first api node by name.
+    ah["one_time_node"] = ah["members"]["api"][0]["id"]
+    af = ah["airflow"]
+    af["major"] = int(af["version"].split(".")[0])
+    af["dags_folder"] = af["home"].rstrip("/") + "/dags"
+    af["plugins_folder"] = af["home"].rstrip("/") + "/plugins"
+    # The port `csync2 -p` reaches the peers on: what the socket listens on.
+    ah["csync2"]["peer_port"] = ah["csync2"]["port"]
+    _etcd_urls(ah)
+    if minion_id is None:
+        return
+    ah["minion_id"] = minion_id
+    ah["address"] = nodes[minion_id]["address"]
+    ah["roles"] = nodes[minion_id]["roles"]
+    ah["network"]["cidr"] = str(
+        ipaddress.IPv4Network(f"{ah['address']}/{ah['network']['prefix']}", strict=False)
+    )
+    af.update(_connection_urls(ah))
+    ah["etcd"]["tls"]["here"] = bool(ah["etcd"]["tls"]["enabled"]) and minion_id in validator.etcd_tls_nodes(
+        ah
+    )
+    ah["is_container"] = is_container(grains)
+    # A container shares its host's clock: no time sync daemon inside.
+    ah["time_sync"]["managed"] = not ah["is_container"]
+
+
+def _etcd_urls(ah):
+    """etcd's scheme, the URLs its clients use and the TLS file paths, so that
+    no SLS file or template spells out http:// or a certificate path itself."""
+    e = ah["etcd"]
+    tls = e["tls"]
+    scheme = "https" if tls["enabled"] else "http"
+    e["scheme"] = scheme
+    e["local_url"] = f"{scheme}://127.0.0.1:{e['client_port']}"
+    e["endpoints"] = [f"{scheme}://{m['address']}:{e['client_port']}" for m in ah["members"]["db"]]
+    d = tls["dir"].rstrip("/")
+    tls["ca_file"] = f"{d}/ca.crt"
+    tls["cert_file"] = f"{d}/node.crt"
+    # One private key copy per user that reads it (0600 each).
+    tls["key_files"] = {"etcd": f"{d}/etcd.key", "patroni": f"{d}/patroni.key", "airflow": f"{d}/airflow.key"}
+    # etcdctl's TLS settings for the dag-processor's lock (its unit's environment).
+    tls["etcdctl_env"] = (
+        {
+            "ETCDCTL_CACERT": tls["ca_file"],
+            "ETCDCTL_CERT": tls["cert_file"],
+            "ETCDCTL_KEY": tls["key_files"]["airflow"],
+        }
+        if tls["enabled"]
+        else {}
+    )
+
+
+def _connection_urls(ah):
+    """Airflow's database, broker and result backend URLs (they hold secrets)."""
+    q = urllib.parse.quote
+    secrets = ah["secrets"]
+    pg = ah["postgresql"]
+    db_port = ah["pgbouncer"]["port"] if ah["pgbouncer"].get("enabled") else ah["haproxy"]["primary_port"]
+    db_auth = f"{q(pg['user'], safe='')}:{q(secrets['airflow_db_password'], safe='')}"
+    db = f"{db_auth}@127.0.0.1:{db_port}/{q(pg['database'], safe='')}"
+    rmq = ah["rabbitmq"]
+    brokers = ah["members"]["broker"]
+    if rmq["broker_url_nodes"] == "local" and ah["minion_id"] in [b["id"] for b in brokers]:
+        brokers = [b for b in brokers if b["id"] == ah["minion_id"]]
+    amqp_auth = f"{q(rmq['user'], safe='')}:{q(secrets['rabbitmq_password'], safe='')}"
+    vhost = q(rmq["vhost"], safe="")
+    broker_url = ";".join(f"amqp://{amqp_auth}@{b['id']}:{rmq['port']}/{vhost}" for b in brokers)
+    return {
+        "sql_alchemy_conn": f"postgresql+psycopg2://{db}",
+        "result_backend": f"db+postgresql://{db}",
+        "broker_url": broker_url,
+        "execution_api_server_url": f"http://127.0.0.1:{ah['haproxy']['api_port']}/execution/",
+    }

@@ -1,0 +1,510 @@
+"""
+The airflow_ha pillar validator: the schema walk plus the cross-key rules.
+
+Why this file: a bad pillar must be refused on every node, with one list naming
+every problem, its key path and the fix, before any state runs (map.jinja
+hands the list to the first state, which fails with it). Types, enums, ranges
+and unknown keys come from the schema (``ah_schema.check``); what one key
+cannot say about itself is an explicit rule here: nodes and roles, secrets'
+formats, port collisions, Patroni's and etcd's timing, the VIP, the Airflow
+version and its constraints, the etcd TLS material (with ``cryptography``,
+which ships with Salt, when importable). No rule ever echoes a secret.
+
+A ``_utils`` module (no loader dunders; everything comes in as arguments),
+reached as ``__utils__["ah_validate.validate"]``; it imports ``ah_schema`` from
+its own folder because Salt gives ``_utils`` no ``__utils__``.
+"""
+
+import base64
+import binascii
+import datetime
+import importlib.util
+import ipaddress
+import os
+import re
+
+try:  # in Salt's own dependencies; the deeper certificate checks are skipped without it
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover
+    HAS_CRYPTOGRAPHY = False
+
+_spec = importlib.util.spec_from_file_location(
+    "_airflow_ha_ah_schema", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_schema.py")
+)
+schema = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(schema)
+
+HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
+PSK_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+PEM_CERT = "-----BEGIN CERTIFICATE-----"
+PEM_KEY_RE = re.compile(r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----")
+
+# Every TCP port the stack listens on: colon path -> the component using it.
+PORTS = {p: k.noun for p, k in schema.KEYS.items() if k.kind == "port"}
+# Airflow's log servers bind these with no host or port option
+# (airflow/utils/serve_logs).
+FIXED_PORTS = {8793: "Airflow worker log server", 8794: "Airflow triggerer log server"}
+
+
+def get(data, path, default=None):
+    """``data``'s value at a colon path, or ``default``."""
+    node = data
+    for part in path.split(":"):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def format_errors(errors):
+    """Render a list of validation problems as one readable message."""
+    lines = [f"airflow_ha: the pillar has {len(errors)} problem(s); nothing was changed:"]
+    lines.extend(f"  - {e}" for e in errors)
+    return "\n".join(lines)
+
+
+def validate(ah, pillar, minion_id, cluster=False):
+    """
+    Every problem of the ``airflow_ha`` pillar, as a list of messages that
+    start with the key path and end with the fix. ``ah`` is the merged data,
+    ``pillar`` the raw ``airflow_ha`` pillar (its ``lookup`` is checked at its
+    own path). ``cluster``: the orchestration's view (no minion of its own).
+    """
+    user = {k: v for k, v in pillar.items() if k != "lookup"}
+    errors, shape_ok = schema.check(user)
+    lookup = pillar.get("lookup")
+    if isinstance(lookup, dict):
+        more, lookup_ok = schema.check(
+            {k: v for k, v in lookup.items() if k != "lookup"}, "airflow_ha:lookup"
+        )
+        errors.extend(more)
+        shape_ok = shape_ok and lookup_ok
+        if "lookup" in lookup:
+            errors.append("airflow_ha:lookup:lookup: lookup inside lookup — move its keys up one level")
+    if not shape_ok:
+        # The merged data is not trustworthy past this point.
+        return errors
+    errors.extend(_rule_general(ah))
+    errors.extend(_rule_nodes(ah, None if cluster else minion_id))
+    errors.extend(_rule_vip(ah))
+    errors.extend(_rule_secrets(ah))
+    errors.extend(_rule_ports(ah))
+    errors.extend(_rule_airflow(ah))
+    errors.extend(_rule_timing(ah))
+    errors.extend(_rule_etcd_tls(ah, pillar))
+    return errors
+
+
+def _rule_general(ah):
+    errors = []
+    if get(ah, "proxy:pip:no_index") is True and not get(ah, "proxy:pip:find_links"):
+        errors.append(
+            "airflow_ha:proxy:pip:no_index: true needs proxy:pip:find_links — "
+            "set find_links to your wheelhouse or turn no_index off"
+        )
+    return errors
+
+
+def _node_address(path, node, addresses, networks, prefix):
+    address = node.get("address")
+    if address is None:
+        return [f"{path}:address: missing — set the node's address, e.g. 10.0.0.11"]
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return []  # the schema reported it
+    if ip.is_loopback or ip.is_unspecified or ip.is_multicast:
+        return [f"{path}:address: {address} cannot be used — give the address other nodes reach it on"]
+    errors = []
+    if str(ip) in addresses:
+        errors.append(
+            f"{path}:address: {ip} is also the address of {addresses[str(ip)]} — every node needs its own address"
+        )
+    addresses[str(ip)] = path.rsplit(":", 1)[1]
+    if _is_int(prefix) and 8 <= prefix <= 30:
+        networks.add(ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False))
+    return errors
+
+
+def node_roles(ah, node):
+    """A node's roles: its own list, else ``all_roles``."""
+    roles = node.get("roles") if isinstance(node, dict) else None
+    return list(ah.get("all_roles") or schema.ROLES) if roles is None else roles
+
+
+def _rule_nodes(ah, minion_id):
+    nodes = ah.get("nodes")
+    if not nodes:
+        return ["airflow_ha:nodes: no nodes — list every cluster node (minion id -> address)"]
+    errors, addresses, networks = [], {}, set()
+    prefix = get(ah, "network:prefix")
+    holders = {role: [] for role in schema.ROLES}
+    for node_id, node in nodes.items():
+        path = f"airflow_ha:nodes:{node_id}"
+        if not isinstance(node_id, str) or not HOSTNAME_RE.match(node_id):
+            errors.append(
+                f"{path}: {node_id!r} is not usable as a host name (csync2, RabbitMQ and "
+                "Patroni use it) — use lowercase letters, digits and '-'"
+            )
+        errors.extend(_node_address(path, node, addresses, networks, prefix))
+        roles = node_roles(ah, node)
+        if not isinstance(roles, list):
+            continue  # the schema reported it
+        for role in roles:
+            if role in holders:
+                holders[role].append(node_id)
+        if len(set(map(str, roles))) != len(roles):
+            errors.append(f"{path}:roles: a role is listed twice — list each role once")
+    if len(networks) > 1:
+        errors.append(
+            "airflow_ha:nodes: the node addresses are not in one /"
+            f"{prefix} subnet ({', '.join(sorted(str(n) for n in networks))}) — fix the "
+            "addresses or airflow_ha:network:prefix"
+        )
+    if minion_id is not None and minion_id not in nodes:
+        errors.append(
+            f"airflow_ha:nodes: this minion ({minion_id}) is not listed — add it to "
+            "airflow_ha:nodes or do not target it"
+        )
+    version = str(get(ah, "airflow:version", ""))
+    required = list(schema.REQUIRED_ROLES) + (["dag_processor"] if version.startswith("3.") else [])
+    for role in required:
+        if not holders[role]:
+            errors.append(
+                f"airflow_ha:nodes: no node has role {role!r} — add {role!r} to at least one node's roles"
+            )
+    db = len(holders["db"])
+    if ah.get("single_node") is True:
+        if len(nodes) != 1:
+            errors.append(
+                f"airflow_ha:single_node: true allows exactly one node, {len(nodes)} are "
+                "listed — remove single_node or list one node"
+            )
+    elif db and db not in (3, 5):
+        errors.append(
+            f"airflow_ha:nodes: {db} nodes have role 'db'; etcd and Patroni need 3 or 5 "
+            "for a quorum that survives a node loss (single_node: true for a 1-node test)"
+        )
+    return errors
+
+
+def _rule_vip(ah):
+    vip = ah.get("vip") or {}
+    if vip.get("enabled") is not True:
+        return []
+    errors = []
+    addresses = {
+        str(n.get("address")): node_id
+        for node_id, n in (ah.get("nodes") or {}).items()
+        if isinstance(n, dict)
+    }
+    prefix = get(ah, "network:prefix")
+    networks = set()
+    for address in addresses:
+        try:
+            networks.add(ipaddress.IPv4Network(f"{address}/{prefix}", strict=False))
+        except ValueError:
+            pass
+    try:
+        vip_ip = ipaddress.IPv4Address(str(vip.get("address")))
+    except ValueError:
+        errors.append(f"airflow_ha:vip:address: {vip.get('address')!r} is not an IPv4 address")
+    else:
+        if str(vip_ip) in addresses:
+            errors.append(
+                f"airflow_ha:vip:address: {vip_ip} is node {addresses[str(vip_ip)]}'s "
+                "address — pick a free address in the nodes' subnet"
+            )
+        if len(networks) == 1 and vip_ip not in next(iter(networks)):
+            errors.append(
+                f"airflow_ha:vip:address: {vip_ip} is outside the nodes' subnet "
+                f"{next(iter(networks))} — VRRP moves it only within that subnet"
+            )
+    if not vip.get("interface"):
+        errors.append("airflow_ha:vip:interface: set the network interface the VIP lives on, e.g. eth0")
+    return errors
+
+
+def _rule_secrets(ah):
+    errors = []
+    secrets = ah.get("secrets") or {}
+    for name, key in schema.SECRETS.items():
+        if name in schema.OPTIONAL_SECRETS and get(ah, "vip:enabled") is not True:
+            continue
+        path, value, what = f"airflow_ha:secrets:{name}", secrets.get(name), key.doc
+        if value is None or value == "":
+            errors.append(f"{path}: missing ({what}) — set it in pillar, the same on every node")
+        elif not isinstance(value, str):
+            continue  # the schema reported it
+        elif any(c.isspace() for c in value) or any(ord(c) < 32 for c in value):
+            errors.append(f"{path}: contains whitespace or control characters — generate it again")
+        elif name == "fernet_key":
+            errors.extend(_check_fernet(path, value))
+        elif len(value.encode()) < key.min_len:
+            errors.append(f"{path}: too short ({len(value.encode())} bytes, at least {key.min_len}) ({what})")
+        else:
+            errors.extend(_secret_format(name, path, value))
+    return errors
+
+
+def _secret_format(name, path, value):
+    if name == "erlang_cookie" and not COOKIE_RE.match(value):
+        return [f"{path}: use letters and digits only (it is an Erlang atom)"]
+    if name == "erlang_cookie" and re.fullmatch(r"[A-Z]{20}", value):
+        return [
+            f"{path}: 20 capital letters look like a cookie Erlang generated, and Debian's "
+            "rabbitmq-server postinst replaces such a cookie — add digits or lowercase letters"
+        ]
+    if name == "csync2_psk" and (len(value) != 64 or not PSK_RE.match(value)):
+        return [
+            f"{path}: must be exactly 64 characters of letters, digits, '.', '_' or '-' "
+            "(the format `csync2 -k` writes)"
+        ]
+    if name == "admin_password" and "," in value:
+        return [
+            f"{path}: must not contain ',' (it is also Flower's basic-auth password, and "
+            "Flower splits its credential list on ',') — generate it again"
+        ]
+    if name == "keepalived_password" and len(value) > 8:
+        return [f"{path}: VRRP password authentication uses at most 8 characters"]
+    return []
+
+
+def _check_fernet(path, value):
+    try:
+        raw = base64.urlsafe_b64decode(value.encode())
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or len(raw) != 32 or len(value) != 44:
+        return [
+            f"{path}: not a valid Fernet key (32 bytes, url-safe base64, 44 characters) — "
+            "generate one with: python3 -c 'import base64,os;"
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+        ]
+    return []
+
+
+def _rule_ports(ah):
+    errors, seen = [], {}
+    for path, what in PORTS.items():
+        if path.startswith("pgbouncer:") and get(ah, "pgbouncer:enabled") is not True:
+            continue
+        port = get(ah, path)
+        if not _is_int(port) or not 1 <= port <= 65535:
+            continue  # the schema reported it
+        if port in FIXED_PORTS:
+            errors.append(
+                f"airflow_ha:{path}: port {port} is taken by the {FIXED_PORTS[port]} "
+                "(it has no setting) — pick another port"
+            )
+        elif port in seen:
+            errors.append(
+                f"airflow_ha:{path}: port {port} is already used by {seen[port][1]} "
+                f"(airflow_ha:{seen[port][0]}) — give each service its own port"
+            )
+        else:
+            seen[port] = (path, what)
+    return errors
+
+
+def _rule_airflow(ah):
+    errors = []
+    version = get(ah, "airflow:version")
+    if not isinstance(version, str) or not re.match(r"^\d+\.\d+\.\d+$", version):
+        return errors  # the schema reported it
+    shipped = get(ah, "airflow:constraints_shipped") or []
+    if ".".join(version.split(".")[:2]) not in schema.SUPPORTED_AIRFLOW:
+        errors.append(
+            f"airflow_ha:airflow:version: {version} is not supported — use "
+            f"{' or '.join(v + '.x' for v in schema.SUPPORTED_AIRFLOW)}"
+        )
+    elif version not in shipped and not get(ah, "airflow:constraints_url"):
+        errors.append(
+            f"airflow_ha:airflow:version: no constraints file is shipped for {version} (shipped: "
+            f"{', '.join(shipped)}) — pick a shipped version or set airflow_ha:airflow:constraints_url"
+        )
+    return errors
+
+
+def _rule_timing(ah):
+    errors = []
+    ttl, loop, retry = (get(ah, f"postgresql:patroni:{k}") for k in ("ttl", "loop_wait", "retry_timeout"))
+    if all(_is_int(v) for v in (ttl, loop, retry)) and loop + 2 * retry > ttl:
+        errors.append(
+            f"airflow_ha:postgresql:patroni:ttl: {ttl} is less than loop_wait + 2 * "
+            f"retry_timeout ({loop + 2 * retry}) — Patroni would demote a healthy leader; "
+            "raise ttl or lower the others"
+        )
+    beat, election = get(ah, "etcd:heartbeat_interval"), get(ah, "etcd:election_timeout")
+    if _is_int(beat) and _is_int(election) and election < 5 * beat:
+        errors.append(
+            f"airflow_ha:etcd:election_timeout: {election} ms is less than 5 * heartbeat_interval "
+            f"({5 * beat} ms) — etcd refuses to start: raise it or lower heartbeat_interval"
+        )
+    debounce, max_delay = get(ah, "csync2:watcher:debounce_ms"), get(ah, "csync2:watcher:max_delay_ms")
+    if _is_int(debounce) and _is_int(max_delay) and max_delay < debounce:
+        errors.append(
+            f"airflow_ha:csync2:watcher:max_delay_ms: {max_delay} must be an integer of at least "
+            f"debounce_ms ({debounce})"
+        )
+    return errors
+
+
+def etcd_tls_nodes(ah):
+    """Nodes that talk to etcd and so need a certificate with TLS on: the db
+    nodes (etcd members, Patroni) and, on Airflow 3, the dag_processor nodes
+    (etcdctl lock)."""
+    nodes = ah.get("nodes") if isinstance(ah.get("nodes"), dict) else {}
+    airflow3 = str(get(ah, "airflow:version", "")).startswith("3.")
+    out = {}
+    for node_id, node in nodes.items():
+        roles = node_roles(ah, node)
+        roles = roles if isinstance(roles, list) else []
+        if "db" in roles or (airflow3 and "dag_processor" in roles):
+            out[node_id] = {"address": str(node.get("address")), "server": "db" in roles}
+    return out
+
+
+def _rule_etcd_tls(ah, pillar):
+    path = "airflow_ha:etcd:tls"
+    tls = get(ah, "etcd:tls")
+    errors = []
+    # The states read the PEMs from this pillar path (contents_pillar, so a
+    # key never shows in rendered state data): lookup cannot carry them.
+    lookup_tls = get(pillar, "lookup:etcd:tls")
+    if isinstance(lookup_tls, dict) and set(lookup_tls) & {"ca_cert", "certs"}:
+        errors.append(
+            "airflow_ha:lookup:etcd:tls: ca_cert and certs belong under airflow_ha:etcd:tls — move them there"
+        )
+    if isinstance(get(pillar, "lookup:secrets"), dict):
+        errors.append(
+            "airflow_ha:lookup:secrets: secrets belong under airflow_ha:secrets (the states read them "
+            "from that pillar path) — move them there"
+        )
+    certs = tls.get("certs") or {}
+    nodes = ah.get("nodes") or {}
+    for node_id in certs:
+        if node_id not in nodes:
+            errors.append(
+                f"{path}:certs:{node_id}: not a node of airflow_ha:nodes — remove it or fix the node name"
+            )
+    if tls.get("enabled") is not True:
+        return errors
+    ca_cert = tls.get("ca_cert")
+    ca = None
+    if not isinstance(ca_cert, str) or PEM_CERT not in ca_cert:
+        errors.append(
+            f"{path}:ca_cert: missing or not a PEM certificate — set the CA certificate that signed "
+            f"the nodes' certificates ({PEM_CERT} ...)"
+        )
+    elif HAS_CRYPTOGRAPHY:
+        ca, problem = _load_cert(ca_cert)
+        if problem:
+            errors.append(f"{path}:ca_cert: {problem} — set the PEM of the CA certificate")
+    for node_id, node in sorted(etcd_tls_nodes(ah).items()):
+        errors.extend(_node_tls(f"{path}:certs:{node_id}", certs.get(node_id), ca, node))
+    return errors
+
+
+def _node_tls(entry_path, entry, ca, node):
+    if not isinstance(entry, dict):
+        return [
+            f"{entry_path}: missing — a node that talks to etcd needs {{cert, key}} (PEM) when "
+            "airflow_ha:etcd:tls:enabled is true"
+        ]
+    errors = []
+    cert, key = entry.get("cert"), entry.get("key")
+    cert_ok = isinstance(cert, str) and PEM_CERT in cert
+    if not cert_ok:
+        errors.append(f"{entry_path}:cert: missing or not a PEM certificate ({PEM_CERT} ...)")
+    key_ok = isinstance(key, str) and PEM_KEY_RE.search(key) is not None
+    if not key_ok:
+        what = "encrypted (etcd cannot read it)" if "ENCRYPTED PRIVATE KEY" in str(key) else "missing or not"
+        errors.append(
+            f"{entry_path}:key: {what} a PEM private key (-----BEGIN ... PRIVATE KEY-----) — "
+            "give the node's unencrypted key"
+        )
+    if cert_ok and HAS_CRYPTOGRAPHY:
+        errors.extend(_check_node_cert(entry_path, cert, key if key_ok else None, ca, node))
+    return errors
+
+
+def _load_cert(pem):
+    """(certificate, None) or (None, what is wrong) — never the PEM itself."""
+    try:
+        return x509.load_pem_x509_certificate(pem.strip().encode()), None
+    except ValueError:
+        return None, "cannot be parsed as a PEM certificate"
+
+
+def _check_node_cert(path, pem, key_pem, ca, node):
+    """The deeper checks of one node's certificate (cryptography available)."""
+    cert, problem = _load_cert(pem)
+    if problem:
+        return [f"{path}:cert: {problem}"]
+    errors = []
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    except x509.ExtensionNotFound:
+        ips = set()
+    # Server (and peer) certificates are checked against the address clients
+    # connect to: the node's address, and 127.0.0.1 for the local clients.
+    wanted = [node["address"], "127.0.0.1"] if node["server"] else []
+    missing = [ip for ip in wanted if ip not in ips]
+    if missing:
+        errors.append(
+            f"{path}:cert: its subjectAltName lacks IP {', IP '.join(missing)} (has: "
+            f"{', '.join(sorted(ips)) or 'no IP'}) — issue it with SANs IP:{node['address']},IP:127.0.0.1"
+        )
+    try:
+        eku = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = None  # no restriction: any usage
+    if eku is not None:
+        need = {ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
+        if node["server"]:
+            need[ExtendedKeyUsageOID.SERVER_AUTH] = "serverAuth"
+        lacking = [name for oid, name in need.items() if oid not in eku]
+        if lacking:
+            errors.append(
+                f"{path}:cert: its extendedKeyUsage lacks {' and '.join(sorted(lacking))} — etcd uses "
+                "one certificate as server, peer and client: issue it with serverAuth,clientAuth"
+            )
+    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
+        tzinfo=datetime.timezone.utc
+    )
+    if not_after < datetime.datetime.now(datetime.timezone.utc):
+        errors.append(f"{path}:cert: expired on {not_after:%Y-%m-%d} — issue a new certificate")
+    if ca is not None and hasattr(cert, "verify_directly_issued_by"):
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            errors.append(
+                f"{path}:cert: not signed by airflow_ha:etcd:tls:ca_cert — issue it from that CA "
+                "or set the CA that signed it"
+            )
+    if key_pem is not None:
+        errors.extend(_check_key_matches(path, key_pem, cert))
+    return errors
+
+
+def _check_key_matches(path, key_pem, cert):
+    try:
+        key = serialization.load_pem_private_key(key_pem.strip().encode(), password=None)
+    except (ValueError, TypeError):
+        return [f"{path}:key: cannot be parsed as an unencrypted PEM private key"]
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*fmt) != cert.public_key().public_bytes(*fmt):
+        return [f"{path}:key: does not belong to {path}:cert — give the key of that certificate"]
+    return []

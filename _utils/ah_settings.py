@@ -197,16 +197,14 @@ def _etcd_urls(ah):
     tls["cert_file"] = f"{d}/node.crt"
     # One private key copy per user that reads it (0600 each).
     tls["key_files"] = {"etcd": f"{d}/etcd.key", "patroni": f"{d}/patroni.key", "airflow": f"{d}/airflow.key"}
-    # etcdctl's TLS settings for the dag-processor's lock (its unit's environment).
-    tls["etcdctl_env"] = (
-        {
-            "ETCDCTL_CACERT": tls["ca_file"],
-            "ETCDCTL_CERT": tls["cert_file"],
-            "ETCDCTL_KEY": tls["key_files"]["airflow"],
-        }
-        if tls["enabled"]
-        else {}
-    )
+    # etcdctl's TLS settings in a unit's environment: the dag-processor's lock
+    # (user airflow) and the root timers on db nodes (etcd's key copy).
+    def etcdctl_env(user):
+        key = {"ETCDCTL_CACERT": tls["ca_file"], "ETCDCTL_CERT": tls["cert_file"]}
+        return {**key, "ETCDCTL_KEY": tls["key_files"][user]} if tls["enabled"] else {}
+
+    tls["etcdctl_env"] = etcdctl_env("airflow")
+    tls["etcdctl_root_env"] = etcdctl_env("etcd")
 
 
 def _connection_urls(ah):

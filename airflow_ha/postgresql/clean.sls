@@ -3,6 +3,11 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set pg = ah.postgresql %}
 {%- if salt["pillar.get"]("airflow_ha:clean", false) is sameas true %}
+airflow_ha-postgresql-clean-timer:
+  service.dead:
+    - name: airflow_ha-etcd-leader-elsewhere.timer
+    - enable: false
+
 airflow_ha-postgresql-clean-service:
   service.dead:
     - name: {{ pg.patroni.service }}
@@ -23,6 +28,9 @@ airflow_ha-postgresql-clean-files:
       - {{ pg.patroni.config_file }}
       - /var/lib/postgresql/.pgpass.patroni
       - /etc/postgresql-common/createcluster.d/50-airflow_ha.conf
+      - /etc/systemd/system/airflow_ha-etcd-leader-elsewhere.service
+      - /etc/systemd/system/airflow_ha-etcd-leader-elsewhere.timer
+      - /usr/local/lib/airflow_ha/etcd-leader-elsewhere
     - require:
       - pkg: airflow_ha-postgresql-clean-packages
 {%- else %}

@@ -86,3 +86,44 @@ airflow_ha-postgresql-airflow-database:
         default: false
     - require:
       - postgres_user: airflow_ha-postgresql-airflow-role
+
+{#- etcd's raft leader is kept off the Patroni primary's node (the script
+    says why: a failover of both at once lasts a whole lease ttl longer). #}
+{%- set units = "/etc/systemd/system" %}
+airflow_ha-postgresql-etcd-leader-script:
+  file.managed:
+    - name: /usr/local/lib/airflow_ha/etcd-leader-elsewhere
+    - source: salt://airflow_ha/postgresql/files/etcd-leader-elsewhere.py
+    - makedirs: true
+    - mode: "0755"
+
+airflow_ha-postgresql-etcd-leader-units:
+  file.managed:
+    - names:
+      - {{ units }}/airflow_ha-etcd-leader-elsewhere.service:
+        - source: salt://airflow_ha/postgresql/files/airflow_ha-etcd-leader-elsewhere.service.jinja
+        - template: jinja
+        - context:
+            endpoint: {{ ah.etcd.local_url }}
+            tls_env: {{ ah.etcd.tls.etcdctl_root_env | json }}
+            primary_url: http://{{ ah.address }}:{{ pg.patroni.rest_port }}/primary
+      - {{ units }}/airflow_ha-etcd-leader-elsewhere.timer:
+        - source: salt://airflow_ha/postgresql/files/airflow_ha-etcd-leader-elsewhere.timer
+    - mode: "0644"
+
+airflow_ha-postgresql-etcd-leader-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: airflow_ha-postgresql-etcd-leader-units
+
+airflow_ha-postgresql-etcd-leader-timer:
+  service.running:
+    - name: airflow_ha-etcd-leader-elsewhere.timer
+    - enable: true
+    - require:
+      - cmd: airflow_ha-postgresql-etcd-leader-daemon-reload
+      - file: airflow_ha-postgresql-etcd-leader-script
+      - patroni: airflow_ha-postgresql-wait-leader
+    - watch:
+      - file: airflow_ha-postgresql-etcd-leader-units

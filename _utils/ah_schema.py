@@ -236,9 +236,15 @@ KEYS = {
     ),
     "postgresql:patroni:service": Key("str", "patroni", "Patroni's systemd unit", where=PARAMETER),
     "postgresql:patroni:patches": Key(
-        "map", {}, "fixes applied to the distribution's Patroni (os.yaml: Debian 12)", noun="patch", where=PARAMETER
+        "map",
+        {},
+        "fixes applied to the distribution's Patroni (os.yaml: Debian 12)",
+        noun="patch",
+        where=PARAMETER,
     ),
-    "postgresql:patroni:patches:*:target": Key("path", None, "the Patroni file the patch changes", where=PARAMETER),
+    "postgresql:patroni:patches:*:target": Key(
+        "path", None, "the Patroni file the patch changes", where=PARAMETER
+    ),
     "postgresql:patroni:patches:*:patch": Key(
         "str", None, "the patch, in airflow_ha/postgresql/files/", where=PARAMETER
     ),
@@ -386,6 +392,22 @@ KEYS = {
     "airflow:parallelism": _count(32, "[core] parallelism"),
     "airflow:dag_refresh_interval": _count(
         10, "seconds between scans of the dags folder for new files", unit="s"
+    ),
+    "airflow:recovery:heartbeat_timeout": _count(
+        40,
+        "a running task that has not heartbeated for this long is failed and retried elsewhere "
+        "([scheduler] task_instance_heartbeat_timeout; 2.x scheduler_zombie_task_threshold)",
+        low=20,
+        high=3600,
+        unit="s",
+    ),
+    "airflow:recovery:detection_interval": _count(
+        5, "how often the scheduler looks for such tasks", high=60, unit="s"
+    ),
+    "airflow:recovery:max_failed_heartbeats": _count(
+        10,
+        "failed heartbeats in a row (5 s apart) before a worker stops its own task (3.x [workers])",
+        high=100,
     ),
     "airflow:dag_processor:lock_ttl": _count(
         10, "lease of the dag-processor's etcd lock", unit="s", where=PARAMETER

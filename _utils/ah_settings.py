@@ -197,6 +197,7 @@ def _etcd_urls(ah):
     tls["cert_file"] = f"{d}/node.crt"
     # One private key copy per user that reads it (0600 each).
     tls["key_files"] = {"etcd": f"{d}/etcd.key", "patroni": f"{d}/patroni.key", "airflow": f"{d}/airflow.key"}
+
     # etcdctl's TLS settings in a unit's environment: the dag-processor's lock
     # (user airflow) and the root timers on db nodes (etcd's key copy).
     def etcdctl_env(user):

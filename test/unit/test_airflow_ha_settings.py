@@ -433,6 +433,20 @@ BAD = [
         "loop_wait + 2 * retry_timeout",
     ),
     (
+        "heartbeat-timeout-below-failover",
+        {"airflow__recovery__heartbeat_timeout": 25},
+        "node1",
+        "airflow_ha:airflow:recovery:heartbeat_timeout",
+        "shorter than a database failover can last (postgresql:patroni:ttl + 10 = 30 s)",
+    ),
+    (
+        "max-failed-heartbeats-below-failover",
+        {"airflow__recovery__max_failed_heartbeats": 3},
+        "node1",
+        "airflow_ha:airflow:recovery:max_failed_heartbeats",
+        "workers would kill their tasks at each failover — set at least 6",
+    ),
+    (
         "worker-concurrency-zero",
         {"airflow__worker_concurrency": 0},
         "node1",

@@ -943,6 +943,8 @@ def desired_config(ah):
             "secret_key": _need(ah, "secrets:api_secret_key"),
         }
         cfg["scheduler"]["dag_dir_list_interval"] = af.get("dag_refresh_interval", 10)
+    for section, keys in _recovery_config(af.get("recovery") or {}, major).items():
+        cfg.setdefault(section, {}).update(keys)
     overrides = af.get("config") or {}
     if not isinstance(overrides, dict):
         raise SaltInvocationError("airflow_ha:airflow:config must be a mapping section -> key -> value")
@@ -953,6 +955,28 @@ def desired_config(ah):
             )
         cfg.setdefault(section, {}).update({str(k).lower(): v for k, v in keys.items()})
     return {s: {k: cfg_str(v) for k, v in keys.items()} for s, keys in cfg.items()}
+
+
+def _recovery_config(recovery, major=3):
+    """
+    airflow.cfg keys that bound how long a task of a dead worker stays
+    "running": the scheduler fails a task whose heartbeats stopped for
+    ``heartbeat_timeout`` s (checked every ``detection_interval`` s) and the
+    task's retries run it elsewhere; a worker stops its own task after
+    ``max_failed_heartbeats`` failed heartbeats (3.x; 5 s apart). Airflow's
+    defaults (300 s, 10 s, 3) stall a dead node's tasks for 6 minutes.
+    """
+    timeout = recovery.get("heartbeat_timeout", 40)
+    every = recovery.get("detection_interval", 5)
+    if int(major) >= 3:
+        return {
+            "scheduler": {
+                "task_instance_heartbeat_timeout": timeout,
+                "task_instance_heartbeat_timeout_detection_interval": every,
+            },
+            "workers": {"max_failed_heartbeats": recovery.get("max_failed_heartbeats", 10)},
+        }
+    return {"scheduler": {"scheduler_zombie_task_threshold": timeout, "zombie_detection_interval": every}}
 
 
 def units_for_key(section, key, major=3):
@@ -993,6 +1017,8 @@ def units_for_key(section, key, major=3):
         return ["dag-processor"] if int(major) >= 3 else ["scheduler"]
     if section == "triggerer":
         return ["triggerer"]
+    if section == "workers":  # 3.x: read by the Celery worker's task supervisor
+        return ["worker"]
     return list(allc)
 
 

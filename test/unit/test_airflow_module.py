@@ -244,6 +244,22 @@ def test_desired_config_for_node1_of_the_example():
     assert "webserver" not in cfg
 
 
+def test_desired_config_task_recovery_timings():
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["recovery"] = {"heartbeat_timeout": 45, "detection_interval": 4, "max_failed_heartbeats": 12}
+    cfg = airflow.desired_config(settings(pillar))
+    assert cfg["scheduler"]["task_instance_heartbeat_timeout"] == "45"
+    assert cfg["scheduler"]["task_instance_heartbeat_timeout_detection_interval"] == "4"
+    assert cfg["workers"]["max_failed_heartbeats"] == "12"
+    assert airflow.units_for_key("workers", "max_failed_heartbeats") == ["worker"]
+    assert airflow.units_for_key("scheduler", "task_instance_heartbeat_timeout") == ["scheduler"]
+    pillar["airflow"]["version"] = "2.11.2"
+    cfg = airflow.desired_config(settings(pillar))
+    assert cfg["scheduler"]["scheduler_zombie_task_threshold"] == "45"
+    assert cfg["scheduler"]["zombie_detection_interval"] == "4"
+    assert "workers" not in cfg
+
+
 def test_desired_config_pgbouncer_and_local_broker():
     pillar = copy.deepcopy(EXAMPLE)
     pillar["pgbouncer"]["enabled"] = True

@@ -14,7 +14,7 @@
 # really is in a minority is left alone.
 set -u
 GRACE=30
-STAMP=/run/airflow_ha-rabbitmq-heal.down
+STAMP=${RABBITMQ_HEAL_STAMP:-/run/airflow_ha-rabbitmq-heal.down}  # tests point it elsewhere
 amqp=$1 dist=$2
 shift 2
 

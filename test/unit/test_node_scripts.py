@@ -1,0 +1,183 @@
+"""The small programs the formula installs on nodes, run for real with fake
+tools on PATH (each fake logs its argv) and real sockets on 127.0.0.1:
+rabbitmq-heal (rabbitmq/files/rabbitmq-heal.sh) and etcd-leader-elsewhere
+(postgresql/files/etcd-leader-elsewhere.py)."""
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+FILES = Path(__file__).resolve().parents[2] / "airflow_ha"
+HEAL = FILES / "rabbitmq" / "files" / "rabbitmq-heal.sh"
+MOVER = FILES / "postgresql" / "files" / "etcd-leader-elsewhere.py"
+
+
+def fake(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f'#!/bin/bash\necho "{name} $*" >> "$FAKE_LOG"\n{body}\n')
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def tools(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_LOG=str(log))
+    return bin_dir, log, env
+
+
+def listener():
+    """A listening TCP socket on loopback and its port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return sock, sock.getsockname()[1]
+
+
+def free_port():
+    sock, port = listener()
+    sock.close()
+    return port
+
+
+# -- rabbitmq-heal -------------------------------------------------------------------
+@pytest.fixture
+def heal(tools, tmp_path):
+    bin_dir, log, env = tools
+    env["RABBITMQ_HEAL_STAMP"] = str(tmp_path / "down")
+    fake(bin_dir, "systemctl", 'exit "${SYSTEMCTL_RC:-0}"')
+    fake(bin_dir, "epmd", 'echo "name rabbit at port 25672"')
+    fake(bin_dir, "rabbitmq-diagnostics", "exit 69")  # the app is not running
+
+    def run(amqp, dist, *peers):
+        proc = subprocess.run(
+            ["bash", str(HEAL), str(amqp), str(dist), *peers],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, log.read_text()
+
+    return run, tmp_path / "down", env
+
+
+def test_heal_leaves_a_running_app_alone(heal):
+    run, stamp, _ = heal
+    amqp, port = listener()
+    out, calls = run(port, free_port(), "127.0.0.1")
+    assert calls == "" and not stamp.exists()
+    amqp.close()
+
+
+def test_heal_restarts_only_after_grace_with_a_majority(heal):
+    run, stamp, _ = heal
+    dist, dist_port = listener()
+    # app down, VM up, both peers reachable: first sight only stamps
+    out, calls = run(free_port(), dist_port, "127.0.0.1", "127.0.0.1")
+    assert stamp.exists() and "restart" not in calls
+    stamp.write_text(f"{int(time.time()) - 31}\n")  # stopped for 31 s
+    out, calls = run(free_port(), dist_port, "127.0.0.1", "127.0.0.1")
+    assert "systemctl restart rabbitmq-server" in calls
+    assert "restarting rabbitmq-server" in out and not stamp.exists()
+    dist.close()
+
+
+def test_heal_never_restarts_a_minority(heal):
+    run, stamp, _ = heal
+    stamp.write_text(f"{int(time.time()) - 300}\n")
+    out, calls = run(free_port(), free_port(), "127.0.0.1", "127.0.0.1")  # no peer answers
+    assert "restart" not in calls and not stamp.exists()
+
+
+def test_heal_leaves_a_unit_systemd_is_starting(heal):
+    run, stamp, env = heal
+    env["SYSTEMCTL_RC"] = "3"  # is-active: activating / inactive
+    stamp.write_text(f"{int(time.time()) - 300}\n")
+    dist, dist_port = listener()
+    out, calls = run(free_port(), dist_port, "127.0.0.1")
+    assert "restart" not in calls and not stamp.exists()
+    dist.close()
+
+
+# -- etcd-leader-elsewhere -------------------------------------------------------------
+class Primary(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(self.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mover(tools):
+    bin_dir, log, env = tools
+    server = http.server.HTTPServer(("127.0.0.1", 0), Primary)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/primary"
+
+    def run(status=200, me=1, leader=1, healthy=("http://b:2379",)):
+        Primary.status = status
+        members = {"members": [
+            {"ID": 1, "name": "a", "clientURLs": ["http://a:2379"]},
+            {"ID": 255, "name": "b", "clientURLs": ["http://b:2379"]},
+        ]}  # fmt: skip
+        body = f"""
+shift  # --command-timeout=3s
+case "$1" in
+  endpoint) if [ "$2" = status ]; then echo '[{{"Status": {{"header": {{"member_id": {me}}}, "leader": {leader}}}}}]';
+            else case " {" ".join(healthy)} " in *" $ETCDCTL_ENDPOINTS "*) exit 0;; *) exit 1;; esac; fi;;
+  member) echo '{json.dumps(members)}';;
+esac
+"""
+        fake(bin_dir, "etcdctl", body)
+        log.write_text("")
+        proc = subprocess.run(
+            [sys.executable, str(MOVER), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, log.read_text()
+
+    yield run
+    server.shutdown()
+
+
+def test_mover_does_nothing_off_the_primary(mover):
+    out, calls = mover(status=503)
+    assert calls == ""
+
+
+def test_mover_leaves_a_leader_on_another_node(mover):
+    out, calls = mover(me=1, leader=255)
+    assert "move-leader" not in calls
+
+
+def test_mover_hands_the_leadership_to_a_healthy_member(mover):
+    out, calls = mover(me=1, leader=1)
+    assert "etcdctl --command-timeout=3s move-leader ff" in calls
+    assert "moved off the Patroni primary to b" in out
+
+
+def test_mover_never_moves_to_an_unhealthy_member(mover):
+    out, calls = mover(me=1, leader=1, healthy=())
+    assert "move-leader" not in calls and "left as is" in out

@@ -41,19 +41,6 @@ DEFAULTS = {
     "home": "/var/lib/airflow",
     "user": "airflow",
 }
-# Keys whose values are never shown in changes, comments or returns.
-SENSITIVE_WORDS = (
-    "password",
-    "secret",
-    "fernet",
-    "sql_alchemy_conn",
-    "broker_url",
-    "result_backend",
-    "token",
-    "key",
-    "conn",
-    "basic_auth",
-)
 COMPONENTS_3 = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower")
 COMPONENTS_2 = ("webserver", "scheduler", "triggerer", "worker", "flower")
 
@@ -63,20 +50,6 @@ def __virtual__():
 
 
 # -- plumbing -----------------------------------------------------------------
-def is_sensitive(section, key):
-    """
-    True when an airflow.cfg key holds a secret (its value is masked).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' airflow.is_sensitive database sql_alchemy_conn
-    """
-    low = f"{section}.{key}".lower()
-    return any(word in low for word in SENSITIVE_WORDS)
-
-
 def _opt(name, kwargs):
     if kwargs.get(name):
         return kwargs[name]
@@ -106,15 +79,6 @@ def _runas(user):
     except KeyError:
         pass
     return user
-
-
-def _scrub(text, secrets):
-    text = text or ""
-    for secret in secrets:
-        if secret and isinstance(secret, str) and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    # URLs with credentials (user:password@host)
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
 def _env(paths):
@@ -177,11 +141,11 @@ def _helper(op, args=None, secrets=(), timeout=300, **kwargs):
     data = parse_result(res.get("stdout"))
     if data is None:
         tail = "\n".join((res.get("stderr") or "").splitlines()[-5:])
-        raise CommandExecutionError(
-            f"airflow helper ({op}) gave no answer (rc {res.get('retcode')}): {_scrub(tail, secrets)}"
-        )
+        tail = __utils__["ah_secrets.scrub"](tail, secrets)
+        raise CommandExecutionError(f"airflow helper ({op}) gave no answer (rc {res.get('retcode')}): {tail}")
     if not data["ok"]:
-        raise CommandExecutionError(f"airflow {op}: {_scrub(data.get('error'), secrets)}")
+        error = __utils__["ah_secrets.scrub"](data.get("error"), secrets)
+        raise CommandExecutionError(f"airflow {op}: {error}")
     return data.get("result")
 
 
@@ -218,23 +182,28 @@ def version(**kwargs):
     return lines[-1] if lines else ""
 
 
-def config_get(section, key, show_sensitive=False, **kwargs):
+def config_get(section, key, reveal=False, **kwargs):
     """
     Effective value of an Airflow option (file, environment or default), as
-    ``{"found": bool, "value": ...}``. Sensitive values are masked unless
-    ``show_sensitive=True``.
+    ``{"found": bool, "value": ...}``. The value of every sensitive key
+    (``ah_secrets.SENSITIVE_WORDS``: passwords, secrets, keys, connection and
+    broker URLs, Flower's basic auth ...) of every section is masked unless
+    ``reveal=True``.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' airflow.config_get core executor
+        salt node1 airflow.config_get celery flower_basic_auth reveal=True
     """
-    return _helper(
-        "config_get",
-        {"section": section, "key": key, "show_sensitive": bool(show_sensitive)},
-        **kwargs,
-    )
+    reveal = bool(reveal)
+    res = _helper("config_get", {"section": section, "key": key, "reveal": reveal}, **kwargs)
+    if not reveal and isinstance(res, dict):
+        # The helper masks too; masking here as well keeps a helper of an
+        # older formula version (still in the venv) from leaking.
+        res["value"] = __utils__["ah_secrets.mask_cfg"](section, key, res.get("value"))
+    return res
 
 
 def config_list(section=None, **kwargs):
@@ -564,7 +533,7 @@ def db_migrate(only_if_pending=True, **kwargs):
 # -- connections / variables / pools -------------------------------------------------
 def connection_get(conn_id, **kwargs):
     """
-    A connection's fields (the password masked unless ``show_sensitive=True``),
+    A connection's fields (the password masked unless ``reveal=True``),
     or None.
 
     CLI Example:
@@ -573,10 +542,10 @@ def connection_get(conn_id, **kwargs):
 
         salt '*' airflow.connection_get my_postgres
     """
-    show = kwargs.pop("show_sensitive", False)
+    reveal = kwargs.pop("reveal", False)
     conn = _helper("connection_get", {"conn_id": conn_id}, **kwargs)
-    if conn and not show and conn.get("password"):
-        conn["password"] = "***"
+    if conn and not reveal:
+        conn["password"] = __utils__["ah_secrets.mask"](conn.get("password"))
     return conn
 
 

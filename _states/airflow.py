@@ -19,7 +19,6 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "airflow"
 
-MASK = "***"
 PATH_KWARGS = ("venv", "home", "user", "config", "helper")
 
 
@@ -35,6 +34,11 @@ def _ret(name):
 
 def _paths(kwargs):
     return {k: kwargs[k] for k in PATH_KWARGS if kwargs.get(k)}
+
+
+def _mask(value="<a secret>"):
+    """The formula's one mask (ah_secrets) for a secret value; None and '' stay."""
+    return __utils__["ah_secrets.mask"](value)
 
 
 def _fail(ret, exc):
@@ -68,14 +72,10 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
     ret = _ret(name)
     if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
         return _fail(ret, "sections must be a mapping section -> key -> value")
-    extra = {s.lower() for s in (sensitive or [])}
+    extra = list(sensitive or [])
 
     def masked(section, key, value):
-        if value is None:
-            return None
-        if __salt__["airflow.is_sensitive"](section, key) or f"{section}.{key}".lower() in extra:
-            return MASK
-        return value
+        return __utils__["ah_secrets.mask_cfg"](section, key, value, extra)
 
     # read
     exists = os.path.isfile(name)
@@ -177,7 +177,7 @@ def user_present(name, password, email, firstname=None, lastname=None, roles=("A
         diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
         pw_ok = status["password_ok"]
         if not pw_ok:
-            diff["password"] = {"old": MASK, "new": MASK}
+            diff["password"] = {"old": _mask(), "new": _mask()}
         if not diff:
             ret["comment"] = f"user {name} is as wanted"
             return ret
@@ -358,7 +358,7 @@ def connection_present(
         "description": description,
     }
     try:
-        cur = __salt__["airflow.connection_get"](name, show_sensitive=True, **paths)
+        cur = __salt__["airflow.connection_get"](name, reveal=True, **paths)
         diff = {}
         for field, value in want.items():
             old = (cur or {}).get(field)
@@ -367,8 +367,8 @@ def connection_present(
                     continue
                 secret = field in ("password", "extra")
                 diff[field] = {
-                    "old": MASK if secret and old else old,
-                    "new": MASK if secret and value else value,
+                    "old": _mask(old) if secret else old,
+                    "new": _mask(value) if secret else value,
                 }
         if not diff:
             ret["comment"] = f"connection {name} is as wanted"
@@ -404,7 +404,7 @@ def variable_present(name, value, description=None, sensitive=True, **kwargs):
     value = str(value)
 
     def show(v):
-        return MASK if (sensitive and v is not None) else v
+        return _mask(v) if sensitive else v
 
     try:
         cur = __salt__["airflow.variable_get"](name, **paths)

@@ -8,9 +8,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def load_module(name, kind="modules"):
     """
-    Import ``_modules/<name>.py`` (kind="modules") or ``_states/<name>.py``
-    (kind="states") by path: they are Salt loader modules, not a package.
-    Each call returns a fresh module object.
+    Import ``_modules/<name>.py`` (kind="modules"), ``_states/<name>.py``
+    (kind="states") or ``_utils/<name>.py`` (kind="utils") by path: they are
+    Salt loader modules, not a package. Each call returns a fresh module object.
     """
     path = ROOT / f"_{kind}" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"airflow_ha_{kind}_{name}", path)
@@ -25,3 +25,20 @@ def load_lab_pki():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def utils_dunder(*names):
+    """What Salt's loader gives a module as ``__utils__`` for the formula's
+    ``_utils/<name>.py`` files: ``{"<name>.<function>": function}`` for every
+    public function (the real code, not a fake)."""
+    out = {}
+    for name in names:
+        mod = load_module(name, "utils")
+        for attr, value in vars(mod).items():
+            if (
+                callable(value)
+                and not attr.startswith("_")
+                and getattr(value, "__module__", None) == mod.__name__
+            ):
+                out[f"{name}.{attr}"] = value
+    return out

@@ -73,6 +73,18 @@ airflow_ha-csync2-watch-script:
     - source: salt://airflow_ha/csync2/files/csync2-watch.py
     - mode: "0755"
     - makedirs: true
+    - require:
+      - file: airflow_ha-csync2-watch-secrets
+
+{#- The watcher imports the formula's secret policy from its own directory:
+    the same _utils file Salt syncs (the file root is the repository root;
+    kitchen.yml lists _utils), not a copy. #}
+airflow_ha-csync2-watch-secrets:
+  file.managed:
+    - name: /usr/local/lib/airflow_ha/ah_secrets.py
+    - source: salt://_utils/ah_secrets.py
+    - mode: "0644"
+    - makedirs: true
 
 airflow_ha-csync2-watch-conf:
   file.managed:

@@ -62,6 +62,7 @@ def _render(tmp_path, minion_id, grains, pillar, sls="airflow_ha", virtual="kvm"
                 "file_roots": {"base": [str(ROOT)]},
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "module_dirs": [str(ROOT / "_modules")],
+                "utils_dirs": [str(ROOT / "_utils")],
                 "states_dirs": [str(ROOT / "_states")],
                 "grains": dict(grains, virtual=virtual),
                 "log_level_logfile": "error",

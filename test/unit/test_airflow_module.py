@@ -9,7 +9,7 @@ from unittest.mock import MagicMock
 import pytest
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import ROOT, load_module
+from testlib import ROOT, load_module, utils_dunder
 
 airflow = load_module("airflow")
 airflow_ha = load_module("airflow_ha")
@@ -49,6 +49,7 @@ def configure_loader_modules(run_all):
             },
             "__opts__": {},
             "__grains__": {},
+            "__utils__": utils_dunder("ah_secrets"),
         },
         airflow_ha: {
             "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
@@ -64,94 +65,6 @@ def settings(pillar=None, minion_id="node1"):
 
 
 # -- parsing -----------------------------------------------------------------------
-def test_parse_result_ignores_noise_around_the_marker():
-    out = (
-        "[2026-01-01] {settings.py:1} WARNING - noise\n"
-        'AIRFLOW_HA_RESULT {"ok": true, "result": [1, 2]}\n'
-        "DeprecationWarning: more noise\n"
-    )
-    assert airflow.parse_result(out) == {"ok": True, "result": [1, 2]}
-
-
-def test_parse_result_takes_the_last_valid_marker_and_skips_broken_json():
-    out = 'AIRFLOW_HA_RESULT {"ok": true, "result": 1}\nAIRFLOW_HA_RESULT {not json\n'
-    assert airflow.parse_result(out)["result"] == 1
-
-
-@pytest.mark.parametrize("out", ["", "no marker at all", "AIRFLOW_HA_RESULT [1]", None])
-def test_parse_result_none_without_an_answer(out):
-    assert airflow.parse_result(out) is None
-
-
-# -- airflow.cfg editing ----------------------------------------------------------------
-CFG = """# header comment
-[core]
-# the executor
-executor = SequentialExecutor
-dags_folder = /old
-
-[database]
-sql_alchemy_conn = sqlite:///x.db
-"""
-
-
-def test_render_cfg_replaces_in_place_and_keeps_comments():
-    out = airflow.render_cfg(CFG, {"core": {"executor": "CeleryExecutor"}})
-    assert "# header comment" in out
-    assert "# the executor\nexecutor = CeleryExecutor\ndags_folder = /old" in out
-    assert "SequentialExecutor" not in out
-    assert out.count("executor =") == 1
-
-
-def test_render_cfg_appends_missing_key_at_end_of_its_section():
-    out = airflow.render_cfg(CFG, {"core": {"parallelism": 32}})
-    lines = out.splitlines()
-    assert lines.index("parallelism = 32") == lines.index("dags_folder = /old") + 1
-    assert airflow.parse_cfg(out)["database"] == {"sql_alchemy_conn": "sqlite:///x.db"}
-
-
-def test_render_cfg_adds_missing_section_and_is_idempotent():
-    values = {"celery": {"worker_concurrency": 4, "flower_host": "10.0.0.1"}, "core": {"executor": "X"}}
-    once = airflow.render_cfg(CFG, values)
-    assert airflow.render_cfg(once, values) == once
-    parsed = airflow.parse_cfg(once)
-    assert parsed["celery"] == {"worker_concurrency": "4", "flower_host": "10.0.0.1"}
-    assert parsed["core"]["executor"] == "X"
-
-
-def test_render_cfg_matches_keys_case_insensitively():
-    out = airflow.render_cfg("[core]\nEXECUTOR = A\n", {"core": {"executor": "B"}})
-    assert airflow.parse_cfg(out) == {"core": {"executor": "B"}}
-    assert out.count("=") == 1
-
-
-def test_parse_cfg_ignores_comments_and_keys_outside_sections():
-    text = "x = 1\n[a]\n# k = commented\n;k2 = also\nk = v = w\n"
-    assert airflow.parse_cfg(text) == {"a": {"k": "v = w"}}
-
-
-@pytest.mark.parametrize(
-    ("value", "text"), [(True, "True"), (False, "False"), (None, ""), (8, "8"), ("s", "s")]
-)
-def test_cfg_str(value, text):
-    assert airflow.cfg_str(value) == text
-
-
-@pytest.mark.parametrize(
-    ("section", "key", "sensitive"),
-    [
-        ("core", "fernet_key", True),
-        ("database", "sql_alchemy_conn", True),
-        ("celery", "broker_url", True),
-        ("api_auth", "jwt_secret", True),
-        ("core", "executor", False),
-        ("celery", "worker_concurrency", False),
-    ],
-)
-def test_is_sensitive(section, key, sensitive):
-    assert airflow.is_sensitive(section, key) is sensitive
-
-
 # -- the helper call ------------------------------------------------------------------
 def test_helper_refuses_without_airflow_cfg(tmp_path, run_all):
     with pytest.raises(CommandExecutionError, match="random keys"):
@@ -244,7 +157,7 @@ def test_desired_config_for_node1_of_the_example():
     assert cfg["celery"]["celery_config_options"] == airflow.CELERY_CONFIG_MODULE
     admin = EXAMPLE["airflow"]["admin"]["username"]
     assert cfg["celery"]["flower_basic_auth"] == f"{admin}:{EXAMPLE['secrets']['admin_password']}"
-    assert airflow.is_sensitive("celery", "flower_basic_auth")
+    assert load_module("ah_secrets", "utils").is_sensitive("celery", "flower_basic_auth")
     assert airflow.units_for_key("celery", "flower_basic_auth") == ["flower"]
     assert "webserver" not in cfg
 

@@ -7,7 +7,7 @@ import stat
 from unittest.mock import MagicMock
 
 import pytest
-from testlib import load_module
+from testlib import load_module, utils_dunder
 
 airflow_mod = load_module("airflow")
 airflow = load_module("airflow", "states")
@@ -24,7 +24,6 @@ def opts():
 def salt_funcs():
     funcs = {
         "airflow.version": MagicMock(return_value="3.3.2"),
-        "airflow.is_sensitive": airflow_mod.is_sensitive,
         "airflow.parse_cfg": airflow_mod.parse_cfg,
         "airflow.render_cfg": airflow_mod.render_cfg,
         "airflow.cfg_str": airflow_mod.cfg_str,
@@ -53,7 +52,7 @@ def salt_funcs():
 
 @pytest.fixture
 def configure_loader_modules(opts, salt_funcs):
-    return {airflow: {"__opts__": opts, "__salt__": salt_funcs}}
+    return {airflow: {"__opts__": opts, "__salt__": salt_funcs, "__utils__": utils_dunder("ah_secrets")}}
 
 
 def no_secret(ret):

@@ -37,6 +37,10 @@ import sys
 import time
 import urllib.parse
 
+# The formula's _utils/ah_secrets.py, installed next to this script (Python puts
+# a script's own directory first on sys.path): the one secret policy.
+import ah_secrets
+
 CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
 LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
 WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
@@ -49,7 +53,8 @@ BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here
 
 
 def log(msg):
-    print(msg, flush=True)
+    """One journal line; credentials in URLs (a peer's error, a path) are masked."""
+    print(ah_secrets.scrub(msg), flush=True)
 
 
 def excluded(path, patterns):

@@ -12,6 +12,7 @@ Python API via a helper, secrets on stdin only).
 Every function follows read -> compare -> test mode -> act -> before/after.
 """
 
+import json
 import os
 import tempfile
 
@@ -48,6 +49,38 @@ def _fail(ret, exc):
 
 
 # -- airflow.cfg -------------------------------------------------------------------------
+def _cfg(name):
+    """airflow.cfg at ``name``: (exists, text, {section: {key: value}})."""
+    exists = os.path.isfile(name)
+    text = ""
+    if exists:
+        with open(name, encoding="utf-8") as fh:
+            text = fh.read()
+    return exists, text, __utils__["ah_airflow_cfg.parse_cfg"](text)
+
+
+def _write_atomic(name, text, exists, user, group, mode):
+    directory = os.path.dirname(name) or "."
+    if not os.path.isdir(directory):
+        raise CommandExecutionError(f"directory {directory} does not exist: create it first")
+    fd, tmp = tempfile.mkstemp(prefix=".airflow.cfg.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if exists:
+            st = os.stat(name)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, int(str(mode or "0600"), 8))
+            if user or group:
+                __salt__["file.chown"](tmp, user or "root", group or "root")
+        os.replace(tmp, name)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def config_managed(name, sections, sensitive=None, user=None, group=None, mode=None):
     """
     Set ``sections`` (``{section: {key: value}}``) in the airflow.cfg at
@@ -56,9 +89,16 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
     masked. The file is replaced atomically and keeps its owner and mode (or
     gets ``user``/``group``/``mode`` when it is created).
 
+    A value may hold secret references (``@@pillar:PATH@@``, or
+    ``@@pillar_url:PATH@@`` percent-encoded, see ``_utils/ah_secrets.py``):
+    they are resolved from this minion's pillar here, so the rendered SLS
+    (``airflow.desired_config(ah, secret_refs=True)``) holds no secret. A
+    value that held a reference is always masked in ``changes``.
+
     sensitive
-        Extra ``section.key`` names to mask, besides the built-in list
-        (passwords, secrets, keys, connection and broker URLs).
+        Extra ``section.key`` names to mask, besides the formula's list
+        (``ah_secrets.SENSITIVE_WORDS``: passwords, secrets, keys, connection
+        and broker URLs, ...).
 
     .. code-block:: yaml
 
@@ -68,130 +108,146 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
             - sections:
                 core:
                   executor: CeleryExecutor
+                  fernet_key: '@@pillar:airflow_ha:secrets:fernet_key@@'
     """
     ret = _ret(name)
     if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
         return _fail(ret, "sections must be a mapping section -> key -> value")
-    extra = list(sensitive or [])
-
-    def masked(section, key, value):
-        return __utils__["ah_secrets.mask_cfg"](section, key, value, extra)
-
-    # read
-    exists = os.path.isfile(name)
-    text = ""
-    if exists:
-        with open(name, encoding="utf-8") as fh:
-            text = fh.read()
-    current = __salt__["airflow.parse_cfg"](text)
-    # compare
-    diff = {}
-    for section, keys in sections.items():
-        for key, value in keys.items():
-            new_val = __salt__["airflow.cfg_str"](value)
-            old_val = current.get(section, {}).get(str(key).lower())
-            if old_val != new_val:
-                diff[f"{section}.{str(key).lower()}"] = {
-                    "old": masked(section, key, old_val),
-                    "new": masked(section, key, new_val),
-                }
-    if not diff:
-        ret["comment"] = f"{len(sum((list(k) for k in sections.values()), []))} keys already set in {name}"
-        return ret
-    # test mode
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["changes"] = diff
-        ret["comment"] = f"{len(diff)} key(s) would be set in {name}"
-        return ret
-    # act
-    new_text = __salt__["airflow.render_cfg"](text, sections)
-    directory = os.path.dirname(name) or "."
+    extra = [str(s).lower() for s in (sensitive or [])]
+    want = {}
     try:
-        if not os.path.isdir(directory):
-            return _fail(ret, f"directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".airflow.cfg.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(new_text)
-            if exists:
-                st = os.stat(name)
-                os.chmod(tmp, st.st_mode & 0o7777)
-                os.chown(tmp, st.st_uid, st.st_gid)
-            else:
-                os.chmod(tmp, int(str(mode or "0600"), 8))
-                if user or group:
-                    __salt__["file.chown"](tmp, user or "root", group or "root")
-            os.replace(tmp, name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        for section, keys in sections.items():
+            for key, value in keys.items():
+                text = __utils__["ah_airflow_cfg.cfg_str"](value)
+                if __utils__["ah_secrets.has_refs"](text):
+                    extra.append(f"{section}.{key}".lower())
+                    text = __utils__["ah_secrets.resolve"](text, __pillar__)
+                want.setdefault(section, {})[str(key).lower()] = text
+    except KeyError as exc:
+        return _fail(ret, f"pillar key {exc.args[0]} is not set: the airflow.cfg of {name} needs it")
+
+    def diff_of(current):
+        diff = {}
+        for section, keys in want.items():
+            for key, new_val in keys.items():
+                old_val = current.get(section, {}).get(key)
+                if old_val != new_val:
+                    mask = __utils__["ah_secrets.mask_cfg"]
+                    diff[f"{section}.{key}"] = {
+                        "old": mask(section, key, old_val, extra),
+                        "new": mask(section, key, new_val, extra),
+                    }
+        return diff
+
+    try:
+        # read -> compare
+        exists, text, current = _cfg(name)
+        diff = diff_of(current)
+        if not diff:
+            ret["comment"] = f"{sum(len(k) for k in want.values())} keys already set in {name}"
+            return ret
+        # test mode: the same changes a real run reports
+        ret["changes"] = diff
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"{len(diff)} key(s) would be set in {name}"
+            return ret
+        # act, then re-read and verify
+        _write_atomic(name, __utils__["ah_airflow_cfg.render_cfg"](text, want), exists, user, group, mode)
+        left = diff_of(_cfg(name)[2])
     except (OSError, CommandExecutionError) as exc:
+        ret["changes"] = {}
         return _fail(ret, f"could not write {name}: {exc}")
-    ret["changes"] = diff
+    if left:
+        return _fail(ret, f"{name} was written but still differs in {', '.join(sorted(left))}")
     ret["comment"] = f"{len(diff)} key(s) set in {name}"
     return ret
 
 
 # -- users ----------------------------------------------------------------------------------
-def user_present(name, password, email, firstname=None, lastname=None, roles=("Admin",), **kwargs):
+def _user_diff(name, status, want):
+    """What differs between Airflow's user (``airflow.user_status``) and ``want``."""
+    user = status["user"]
+    if user is None:
+        return {"user": {"old": None, "new": name}}
+    diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
+    if not status["password_ok"]:
+        diff["password"] = {"old": _mask(), "new": _mask()}
+    return diff
+
+
+def user_present(
+    name,
+    password=None,
+    email=None,
+    firstname=None,
+    lastname=None,
+    roles=("Admin",),
+    password_pillar=None,
+    **kwargs,
+):
     """
     Ensure an Airflow (FAB) user exists with these roles, email and names, and
-    that ``password`` is its password. The password is changed only when it
-    no longer matches (checked against the stored hash); it never appears in
-    changes or comments.
+    that its password is ``password`` (or the pillar value at
+    ``password_pillar``, read on the minion: the rendered SLS then holds no
+    secret). The password is changed only when it no longer matches (checked
+    against the stored hash); it never appears in changes or comments.
 
     .. code-block:: yaml
 
         airflow_ha-airflow-admin:
           airflow.user_present:
             - name: admin
-            - password: {{ ah.secrets.admin_password }}
+            - password_pillar: airflow_ha:secrets:admin_password
             - email: admin@example.com
             - roles: [Admin]
     """
     ret = _ret(name)
     paths = _paths(kwargs)
+    if password_pillar:
+        password = __utils__["ah_secrets.pillar_get"](__pillar__, password_pillar)
     if not password:
-        return _fail(ret, f"user {name}: password is empty (set airflow_ha:secrets:admin_password)")
+        where = password_pillar or "airflow_ha:secrets:admin_password"
+        return _fail(ret, f"user {name}: password is empty (set the pillar key {where})")
+    if not email:
+        return _fail(ret, f"user {name}: email is required (FAB refuses users without one)")
     try:
-        roles = __salt__["airflow.normalize_roles"](list(roles) if not isinstance(roles, str) else roles)
+        roles = __utils__["ah_airflow_cfg.normalize_roles"](
+            list(roles) if not isinstance(roles, str) else roles
+        )
     except SaltInvocationError as exc:
         return _fail(ret, f"user {name}: {exc}")
-    firstname = firstname or name
-    lastname = lastname or name
+    want = {"email": email, "firstname": firstname or name, "lastname": lastname or name, "roles": roles}
     try:
+        # read -> compare
         status = __salt__["airflow.user_status"](name, password, **paths)
-        user = status["user"]
-        if user is None:
-            if __opts__.get("test"):
-                ret["result"] = None
-                ret["changes"] = {"user": {"old": None, "new": name}}
-                ret["comment"] = f"user {name} would be created"
-                return ret
-            __salt__["airflow.user_create"](name, password, email, firstname, lastname, roles, **paths)
-            ret["changes"] = {"user": {"old": None, "new": name}, "roles": roles}
-            ret["comment"] = f"user {name} created"
-            return ret
-        want = {"email": email, "firstname": firstname, "lastname": lastname, "roles": roles}
-        diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
-        pw_ok = status["password_ok"]
-        if not pw_ok:
-            diff["password"] = {"old": _mask(), "new": _mask()}
+        diff = _user_diff(name, status, want)
         if not diff:
             ret["comment"] = f"user {name} is as wanted"
             return ret
+        verb = "created" if status["user"] is None else f"updated: {', '.join(sorted(diff))}"
+        ret["changes"] = diff
         if __opts__.get("test"):
             ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"user {name} would be updated: {', '.join(sorted(diff))}"
+            ret["comment"] = f"user {name} would be {verb}"
             return ret
-        upd = {k: v["new"] for k, v in diff.items() if k != "password"}
-        __salt__["airflow.user_update"](name, password=None if pw_ok else password, **upd, **paths)
+        # act
+        if status["user"] is None:
+            __salt__["airflow.user_create"](
+                name, password, email, want["firstname"], want["lastname"], roles, **paths
+            )
+        else:
+            upd = {k: v["new"] for k, v in diff.items() if k != "password"}
+            pw = None if status["password_ok"] else password
+            __salt__["airflow.user_update"](name, password=pw, **upd, **paths)
+        # re-read and verify
+        left = _user_diff(name, __salt__["airflow.user_status"](name, password, **paths), want)
     except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["changes"] = {}
         return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"user {name} updated: {', '.join(sorted(diff))}"
+    if left:
+        return _fail(ret, f"user {name} still differs after the change: {', '.join(sorted(left))}")
+    ret["comment"] = f"user {name} {verb}"
     return ret
 
 
@@ -208,19 +264,21 @@ def user_absent(name, **kwargs):
     ret = _ret(name)
     paths = _paths(kwargs)
     try:
-        user = __salt__["airflow.user_get"](name, **paths)
-        if user is None:
+        if __salt__["airflow.user_get"](name, **paths) is None:
             ret["comment"] = f"user {name} is already absent"
             return ret
+        ret["changes"] = {"user": {"old": name, "new": None}}
         if __opts__.get("test"):
             ret["result"] = None
-            ret["changes"] = {"user": {"old": name, "new": None}}
             ret["comment"] = f"user {name} would be deleted"
             return ret
         __salt__["airflow.user_delete"](name, **paths)
+        still = __salt__["airflow.user_get"](name, **paths) is not None
     except CommandExecutionError as exc:
+        ret["changes"] = {}
         return _fail(ret, exc)
-    ret["changes"] = {"user": {"old": name, "new": None}}
+    if still:
+        return _fail(ret, f"user {name} still exists after the delete")
     ret["comment"] = f"user {name} deleted"
     return ret
 
@@ -231,7 +289,9 @@ def db_migrated(name, **kwargs):
     Ensure Airflow's metadata schema is migrated. ``db migrate`` runs only when
     migrations are pending, under a PostgreSQL advisory lock, so three nodes
     applying at once serialise and only the first one migrates (the others
-    re-check under the lock and find nothing to do).
+    re-check under the lock and find nothing to do). ``changes`` is
+    ``{"migrations": {"old": <pending>, "new": 0}}`` in test mode and in a
+    real run alike.
 
     .. code-block:: yaml
 
@@ -248,14 +308,17 @@ def db_migrated(name, **kwargs):
             return ret
         if __opts__.get("test"):
             ret["result"] = None
-            ret["changes"] = {"pending_migrations": len(pending)}
+            ret["changes"] = {"migrations": {"old": len(pending), "new": 0}}
             ret["comment"] = f"{len(pending)} migration(s) would be applied"
             return ret
         res = __salt__["airflow.db_migrate"](only_if_pending=True, **paths)
+        left = __salt__["airflow.db_pending_migrations"](**paths)
     except CommandExecutionError as exc:
         return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"migrations still pending after db migrate: {', '.join(map(str, left))}")
     if res.get("migrated"):
-        ret["changes"] = {"applied_migrations": len(res.get("pending") or [])}
+        ret["changes"] = {"migrations": {"old": len(res.get("pending") or pending), "new": 0}}
         ret["comment"] = "Airflow schema migrated"
     else:
         ret["comment"] = "another node migrated the schema meanwhile"
@@ -312,7 +375,31 @@ def venv_compatible(name, version):
 
 
 # -- connections / variables / pools ----------------------------------------------------------------
-CONN_FIELDS = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
+def _converge(ret, what, read, compare, write):
+    """The one shape of the states below: read -> compare -> test mode (the
+    same ``changes`` a real run reports) -> act -> re-read and verify.
+    ``compare(current)`` returns the masked diff; ``write(current)`` acts."""
+    try:
+        cur = read()
+        diff = compare(cur)
+        if not diff:
+            ret["comment"] = f"{what} is as wanted"
+            return ret
+        verb = "created" if cur is None else "updated"
+        ret["changes"] = diff
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"{what} would be {verb}"
+            return ret
+        write(cur)
+        left = compare(read())
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["changes"] = {}
+        return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"{what} still differs after the change: {', '.join(sorted(left))}")
+    ret["comment"] = f"{what} {verb}"
+    return ret
 
 
 def connection_present(
@@ -341,11 +428,8 @@ def connection_present(
             - login: etl
             - password: {{ pillar.warehouse_password }}
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
     if isinstance(extra, dict):
-        import json  # noqa: PLC0415
-
         extra = json.dumps(extra, sort_keys=True)
     want = {
         "conn_type": conn_type,
@@ -357,33 +441,23 @@ def connection_present(
         "extra": extra,
         "description": description,
     }
-    try:
-        cur = __salt__["airflow.connection_get"](name, reveal=True, **paths)
+
+    def compare(cur):
         diff = {}
         for field, value in want.items():
             old = (cur or {}).get(field)
-            if cur is None or old != value:
-                if cur is None and value is None:
-                    continue
+            if (cur is None and value is not None) or (cur is not None and old != value):
                 secret = field in ("password", "extra")
-                diff[field] = {
-                    "old": _mask(old) if secret else old,
-                    "new": _mask(value) if secret else value,
-                }
-        if not diff:
-            ret["comment"] = f"connection {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"connection {name} would be {'created' if cur is None else 'updated'}"
-            return ret
-        __salt__["airflow.connection_set"](name, **want, **paths)
-    except CommandExecutionError as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"connection {name} {'created' if cur is None else 'updated'}"
-    return ret
+                diff[field] = {"old": _mask(old) if secret else old, "new": _mask(value) if secret else value}
+        return diff
+
+    return _converge(
+        _ret(name),
+        f"connection {name}",
+        lambda: __salt__["airflow.connection_get"](name, reveal=True, **paths),
+        compare,
+        lambda cur: __salt__["airflow.connection_set"](name, **want, **paths),
+    )
 
 
 def variable_present(name, value, description=None, sensitive=True, **kwargs):
@@ -399,34 +473,27 @@ def variable_present(name, value, description=None, sensitive=True, **kwargs):
             - value: production
             - sensitive: false
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
     value = str(value)
 
     def show(v):
         return _mask(v) if sensitive else v
 
-    try:
-        cur = __salt__["airflow.variable_get"](name, **paths)
+    def compare(cur):
         diff = {}
         if cur is None or cur.get("value") != value:
             diff["value"] = {"old": show(cur.get("value") if cur else None), "new": show(value)}
         if description is not None and (cur or {}).get("description") != description:
             diff["description"] = {"old": (cur or {}).get("description"), "new": description}
-        if not diff:
-            ret["comment"] = f"variable {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"variable {name} would be set"
-            return ret
-        __salt__["airflow.variable_set"](name, value, description=description, **paths)
-    except CommandExecutionError as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"variable {name} set"
-    return ret
+        return diff
+
+    return _converge(
+        _ret(name),
+        f"variable {name}",
+        lambda: __salt__["airflow.variable_get"](name, **paths),
+        compare,
+        lambda cur: __salt__["airflow.variable_set"](name, value, description=description, **paths),
+    )
 
 
 def pool_present(name, slots, description="", include_deferred=False, **kwargs):
@@ -447,20 +514,14 @@ def pool_present(name, slots, description="", include_deferred=False, **kwargs):
     except (TypeError, ValueError):
         return _fail(ret, f"pool {name}: slots must be an integer, got {slots!r}")
     want = {"slots": slots, "description": description or "", "include_deferred": bool(include_deferred)}
-    try:
-        cur = __salt__["airflow.pool_get"](name, **paths)
-        diff = {k: {"old": (cur or {}).get(k), "new": v} for k, v in want.items() if (cur or {}).get(k) != v}
-        if cur is not None and not diff:
-            ret["comment"] = f"pool {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"pool {name} would be {'created' if cur is None else 'updated'}"
-            return ret
-        __salt__["airflow.pool_set"](name, **want, **paths)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"pool {name} {'created' if cur is None else 'updated'}"
-    return ret
+
+    def compare(cur):
+        return {k: {"old": (cur or {}).get(k), "new": v} for k, v in want.items() if (cur or {}).get(k) != v}
+
+    return _converge(
+        ret,
+        f"pool {name}",
+        lambda: __salt__["airflow.pool_get"](name, **paths),
+        compare,
+        lambda cur: __salt__["airflow.pool_set"](name, **want, **paths),
+    )

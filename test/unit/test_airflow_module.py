@@ -12,7 +12,9 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import ROOT, load_module, utils_dunder
 
 airflow = load_module("airflow")
+airflow_health = load_module("airflow_health")
 airflow_ha = load_module("airflow_ha")
+ah_cfg = load_module("ah_airflow_cfg", "utils")
 
 PARAMS = ROOT / "airflow_ha" / "parameters"
 DEFAULTS = salt.utils.yaml.safe_load(pathlib.Path(PARAMS / "defaults.yaml").read_text())
@@ -49,7 +51,11 @@ def configure_loader_modules(run_all):
             },
             "__opts__": {},
             "__grains__": {},
-            "__utils__": utils_dunder("ah_secrets"),
+            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
+        },
+        airflow_health: {
+            "__salt__": {"airflow.config_file": airflow.config_file, "airflow.version": airflow.version},
+            "__utils__": utils_dunder("ah_airflow_cfg"),
         },
         airflow_ha: {
             "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
@@ -132,10 +138,10 @@ def test_pool_set_rejects_non_integer_slots(home):
 
 
 def test_normalize_roles():
-    assert airflow.normalize_roles("Op, Admin") == ["Admin", "Op"]
-    assert airflow.normalize_roles(("Viewer",)) == ["Viewer"]
+    assert ah_cfg.normalize_roles("Op, Admin") == ["Admin", "Op"]
+    assert ah_cfg.normalize_roles(("Viewer",)) == ["Viewer"]
     with pytest.raises(SaltInvocationError):
-        airflow.normalize_roles([])
+        ah_cfg.normalize_roles([])
 
 
 # -- desired configuration --------------------------------------------------------------
@@ -143,7 +149,7 @@ def test_desired_config_for_node1_of_the_example():
     ah = settings()
     cfg = airflow.desired_config(ah)
     assert cfg["core"]["executor"] == "CeleryExecutor"
-    assert cfg["core"]["auth_manager"] == airflow.FAB_AUTH_MANAGER
+    assert cfg["core"]["auth_manager"] == ah_cfg.FAB_AUTH_MANAGER
     assert cfg["core"]["fernet_key"] == EXAMPLE["secrets"]["fernet_key"]
     assert cfg["core"]["dags_folder"] == "/var/lib/airflow/dags"
     assert cfg["core"]["execution_api_server_url"] == "http://127.0.0.1:8090/execution/"
@@ -154,12 +160,34 @@ def test_desired_config_for_node1_of_the_example():
     assert "127.0.0.1:5000/airflow" in cfg["database"]["sql_alchemy_conn"]
     assert cfg["celery"]["result_backend"].startswith("db+postgresql")
     assert len(cfg["celery"]["broker_url"].split(";")) == 3
-    assert cfg["celery"]["celery_config_options"] == airflow.CELERY_CONFIG_MODULE
+    assert cfg["celery"]["celery_config_options"] == ah_cfg.CELERY_CONFIG_MODULE
     admin = EXAMPLE["airflow"]["admin"]["username"]
     assert cfg["celery"]["flower_basic_auth"] == f"{admin}:{EXAMPLE['secrets']['admin_password']}"
     assert load_module("ah_secrets", "utils").is_sensitive("celery", "flower_basic_auth")
-    assert airflow.units_for_key("celery", "flower_basic_auth") == ["flower"]
+    assert ah_cfg.units_for_key("celery", "flower_basic_auth") == ["flower"]
     assert "webserver" not in cfg
+
+
+@pytest.mark.parametrize("version", ["3.3.2", "2.11.2"])
+def test_desired_config_secret_refs_hold_no_secret_and_resolve_to_the_same(version):
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["version"] = version
+    pillar["airflow"]["config"] = {"smtp": {"SMTP_Password": "smtp-Very-Secret", "smtp_host": "mail"}}
+    ah = settings(pillar)
+    cfg = airflow.desired_config(ah)
+    refs = airflow.desired_config(ah, secret_refs=True)
+    text = json.dumps(refs)
+    for secret in [*EXAMPLE["secrets"].values(), "smtp-Very-Secret"]:
+        assert str(secret) not in text
+    assert refs["core"]["fernet_key"] == "@@pillar:airflow_ha:secrets:fernet_key@@"
+    assert refs["smtp"]["smtp_password"] == "@@pillar:airflow_ha:airflow:config:smtp:SMTP_Password@@"
+    assert refs["smtp"]["smtp_host"] == "mail"
+    ah_secrets = load_module("ah_secrets", "utils")
+    resolved = {
+        s: {k: ah_secrets.resolve(v, {"airflow_ha": pillar}) for k, v in keys.items()}
+        for s, keys in refs.items()
+    }
+    assert resolved == cfg
 
 
 def test_desired_config_pgbouncer_and_local_broker():
@@ -207,18 +235,18 @@ def test_desired_config_rejects_bad_overrides():
 @pytest.mark.parametrize("version", ["1.10.15", "4.0.0", "latest"])
 def test_major_of_rejects_unsupported_versions(version):
     with pytest.raises(SaltInvocationError, match="not supported"):
-        airflow.major_of(version)
+        ah_cfg.major_of(version)
 
 
 # -- which units read which key ------------------------------------------------------------
 def test_units_for_key():
-    assert airflow.units_for_key("celery", "worker_concurrency") == ["worker"]
-    assert airflow.units_for_key("celery", "flower_port") == ["flower"]
-    assert airflow.units_for_key("api", "port") == ["api-server"]
-    assert airflow.units_for_key("api", "port", major=2) == ["webserver"]
-    assert airflow.units_for_key("dag_processor", "refresh_interval") == ["dag-processor"]
-    assert sorted(airflow.units_for_key("core", "fernet_key")) == sorted(airflow.COMPONENTS_3)
-    assert sorted(airflow.units_for_key("celery", "broker_url")) == sorted(airflow.COMPONENTS_3)
+    assert ah_cfg.units_for_key("celery", "worker_concurrency") == ["worker"]
+    assert ah_cfg.units_for_key("celery", "flower_port") == ["flower"]
+    assert ah_cfg.units_for_key("api", "port") == ["api-server"]
+    assert ah_cfg.units_for_key("api", "port", major=2) == ["webserver"]
+    assert ah_cfg.units_for_key("dag_processor", "refresh_interval") == ["dag-processor"]
+    assert sorted(ah_cfg.units_for_key("core", "fernet_key")) == sorted(ah_cfg.COMPONENTS_3)
+    assert sorted(ah_cfg.units_for_key("celery", "broker_url")) == sorted(ah_cfg.COMPONENTS_3)
 
 
 def test_config_groups_split_by_reader():
@@ -255,8 +283,8 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
         )
     run_all.return_value = {"retcode": 0, "stdout": "3.3.2\n", "stderr": ""}
     enabled = {"airflow-api-server", "airflow-scheduler", "airflow-flower"}
-    airflow.__salt__["service.enabled"] = lambda unit: unit in enabled
-    airflow.__salt__["service.status"] = lambda unit: unit in enabled
+    airflow_health.__salt__["service.enabled"] = lambda unit: unit in enabled
+    airflow_health.__salt__["service.status"] = lambda unit: unit in enabled
     seen = []
 
     def fake_http(url, timeout):
@@ -265,8 +293,8 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
             return 200, {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}
         return 200, None
 
-    monkeypatch.setattr(airflow, "_http_json", fake_http)
-    out = airflow.health(**home)
+    monkeypatch.setattr(airflow_health, "_http_json", fake_http)
+    out = airflow_health.health(**home)
     assert "http://10.0.0.5:8081/api/v2/monitor/health" in seen
     assert "http://127.0.0.1:8974/health" in seen
     assert "http://10.0.0.5:5555/healthcheck" in seen
@@ -278,8 +306,8 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
 
 def test_wait_healthy_raises_naming_the_unhealthy(monkeypatch):
     reports = iter([{"healthy": False, "worker": {"enabled": True, "healthy": False}}] * 3)
-    monkeypatch.setattr(airflow, "health", lambda **kw: next(reports))
+    monkeypatch.setattr(airflow_health, "health", lambda **kw: next(reports))
     with pytest.raises(CommandExecutionError, match="worker"):
-        airflow.wait_healthy(timeout=0, interval=0)
-    monkeypatch.setattr(airflow, "health", lambda **kw: {"healthy": True})
-    assert airflow.wait_healthy(timeout=0)["healthy"] is True
+        airflow_health.wait_healthy(timeout=0, interval=0)
+    monkeypatch.setattr(airflow_health, "health", lambda **kw: {"healthy": True})
+    assert airflow_health.wait_healthy(timeout=0)["healthy"] is True

@@ -46,7 +46,7 @@ def configure_loader_modules(run_all):
             "__salt__": {"cmd.run_all": run_all, "config.get": lambda key, default=None: default},
             "__opts__": {},
             "__grains__": {},
-            "__utils__": utils_dunder("ah_secrets"),
+            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
         },
         airflow_ha: {
             "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},

@@ -62,7 +62,7 @@ def test_config_managed_is_idempotent_and_truthful(st, mod, airflow_env):
 
 
 def test_db_migrated_once_then_nothing(migrated, st, mod, airflow_env):
-    assert migrated.changes.get("applied_migrations", 0) > 0
+    assert migrated.changes["migrations"]["old"] > 0 and migrated.changes["migrations"]["new"] == 0
     assert mod.db_pending_migrations(**paths(airflow_env)) == []
     assert mod.db_check(**paths(airflow_env)) is True
     again = st.db_migrated(name="airflow", **paths(airflow_env))

@@ -13,8 +13,6 @@ airflow.cfg, systemd and the components' HTTP probes.
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 from salt.exceptions import CommandExecutionError
 
@@ -26,17 +24,18 @@ def __virtual__():
 
 
 def _http_json(url, timeout):
+    """(status, decoded JSON or text) of GET ``url``; (status, None) for an
+    HTTP error status, (None, reason) when it cannot be reached."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URL
-            body = resp.read().decode("utf-8", "replace")
-            try:
-                return resp.status, json.loads(body)
-            except ValueError:
-                return resp.status, body
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (urllib.error.URLError, OSError) as exc:
-        return None, str(getattr(exc, "reason", exc))
+        status, text = __utils__["ah_http.request"]("GET", url, timeout)
+    except CommandExecutionError as exc:
+        return None, str(exc)
+    if status >= 400:
+        return status, None
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
 
 
 def health(host=None, api_port=None, scheduler_port=None, flower_port=None, timeout=5, **kwargs):

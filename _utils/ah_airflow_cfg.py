@@ -358,5 +358,3 @@ def components(roles, major=3):
         comp: {"enabled": comp in wanted, "command": COMMANDS[comp], "unit": f"airflow-{comp}"}
         for comp in allc
     }
-
-

@@ -1,5 +1,6 @@
 """Helpers shared by the test tiers."""
 
+import http.server
 import importlib.util
 import pathlib
 
@@ -42,3 +43,38 @@ def utils_dunder(*names):
             ):
                 out[f"{name}.{attr}"] = value
     return out
+
+
+class RouteHandler(http.server.BaseHTTPRequestHandler):
+    """A loopback HTTP server's handler for unit tests of the REST clients:
+    GET answers ``routes[path]`` = (status, body text), else 404."""
+
+    routes = {}
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        status, body = self.routes.get(self.path, (404, "{}"))
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class Seq:
+    """A fake execution function answering from a list (the last answer
+    repeats; an exception in the list is raised)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

@@ -21,7 +21,7 @@ airflow_ha-postgresql-patroni-service:
     - enable: true
     - reload: true
     - require:
-      - patroni: airflow_ha-etcd-wait-healthy
+      - airflow_ha_etcd: airflow_ha-etcd-wait-healthy
       - service: airflow_ha-postgresql-patroni-release-after-install
       - file: airflow_ha-postgresql-data-dir
       - cmd: airflow_ha-postgresql-drop-debian-main

@@ -173,7 +173,8 @@ def test_whole_tree_renders(tmp_path, etcd_tls, node, osfinger, variant):
     if "airflow_ha-etcd-wait-healthy" in states:
         scheme = "https" if variant == "etcd-tls" else "http"
         assert (
-            _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])["name"] == f"{scheme}://127.0.0.1:2379"
+            _args(states["airflow_ha-etcd-wait-healthy"]["airflow_ha_etcd"])["name"]
+            == f"{scheme}://127.0.0.1:2379"
         )
 
 
@@ -223,7 +224,7 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
     restart = _args(states["airflow_ha-etcd-restart-on-config"]["cmd"])
     assert {"file": "airflow_ha-etcd-tls-key"} in restart["onchanges"]
     assert {"file": "airflow_ha-etcd-tls-ca"} in restart["onchanges"]
-    wait = _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])
+    wait = _args(states["airflow_ha-etcd-wait-healthy"]["airflow_ha_etcd"])
     assert wait["name"] == "https://127.0.0.1:2379"
     assert (wait["cacert"], wait["cert"], wait["key"]) == (
         f"{tls_dir}/ca.crt",

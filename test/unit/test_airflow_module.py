@@ -55,7 +55,7 @@ def configure_loader_modules(run_all):
         },
         airflow_health: {
             "__salt__": {"airflow.config_file": airflow.config_file, "airflow.version": airflow.version},
-            "__utils__": utils_dunder("ah_airflow_cfg"),
+            "__utils__": utils_dunder("ah_airflow_cfg", "ah_http"),
         },
         airflow_ha: {
             "__grains__": {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"},
@@ -311,3 +311,24 @@ def test_wait_healthy_raises_naming_the_unhealthy(monkeypatch):
         airflow_health.wait_healthy(timeout=0, interval=0)
     monkeypatch.setattr(airflow_health, "health", lambda **kw: {"healthy": True})
     assert airflow_health.wait_healthy(timeout=0)["healthy"] is True
+
+
+def test_health_http_probe_against_a_loopback_server():
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from testlib import RouteHandler  # noqa: PLC0415
+
+    RouteHandler.routes = {"/ok": (200, '{"a": 1}'), "/text": (200, "OK"), "/bad": (503, '{"x": 1}')}
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), RouteHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert airflow_health._http_json(base + "/ok", 5) == (200, {"a": 1})
+        assert airflow_health._http_json(base + "/text", 5) == (200, "OK")
+        assert airflow_health._http_json(base + "/bad", 5) == (503, None)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    status, reason = airflow_health._http_json(base + "/ok", 1)
+    assert status is None and "cannot reach" in reason

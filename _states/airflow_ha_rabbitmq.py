@@ -19,7 +19,6 @@ Why custom states:
 
 import time
 
-import salt.utils.data
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_rabbitmq"
@@ -45,11 +44,10 @@ def user_password(name, password_pillar):
             - password_pillar: airflow_ha:secrets:rabbitmq_password
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    # Not pillar.get: in Salt 3008 it returns "**********" for every pillar
-    # string outside template rendering (salt.utils.secret masking) unless
-    # called with unmask=True, which older Salt lacks. Traversing __pillar__
-    # yields the plain value on every version.
-    password = salt.utils.data.traverse_dict_and_list(__pillar__, password_pillar, None, ":")
+    # Not pillar.get: in Salt 3008 it returns a mask for every pillar string
+    # outside template rendering unless called with unmask=True, which older
+    # Salt lacks; ah_secrets.pillar_get walks __pillar__ itself.
+    password = __utils__["ah_secrets.pillar_get"](__pillar__, password_pillar)
     if not isinstance(password, str) or not password:
         ret["comment"] = (
             f"pillar {password_pillar} is not set: put the password for RabbitMQ user "

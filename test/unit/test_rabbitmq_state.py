@@ -3,7 +3,7 @@
 import pytest
 import salt.utils.secret
 from salt.exceptions import CommandExecutionError
-from testlib import load_module
+from testlib import load_module, utils_dunder
 
 state = load_module("airflow_ha_rabbitmq", "states")
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"
@@ -28,7 +28,14 @@ class Recorder:
 @pytest.fixture
 def configure_loader_modules():
     pillar = {"airflow_ha": {"secrets": {"rabbitmq_password": SECRET}}}
-    return {state: {"__opts__": {"test": False}, "__salt__": {}, "__pillar__": pillar}}
+    return {
+        state: {
+            "__opts__": {"test": False},
+            "__salt__": {},
+            "__pillar__": pillar,
+            "__utils__": utils_dunder("ah_secrets"),
+        }
+    }
 
 
 def fakes(exists=True, matches=True, add=True, change=True, check_after=True):

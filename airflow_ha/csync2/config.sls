@@ -33,7 +33,10 @@ airflow_ha-csync2-psk:
 
 {#- Each node's own key + self-signed certificate, made once and kept: peers
     pin it, a new one is refused until the pin is cleared. The subject is
-    the same on every node (csync2 fails with a per-node CN, see FACTS). #}
+    the same on every node: with a different CN per node csync2 2.0 fails
+    the handshake (GNUTLS_E_CERTIFICATE_REQUIRED, client rc 141, "Config
+    command failed."), while per-node keys with one subject work (seen on
+    Debian 12 across three nodes). #}
 airflow_ha-csync2-ssl:
   cmd.run:
     - name: >-

@@ -164,10 +164,40 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
     return ret
 
 
+# -- the one shape of the states below -------------------------------------------------------
+def _converge(ret, what, read, compare, write, verb=None, same="is as wanted"):
+    """The one shape of the states below: read -> compare -> test mode (the
+    same ``changes`` a real run reports) -> act -> re-read and verify.
+    ``compare(current)`` returns the masked diff; ``write(current)`` acts;
+    ``verb`` says what acting does (default: created, or updated)."""
+    try:
+        cur = read()
+        diff = compare(cur)
+        if not diff:
+            ret["comment"] = f"{what} {same}"
+            return ret
+        verb = verb or ("created" if cur is None else "updated")
+        ret["changes"] = diff
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"{what} would be {verb}"
+            return ret
+        write(cur)
+        left = compare(read())
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["changes"] = {}
+        return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"{what} still differs after the change: {', '.join(sorted(left))}")
+    ret["comment"] = f"{what} {verb}"
+    return ret
+
+
 # -- users ----------------------------------------------------------------------------------
 def _user_diff(name, status, want):
-    """What differs between Airflow's user (``airflow.user_status``) and ``want``."""
-    user = status["user"]
+    """What differs between Airflow's user (``airflow.user_status``, None when
+    there is none) and ``want``."""
+    user = (status or {}).get("user")
     if user is None:
         return {"user": {"old": None, "new": name}}
     diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
@@ -218,37 +248,22 @@ def user_present(
     except SaltInvocationError as exc:
         return _fail(ret, f"user {name}: {exc}")
     want = {"email": email, "firstname": firstname or name, "lastname": lastname or name, "roles": roles}
-    try:
-        # read -> compare
+
+    def read():
         status = __salt__["airflow.user_status"](name, password, **paths)
-        diff = _user_diff(name, status, want)
-        if not diff:
-            ret["comment"] = f"user {name} is as wanted"
-            return ret
-        verb = "created" if status["user"] is None else f"updated: {', '.join(sorted(diff))}"
-        ret["changes"] = diff
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["comment"] = f"user {name} would be {verb}"
-            return ret
-        # act
-        if status["user"] is None:
+        return status if status["user"] is not None else None
+
+    def write(cur):
+        if cur is None:
             __salt__["airflow.user_create"](
                 name, password, email, want["firstname"], want["lastname"], roles, **paths
             )
-        else:
-            upd = {k: v["new"] for k, v in diff.items() if k != "password"}
-            pw = None if status["password_ok"] else password
-            __salt__["airflow.user_update"](name, password=pw, **upd, **paths)
-        # re-read and verify
-        left = _user_diff(name, __salt__["airflow.user_status"](name, password, **paths), want)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        ret["changes"] = {}
-        return _fail(ret, exc)
-    if left:
-        return _fail(ret, f"user {name} still differs after the change: {', '.join(sorted(left))}")
-    ret["comment"] = f"user {name} {verb}"
-    return ret
+            return
+        upd = {k: v["new"] for k, v in _user_diff(name, cur, want).items() if k != "password"}
+        pw = None if cur["password_ok"] else password
+        __salt__["airflow.user_update"](name, password=pw, **upd, **paths)
+
+    return _converge(ret, f"user {name}", read, lambda cur: _user_diff(name, cur, want), write)
 
 
 def user_absent(name, **kwargs):
@@ -261,26 +276,16 @@ def user_absent(name, **kwargs):
           airflow.user_absent:
             - name: bob
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
-    try:
-        if __salt__["airflow.user_get"](name, **paths) is None:
-            ret["comment"] = f"user {name} is already absent"
-            return ret
-        ret["changes"] = {"user": {"old": name, "new": None}}
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["comment"] = f"user {name} would be deleted"
-            return ret
-        __salt__["airflow.user_delete"](name, **paths)
-        still = __salt__["airflow.user_get"](name, **paths) is not None
-    except CommandExecutionError as exc:
-        ret["changes"] = {}
-        return _fail(ret, exc)
-    if still:
-        return _fail(ret, f"user {name} still exists after the delete")
-    ret["comment"] = f"user {name} deleted"
-    return ret
+    return _converge(
+        _ret(name),
+        f"user {name}",
+        lambda: __salt__["airflow.user_get"](name, **paths),
+        lambda cur: {"user": {"old": name, "new": None}} if cur is not None else {},
+        lambda cur: __salt__["airflow.user_delete"](name, **paths),
+        verb="deleted",
+        same="is already absent",
+    )
 
 
 # -- database -----------------------------------------------------------------------------------
@@ -375,33 +380,6 @@ def venv_compatible(name, version):
 
 
 # -- connections / variables / pools ----------------------------------------------------------------
-def _converge(ret, what, read, compare, write):
-    """The one shape of the states below: read -> compare -> test mode (the
-    same ``changes`` a real run reports) -> act -> re-read and verify.
-    ``compare(current)`` returns the masked diff; ``write(current)`` acts."""
-    try:
-        cur = read()
-        diff = compare(cur)
-        if not diff:
-            ret["comment"] = f"{what} is as wanted"
-            return ret
-        verb = "created" if cur is None else "updated"
-        ret["changes"] = diff
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["comment"] = f"{what} would be {verb}"
-            return ret
-        write(cur)
-        left = compare(read())
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        ret["changes"] = {}
-        return _fail(ret, exc)
-    if left:
-        return _fail(ret, f"{what} still differs after the change: {', '.join(sorted(left))}")
-    ret["comment"] = f"{what} {verb}"
-    return ret
-
-
 def connection_present(
     name,
     conn_type,

@@ -13,7 +13,7 @@ the truth: ``True`` when it holds, ``None`` when the real run would wait.
 Shape: read (poll) -> compare -> test mode -> (nothing to act on) -> no changes.
 """
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "patroni"
 
@@ -48,34 +48,24 @@ def leader_running(name, timeout=300, interval=3, host=None, port=None, config_f
             - name: airflow-ha
             - timeout: 300
     """
-    ret = _ret(name)
 
     def check():
         leader = __salt__["patroni.leader"](host=host, port=port, config_file=config_file)
         return leader is not None, leader
 
-    try:
-        timeout, interval = __utils__["ah_wait.check_args"](timeout, interval)
-        ok, detail, waited = __utils__["ah_wait.poll"](check, timeout, interval, bool(__opts__["test"]))
-    except SaltInvocationError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    if ok:
-        ret["result"] = True
-        ret["comment"] = f"Patroni cluster {name}: {detail} is the running leader"
-    elif __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = (
+    comments = {
+        "held": lambda detail: f"Patroni cluster {name}: {detail} is the running leader",
+        "pending": lambda detail, limit: (
             f"Patroni cluster {name} has no running leader yet ({detail or 'none elected'});"
-            f" would wait up to {timeout:.0f} s"
-        )
-    else:
-        ret["comment"] = (
+            f" would wait up to {limit:.0f} s"
+        ),
+        "failed": lambda detail, waited: (
             f"Patroni cluster {name}: no running leader after {waited:.0f} s "
             f"(last answer: {detail or 'no leader elected'}). Check `patronictl list` and "
             "`journalctl -u patroni` on the db nodes; etcd needs a quorum of db nodes up."
-        )
-    return ret
+        ),
+    }
+    return __utils__["ah_wait.wait"](name, check, timeout, interval, bool(__opts__["test"]), **comments)
 
 
 def _same(want, have):

@@ -1,8 +1,9 @@
 """
-Polling for the formula's wait states (Patroni leader, etcd quorum): they
-change nothing, they hold the state run until a peer-dependent condition
-holds. A Salt ``_utils`` module: ``__utils__["ah_wait.poll"]``,
-``__utils__["ah_wait.check_args"]``.
+The one shape of the formula's wait states (Patroni leader, etcd quorum):
+they change nothing, they hold the state run until a peer-dependent condition
+holds, and in test mode they ask once and tell the truth (True when it holds,
+None when the real run would wait). A Salt ``_utils`` module:
+``__utils__["ah_wait.wait"]`` (and its parts ``poll``, ``check_args``).
 """
 
 import time
@@ -38,3 +39,33 @@ def poll(check, timeout, interval, once):
         if ok or once or waited >= timeout:
             return ok, detail, waited
         time.sleep(min(interval, max(timeout - waited, 0.1)))
+
+
+def wait(name, check, timeout, interval, test, held, pending, failed, unusable=None):
+    """The state return for ``name`` (``changes`` always empty) from polling
+    ``check`` (see :func:`poll`); the comments come from ``held(detail)``,
+    ``pending(detail, timeout)`` (test mode: the real run would wait) and
+    ``failed(detail, waited)``. A SaltInvocationError raised by ``check`` (a
+    file it needs cannot be loaded) does not wait: ``unusable(exc)`` says so;
+    in test mode the result is None (the file may not be written yet)."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    try:
+        timeout, interval = check_args(timeout, interval)
+    except SaltInvocationError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    try:
+        ok, detail, waited = poll(check, timeout, interval, once=test)
+    except SaltInvocationError as exc:
+        text = unusable(exc) if unusable else str(exc)
+        ret.update(
+            result=None if test else False, comment=text + ("; the real run would wait" if test else "")
+        )
+        return ret
+    if ok:
+        ret.update(result=True, comment=held(detail))
+    elif test:
+        ret.update(result=None, comment=pending(detail, timeout))
+    else:
+        ret.update(result=False, comment=failed(detail, waited))
+    return ret

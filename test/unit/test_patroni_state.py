@@ -9,16 +9,12 @@ from testlib import Seq, load_module, utils_dunder
 state = load_module("patroni", "states")
 
 
+pytestmark = pytest.mark.usefixtures("no_sleep")
+
+
 @pytest.fixture
 def configure_loader_modules():
     return {state: {"__opts__": {"test": False}, "__salt__": {}, "__utils__": utils_dunder("ah_wait")}}
-
-
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    slept = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    return slept
 
 
 def use(leader=None, test=False):

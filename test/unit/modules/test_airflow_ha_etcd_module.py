@@ -11,11 +11,11 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import ROOT, RouteHandler, load_module, utils_dunder
 
 etcd = load_module("airflow_ha_etcd")
-DATA = ROOT / "test" / "unit" / "data" / "patroni"
 
 
 def recorded(name):
-    return (DATA / name).read_text()
+    """An answer recorded in the lab (test/unit/data/patroni, see its README)."""
+    return (ROOT / "test" / "unit" / "data" / "patroni" / name).read_text()
 
 
 @pytest.fixture

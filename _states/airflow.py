@@ -372,9 +372,12 @@ def venv_compatible(name, version):
         return ret
     try:
         __salt__["file.remove"](name)
+        left = __salt__["airflow.version"](venv=name)  # re-read: nothing installed any more
     except CommandExecutionError as exc:
         ret["changes"] = {}
         return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"{name} was removed but apache-airflow {left} is still found there")
     ret["comment"] = f"removed {name} (apache-airflow {installed}); the next states rebuild it for {version}"
     return ret
 

@@ -121,35 +121,34 @@ def dynamic_config(name, config, host=None, port=None, config_file=None):
     if not isinstance(config, dict) or not config:
         ret["comment"] = "config must be a non-empty dict of Patroni dynamic settings"
         return ret
+    api = {"host": host, "port": port, "config_file": config_file}
     try:
-        current = __salt__["patroni.dynamic_config"](host=host, port=port, config_file=config_file)
-    except CommandExecutionError as exc:
-        ret["comment"] = f"cannot read Patroni's dynamic configuration: {exc}"
-        return ret
-    patch, changes = _diff(config, current)
-    if not patch:
-        ret["result"] = True
-        ret["comment"] = f"Patroni dynamic configuration of {name} is up to date"
-        return ret
-    if __opts__["test"]:
-        ret["result"] = None
+        # read -> compare
+        patch, changes = _diff(config, __salt__["patroni.dynamic_config"](**api))
+        if not patch:
+            ret["result"] = True
+            ret["comment"] = f"Patroni dynamic configuration of {name} is up to date"
+            return ret
+        # test mode: the same changes a real run reports
         ret["changes"] = changes
-        ret["comment"] = (
-            f"Patroni dynamic configuration of {name} would be patched: {', '.join(sorted(changes))}"
-        )
-        return ret
-    try:
-        after = __salt__["patroni.patch_dynamic_config"](patch, host=host, port=port, config_file=config_file)
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = (
+                f"Patroni dynamic configuration of {name} would be patched: {', '.join(sorted(changes))}"
+            )
+            return ret
+        # act; Patroni answers with the configuration it now holds
+        after = __salt__["patroni.patch_dynamic_config"](patch, **api)
     except CommandExecutionError as exc:
-        ret["comment"] = f"patching Patroni's dynamic configuration failed: {exc}"
+        ret["changes"] = {}
+        ret["comment"] = f"Patroni's dynamic configuration of {name}: {exc}"
         return ret
-    left, _ = _diff(config, after)
+    # verify
+    left, differs = _diff(config, after)
     if left:
-        ret["comment"] = f"Patroni kept other values for: {', '.join(sorted(_diff(config, after)[1]))}"
-        ret["changes"] = changes
+        ret["comment"] = f"Patroni kept other values for: {', '.join(sorted(differs))}"
         return ret
     ret["result"] = True
-    ret["changes"] = changes
     ret["comment"] = f"Patroni dynamic configuration of {name} patched"
     if any(k.startswith("postgresql.parameters.") for k in changes):
         ret["comment"] += (

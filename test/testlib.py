@@ -66,13 +66,16 @@ class RouteHandler(http.server.BaseHTTPRequestHandler):
 
 class Seq:
     """A fake execution function answering from a list (the last answer
-    repeats; an exception in the list is raised)."""
+    repeats; an exception in the list is raised); ``calls`` counts the calls,
+    ``seen`` holds their (args, kwargs)."""
 
     def __init__(self, *answers):
         self.answers = list(answers)
         self.calls = 0
+        self.seen = []
 
     def __call__(self, *args, **kwargs):
+        self.seen.append((args, kwargs))
         answer = self.answers[min(self.calls, len(self.answers) - 1)]
         self.calls += 1
         if isinstance(answer, Exception):

@@ -456,7 +456,11 @@ def test_pool_present(salt_funcs, opts):
 # -- venv_compatible ----------------------------------------------------------------------------------
 @pytest.fixture
 def remove(salt_funcs):
-    salt_funcs["file.remove"] = MagicMock(return_value=True)
+    def gone(path):  # the venv is gone: no Airflow found there any more
+        salt_funcs["airflow.version"].return_value = ""
+        return DEFAULT
+
+    salt_funcs["file.remove"] = MagicMock(return_value=True, side_effect=gone)
     return salt_funcs["file.remove"]
 
 

@@ -50,20 +50,8 @@ def test_etcd_test_mode():
     assert state.healthy("http://127.0.0.1:2379")["result"] is True
 
 
-class Recorder(Seq):
-    """A Seq that also records the arguments of every call."""
-
-    def __init__(self, *answers):
-        super().__init__(*answers)
-        self.seen = []
-
-    def __call__(self, *args, **kwargs):
-        self.seen.append((args, kwargs))
-        return super().__call__(*args, **kwargs)
-
-
 def test_etcd_healthy_passes_tls_files_only_when_given():
-    fake = Recorder(True)
+    fake = Seq(True)
     use(etcd=fake)
     tls = {"cacert": "/t/ca.crt", "cert": "/t/node.crt", "key": "/t/etcd.key"}
     assert state.healthy("https://127.0.0.1:2379", **tls)["result"] is True

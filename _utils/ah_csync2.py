@@ -4,9 +4,10 @@ recorded from the real binary (test/unit/data/csync2).
 
 A Salt ``_utils`` module (``saltutil.sync_all`` syncs it) used by the ``csync2``
 execution module as ``__utils__["ah_csync2.<name>"]``. Standard library only
-and no Salt import, so a script without Salt (the csync2 watcher) could load
-it too. Argument problems raise ``ValueError`` with the fix; the module turns
-them into ``ValueError``.
+and no Salt import: the csync2 watcher (no Salt) imports the very same file,
+which the formula installs next to it (airflow_ha/csync2/config.sls).
+Argument problems raise ``ValueError`` with the fix; the module turns them
+into ``SaltInvocationError``.
 
 csync2 behaviour these parsers rely on (LINBIT's csync2 manual; exit codes and
 messages seen with csync2 2.0 on Debian 12):

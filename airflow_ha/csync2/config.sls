@@ -77,15 +77,18 @@ airflow_ha-csync2-watch-script:
     - mode: "0755"
     - makedirs: true
     - require:
-      - file: airflow_ha-csync2-watch-secrets
+      - file: airflow_ha-csync2-watch-utils
 
-{#- The watcher imports the formula's secret policy from its own directory:
-    the same _utils file Salt syncs (the file root is the repository root;
-    kitchen.yml lists _utils), not a copy. #}
-airflow_ha-csync2-watch-secrets:
+{#- The watcher imports the formula's secret policy and csync2 output parser
+    from its own directory: the same _utils files Salt syncs (the file root
+    is the repository root; kitchen.yml lists _utils), not copies. #}
+airflow_ha-csync2-watch-utils:
   file.managed:
-    - name: /usr/local/lib/airflow_ha/ah_secrets.py
-    - source: salt://_utils/ah_secrets.py
+    - names:
+      - /usr/local/lib/airflow_ha/ah_secrets.py:
+        - source: salt://_utils/ah_secrets.py
+      - /usr/local/lib/airflow_ha/ah_csync2.py:
+        - source: salt://_utils/ah_csync2.py
     - mode: "0644"
     - makedirs: true
 

@@ -597,11 +597,10 @@ def desired_config(ah, secret_refs=False):
 
 def config_groups(values, major=3):
     """
-    Split ``{section: {key: value}}`` into groups of keys read by the same
-    components: ``{group: {"units": [...], "values": {section: {key: v}}}}``.
-    Group ``common`` holds keys every component reads. The SLS makes one
-    ``airflow.config_managed`` state per group and each service watches only
-    the groups naming it.
+    ``values`` grouped by the Airflow components that read them, ``{group:
+    {"units": [...], "values": {...}}}`` (``common``: read by all): config.sls
+    makes one ``airflow.config_managed`` state per group, service.sls restarts
+    a unit only for the groups naming it.
 
     CLI Example:
 

@@ -200,8 +200,8 @@ def config_get(section, key, reveal=False, **kwargs):
 
 def config_list(section=None, **kwargs):
     """
-    The effective configuration (sensitive values hidden by Airflow), all
-    sections or one.
+    The effective configuration, all sections or one; every sensitive key
+    (the same list as :py:func:`config_get`) is masked.
 
     CLI Example:
 
@@ -209,7 +209,9 @@ def config_list(section=None, **kwargs):
 
         salt '*' airflow.config_list celery
     """
-    return _helper("config_list", {"section": section}, **kwargs)
+    data = _helper("config_list", {"section": section}, **kwargs) or {}
+    mask = __utils__["ah_secrets.mask_cfg"]
+    return {sec: {k: mask(sec, k, v) for k, v in (keys or {}).items()} for sec, keys in data.items()}
 
 
 # -- users -------------------------------------------------------------------------

@@ -122,6 +122,20 @@ def test_config_get_masks_every_secret_key_even_if_the_helper_did_not(version, h
         assert json.loads(run_all.call_args[1]["stdin"])["args"]["reveal"] is True
     run_all.return_value = _answer("CeleryExecutor")
     assert airflow.config_get("core", "executor", **home)["value"] == "CeleryExecutor"
+    # config_list too: every section, every sensitive key
+    listing = {}
+    for section, key, value in _secret_keys(version) + WORD_KEYS + [("core", "executor", "C")]:
+        listing.setdefault(section, {})[key] = value
+    run_all.return_value = {
+        "retcode": 0,
+        "stdout": "AIRFLOW_HA_RESULT " + json.dumps({"ok": True, "result": listing}),
+        "stderr": "",
+    }
+    listed = airflow.config_list(**home)
+    for section, keys in listing.items():
+        for key, value in keys.items():
+            assert listed[section][key] == (MASK if ah_secrets.is_sensitive(section, key) else value)
+    assert listed["core"]["executor"] == "C"
 
 
 @pytest.fixture

@@ -112,8 +112,13 @@ def to_refs(value, secrets, base="airflow_ha:secrets"):
     ``@@pillar_url:…@@``, the raw form by ``@@pillar:…@@``. Longest secrets first,
     so a secret containing another one is not split."""
     text = str(value)
+    # a secret given as a YAML number is a secret too (its text is what lands in a file)
     items = sorted(
-        ((n, s) for n, s in (secrets or {}).items() if isinstance(s, str) and len(s) >= MIN_SCRUB_LEN),
+        (
+            (n, str(s))
+            for n, s in (secrets or {}).items()
+            if isinstance(s, (str, int, float)) and not isinstance(s, bool) and len(str(s)) >= MIN_SCRUB_LEN
+        ),
         key=lambda item: len(item[1]),
         reverse=True,
     )

@@ -80,3 +80,9 @@ def test_refs_round_trip_through_the_pillar():
 def test_resolve_names_the_missing_pillar_key():
     with pytest.raises(KeyError, match="airflow_ha:secrets:gone"):
         ah_secrets.resolve("x @@pillar:airflow_ha:secrets:gone@@", {})
+
+
+def test_refs_cover_a_secret_given_as_a_number():
+    ref = ah_secrets.to_refs("admin:123456789012", {"n": 123456789012, "flag": True})
+    assert ref == "admin:@@pillar:airflow_ha:secrets:n@@"
+    assert ah_secrets.resolve(ref, {"airflow_ha": {"secrets": {"n": 123456789012}}}) == "admin:123456789012"

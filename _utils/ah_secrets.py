@@ -84,7 +84,8 @@ def scrub(text, secrets=()):
     replaced by the mask, and the password of any ``scheme://user:password@``
     URL masked."""
     text = "" if text is None else str(text)
-    for secret in sorted((s for s in secrets if isinstance(s, str)), key=len, reverse=True):
+    texts = (str(s) for s in secrets if isinstance(s, (str, int, float)) and not isinstance(s, bool))
+    for secret in sorted(texts, key=len, reverse=True):
         if len(secret) < MIN_SCRUB_LEN:
             continue
         for form in {secret, urllib.parse.quote(secret, safe="")}:

@@ -52,6 +52,7 @@ def test_scrub_masks_secrets_raw_encoded_and_url_passwords():
     assert "u:***@h" in out
     assert ah_secrets.scrub(None) == ""
     assert ah_secrets.scrub("ab ab", ["ab"]) == "ab ab"  # too short to replace
+    assert ah_secrets.scrub("pin 123456 ok", [123456, True]) == "pin *** ok"
 
 
 def test_pillar_get_walks_the_dict():

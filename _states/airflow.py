@@ -353,33 +353,22 @@ def venv_compatible(name, version):
             - name: /opt/airflow/venv
             - version: 3.3.2
     """
-    ret = _ret(name)
     wanted = str(version).split(".")[0]
-    installed = __salt__["airflow.version"](venv=name)
-    if not installed or installed.split(".")[0] == wanted:
-        ret["comment"] = (
-            f"the venv has apache-airflow {installed}: upgradable in place to {version}"
-            if installed
-            else "no Airflow installed in the venv yet"
-        )
-        return ret
-    ret["changes"] = {
-        "venv": {"old": f"apache-airflow {installed}", "new": f"removed, rebuilt for {version}"}
-    }
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = f"{name} would be removed: {installed} -> {version} crosses a major version"
-        return ret
-    try:
-        __salt__["file.remove"](name)
-        left = __salt__["airflow.version"](venv=name)  # re-read: nothing installed any more
-    except CommandExecutionError as exc:
-        ret["changes"] = {}
-        return _fail(ret, exc)
-    if left:
-        return _fail(ret, f"{name} was removed but apache-airflow {left} is still found there")
-    ret["comment"] = f"removed {name} (apache-airflow {installed}); the next states rebuild it for {version}"
-    return ret
+
+    def compare(installed):
+        if not installed or installed.split(".")[0] == wanted:
+            return {}
+        return {"venv": {"old": f"apache-airflow {installed}", "new": f"removed, rebuilt for {version}"}}
+
+    return _converge(
+        _ret(name),
+        f"the venv {name}",
+        lambda: __salt__["airflow.version"](venv=name),
+        compare,
+        lambda installed: __salt__["file.remove"](name),
+        verb=f"removed: its major version differs from {version}; the next states rebuild it",
+        same=f"needs no rebuild for {version} (no Airflow yet, or the same major version)",
+    )
 
 
 # -- connections / variables / pools ----------------------------------------------------------------

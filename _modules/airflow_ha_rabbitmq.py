@@ -62,7 +62,7 @@ def node_name(minion_id):
     """
     The RabbitMQ node name of a minion: ``rabbit@<short host name>``.
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -78,7 +78,7 @@ def cluster_nodes(members):
     Node names of the broker members, sorted: ``members`` is
     ``ah.members.broker`` (a list of ``{id, address}``).
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -141,7 +141,7 @@ def cluster_status(node=None):
     ``rabbitmqctl cluster_status`` of the local node (or ``node``) as a dict
     with ``members`` (disk and RAM nodes), ``running`` and ``partitions``.
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -161,12 +161,28 @@ def cluster_status(node=None):
 
 
 def list_users():
-    """Names of the internal users."""
+    """
+    Names of the internal users.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.list_users
+    """
     return sorted(u["user"] for u in _ctl_json(["list_users"]))
 
 
 def list_vhosts():
-    """Names of the virtual hosts."""
+    """
+    Names of the virtual hosts.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.list_vhosts
+    """
     return sorted(v["name"] for v in _ctl_json(["list_vhosts", "name"]))
 
 
@@ -175,6 +191,12 @@ def is_untouched():
     True when this node holds only what a fresh RabbitMQ creates: the user
     ``guest``, the vhost ``/`` and no queue. Such a node loses nothing when
     it is reset.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.is_untouched
     """
     if set(list_users()) - DEFAULT_USERS:
         return False
@@ -184,7 +206,15 @@ def is_untouched():
 
 
 def user_exists(name):
-    """True when the internal user ``name`` exists."""
+    """
+    True when the internal user ``name`` exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.user_exists airflow
+    """
     return name in list_users()
 
 
@@ -192,13 +222,33 @@ def check_password(name, password):
     """
     True when ``password`` authenticates ``name``. The password goes through
     stdin (``rabbitmqctl authenticate_user NAME``), never argv.
+
+    From the CLI the password lands in the shell history and the master's job
+    cache: the state ``airflow_ha_rabbitmq.user_password`` takes it from pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.check_password airflow "$PASSWORD"
     """
     res = _ctl(["authenticate_user", name], stdin=password + "\n")
     return res["retcode"] == 0
 
 
 def add_user(name, password):
-    """Create ``name`` with ``password`` (through stdin). Returns True."""
+    """
+    Create ``name`` with ``password`` (through stdin). Returns True.
+
+    From the CLI the password lands in the shell history and the master's job
+    cache: the state ``airflow_ha_rabbitmq.user_password`` takes it from pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.add_user bob "$PASSWORD"
+    """
     res = _ctl(["add_user", name], stdin=password + "\n")
     if res["retcode"] != 0:
         raise CommandExecutionError(
@@ -208,7 +258,18 @@ def add_user(name, password):
 
 
 def change_password(name, password):
-    """Set ``name``'s password (through stdin). Returns True."""
+    """
+    Set ``name``'s password (through stdin). Returns True.
+
+    From the CLI the password lands in the shell history and the master's job
+    cache: the state ``airflow_ha_rabbitmq.user_password`` takes it from pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.change_password bob "$PASSWORD"
+    """
     res = _ctl(["change_password", name], stdin=password + "\n")
     if res["retcode"] != 0:
         raise CommandExecutionError(
@@ -220,7 +281,7 @@ def change_password(name, password):
 def _safe(res, secret):
     """Error text for a comment: never the secret, even if a tool echoed it."""
     text = (res.get("stderr") or res.get("stdout") or "").strip()[:400]
-    return text.replace(secret, "********") if secret else text
+    return __utils__["ah_secrets.scrub"](text, [secret] if secret else [])
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +303,7 @@ def cluster_plan(nodes, node=None):
     A node whose cluster has any other member is never touched: re-applying
     never resets a clustered node, running or not.
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -323,6 +384,12 @@ def join(peer):
     ``join_cluster``, ``start_app``. Only call it when :func:`cluster_plan`
     said ``join``. Returns the new ``cluster_status``. Quorum queues declared
     before the join have no member here yet: see :func:`grow_quorum_queues`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node3 airflow_ha_rabbitmq.join rabbit@node1
     """
     for args in (["stop_app"], ["reset"], ["join_cluster", peer], ["start_app"]):
         res = _ctl(args, timeout=120)
@@ -367,7 +434,7 @@ def stale(unit, paths=(), units=()):
     An empty list means the running unit already uses them all; a unit that is
     not running is never stale (starting it reads everything anew).
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -402,7 +469,7 @@ def quorum_queues_without(node):
     RabbitMQ 3.10 never adds a member by itself, so a node that joined after a
     queue was declared (or was replaced) holds no replica of it.
 
-    CLI example:
+    CLI Example:
 
     .. code-block:: bash
 
@@ -421,6 +488,12 @@ def grow_quorum_queues(node, attempts=5, interval=5, timeout=120):
     Add a member on ``node`` to every quorum queue lacking one
     (``rabbitmq-queues grow NODE all``), retrying while the node's quorum
     system is still starting. Returns the queues still without a member.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.grow_quorum_queues rabbit@node3
     """
     missing = quorum_queues_without(node)
     for _ in range(attempts):

@@ -1,5 +1,6 @@
 """
-Read-only access to Patroni's REST API (and to etcd's health endpoint, Patroni's DCS).
+Access to Patroni's REST API (etcd's health, Patroni's DCS, is read by the
+``airflow_ha_etcd`` module).
 
 Why custom code: Salt ships no Patroni module, and the questions the formula
 asks ("is there a leader yet?", "is this node the leader?") need the JSON of
@@ -21,12 +22,8 @@ CLI examples::
     salt node1 patroni.members host=10.77.0.12
 """
 
-import base64
 import json
 import logging
-import ssl
-import urllib.error
-import urllib.request
 
 try:
     import yaml
@@ -54,52 +51,16 @@ def __virtual__():
     return __virtualname__
 
 
-def _http_request(method, url, timeout, body=None, auth=None, context=None):
-    """``method`` ``url`` (JSON ``body``, basic ``auth`` (user, password), TLS
-    ``context`` an ssl.SSLContext); return (status, text)."""
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # nosec B310
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        # Patroni answers 503 on /leader, /primary, /replica for "no": a valid answer.
-        return exc.code, exc.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CommandExecutionError(f"cannot reach {url}: {reason}") from None
+def _http_request(method, url, timeout, body=None, auth=None):
+    """(status, text) of ``method`` ``url``; raises CommandExecutionError when
+    unreachable (Patroni answers 503 on /leader, /primary, /replica for "no":
+    a valid answer)."""
+    return __utils__["ah_http.request"](method, url, timeout, body=body, auth=auth)
 
 
-def _http_get(url, timeout, context=None):
+def _http_get(url, timeout):
     """GET ``url``; return (status, body text). Raises CommandExecutionError."""
-    return _http_request("GET", url, timeout, context=context)
-
-
-def _tls_context(cacert=None, cert=None, key=None):
-    """An ssl context trusting ``cacert`` (else the system CAs) and presenting
-    the client certificate ``cert``/``key`` when given. Raises
-    SaltInvocationError naming the file it cannot load (never its content)."""
-    if key and not cert:
-        raise SaltInvocationError("a client key needs its certificate: pass cert too")
-    try:
-        ctx = ssl.create_default_context(cafile=cacert or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise SaltInvocationError(f"cannot load the CA certificate {cacert}: {exc}") from None
-    if cert:
-        try:
-            ctx.load_cert_chain(cert, key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise SaltInvocationError(
-                f"cannot load the client certificate {cert} / key {key or cert}: {exc}"
-            ) from None
-    return ctx
+    return _http_request("GET", url, timeout)
 
 
 def _read_config(config_file):
@@ -178,7 +139,9 @@ def cluster(host=None, port=None, timeout=5, config_file=None):
     config_file
         Patroni configuration to read the address from (default /etc/patroni/config.yml).
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.cluster
     """
@@ -193,7 +156,9 @@ def members(host=None, port=None, timeout=5, config_file=None):
     Return the members of the Patroni cluster, each reduced to name, role,
     state, host, port, timeline and lag (``None`` when Patroni gives none).
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.members
     """
@@ -218,7 +183,9 @@ def leader(host=None, port=None, timeout=5, config_file=None):
     Return the name of the running leader of the cluster, or ``None`` when
     there is none (election in progress, or the leader is not running).
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.leader
     """
@@ -239,7 +206,9 @@ def is_leader(name=None, host=None, port=None, timeout=5, config_file=None, defa
         ``onlyif`` guards use ``default: false``, so ``test=True`` on a fresh
         node skips leader-only states instead of failing.
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt '*' patroni.is_leader
     """
@@ -258,47 +227,13 @@ def replicas(host=None, port=None, timeout=5, config_file=None):
     """
     Return the names of the members that are replicas (any state).
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.replicas
     """
     return [m["name"] for m in members(host, port, timeout, config_file) if m.get("role") in REPLICA_ROLES]
-
-
-def etcd_health(url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=None):
-    """
-    Return True when the etcd member at ``url`` reports ``{"health": "true"}``
-    on ``/health`` (it has a leader, i.e. the cluster has quorum), False when
-    it answers that it is unhealthy. Raises when it cannot be reached.
-
-    With etcd's TLS on (``https://``): ``cacert`` is the CA file that signed
-    the member's certificate (default: the system CAs), ``cert``/``key`` the
-    client certificate and key files etcd asks for (client cert auth).
-
-    CLI example::
-
-        salt node1 patroni.etcd_health http://10.77.0.11:2379
-        salt node1 patroni.etcd_health https://127.0.0.1:2379 \
-            cacert=/etc/etcd/airflow-ha-tls/ca.crt cert=/etc/etcd/airflow-ha-tls/node.crt \
-            key=/etc/etcd/airflow-ha-tls/etcd.key
-    """
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise SaltInvocationError(f"patroni.etcd_health: url must be http(s)://..., got {url!r}")
-    context = None
-    if cacert or cert or key:
-        if not url.startswith("https://"):
-            raise SaltInvocationError(
-                f"patroni.etcd_health: cacert/cert/key need an https:// url, got {url!r}"
-            )
-        context = _tls_context(cacert, cert, key)
-    status, body = _http_get(url.rstrip("/") + "/health", timeout, context=context)
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise CommandExecutionError(
-            f"{url}/health answered HTTP {status} with a body that is not JSON: {body[:200]!r}"
-        ) from None
-    return status == 200 and str(data.get("health")).lower() == "true"
 
 
 def dynamic_config(host=None, port=None, timeout=5, config_file=None):
@@ -306,7 +241,9 @@ def dynamic_config(host=None, port=None, timeout=5, config_file=None):
     Return the cluster's dynamic configuration stored in the DCS (``GET /config``):
     ttl, loop_wait, retry_timeout, maximum_lag_on_failover, postgresql, ...
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.dynamic_config
     """
@@ -325,7 +262,9 @@ def patch_dynamic_config(changes, host=None, port=None, timeout=10, config_file=
     restart: Patroni then flags the members "pending restart"; restart them
     with ``patronictl restart`` in a maintenance window.
 
-    CLI example::
+    CLI Example:
+
+    .. code-block:: bash
 
         salt node1 patroni.patch_dynamic_config '{"ttl": 20, "loop_wait": 5}'
     """

@@ -12,6 +12,7 @@ Python API via a helper, secrets on stdin only).
 Every function follows read -> compare -> test mode -> act -> before/after.
 """
 
+import json
 import os
 import tempfile
 
@@ -19,7 +20,6 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "airflow"
 
-MASK = "***"
 PATH_KWARGS = ("venv", "home", "user", "config", "helper")
 
 
@@ -37,6 +37,11 @@ def _paths(kwargs):
     return {k: kwargs[k] for k in PATH_KWARGS if kwargs.get(k)}
 
 
+def _mask(value="<a secret>"):
+    """The formula's one mask (ah_secrets) for a secret value; None and '' stay."""
+    return __utils__["ah_secrets.mask"](value)
+
+
 def _fail(ret, exc):
     ret["result"] = False
     ret["comment"] = str(exc)
@@ -44,6 +49,38 @@ def _fail(ret, exc):
 
 
 # -- airflow.cfg -------------------------------------------------------------------------
+def _cfg(name):
+    """airflow.cfg at ``name``: (exists, text, {section: {key: value}})."""
+    exists = os.path.isfile(name)
+    text = ""
+    if exists:
+        with open(name, encoding="utf-8") as fh:
+            text = fh.read()
+    return exists, text, __utils__["ah_airflow_cfg.parse_cfg"](text)
+
+
+def _write_atomic(name, text, exists, user, group, mode):
+    directory = os.path.dirname(name) or "."
+    if not os.path.isdir(directory):
+        raise CommandExecutionError(f"directory {directory} does not exist: create it first")
+    fd, tmp = tempfile.mkstemp(prefix=".airflow.cfg.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if exists:
+            st = os.stat(name)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, int(str(mode or "0600"), 8))
+            if user or group:
+                __salt__["file.chown"](tmp, user or "root", group or "root")
+        os.replace(tmp, name)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def config_managed(name, sections, sensitive=None, user=None, group=None, mode=None):
     """
     Set ``sections`` (``{section: {key: value}}``) in the airflow.cfg at
@@ -52,9 +89,16 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
     masked. The file is replaced atomically and keeps its owner and mode (or
     gets ``user``/``group``/``mode`` when it is created).
 
+    A value may hold secret references (``@@pillar:PATH@@``, or
+    ``@@pillar_url:PATH@@`` percent-encoded, see ``_utils/ah_secrets.py``):
+    they are resolved from this minion's pillar here, so the rendered SLS
+    (``airflow.desired_config(ah, secret_refs=True)``) holds no secret. A
+    value that held a reference is always masked in ``changes``.
+
     sensitive
-        Extra ``section.key`` names to mask, besides the built-in list
-        (passwords, secrets, keys, connection and broker URLs).
+        Extra ``section.key`` names to mask, besides the formula's list
+        (``ah_secrets.SENSITIVE_WORDS``: passwords, secrets, keys, connection
+        and broker URLs, ...).
 
     .. code-block:: yaml
 
@@ -64,135 +108,162 @@ def config_managed(name, sections, sensitive=None, user=None, group=None, mode=N
             - sections:
                 core:
                   executor: CeleryExecutor
+                  fernet_key: '@@pillar:airflow_ha:secrets:fernet_key@@'
     """
     ret = _ret(name)
     if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
         return _fail(ret, "sections must be a mapping section -> key -> value")
-    extra = {s.lower() for s in (sensitive or [])}
-
-    def masked(section, key, value):
-        if value is None:
-            return None
-        if __salt__["airflow.is_sensitive"](section, key) or f"{section}.{key}".lower() in extra:
-            return MASK
-        return value
-
-    # read
-    exists = os.path.isfile(name)
-    text = ""
-    if exists:
-        with open(name, encoding="utf-8") as fh:
-            text = fh.read()
-    current = __salt__["airflow.parse_cfg"](text)
-    # compare
-    diff = {}
-    for section, keys in sections.items():
-        for key, value in keys.items():
-            new_val = __salt__["airflow.cfg_str"](value)
-            old_val = current.get(section, {}).get(str(key).lower())
-            if old_val != new_val:
-                diff[f"{section}.{str(key).lower()}"] = {
-                    "old": masked(section, key, old_val),
-                    "new": masked(section, key, new_val),
-                }
-    if not diff:
-        ret["comment"] = f"{len(sum((list(k) for k in sections.values()), []))} keys already set in {name}"
-        return ret
-    # test mode
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["changes"] = diff
-        ret["comment"] = f"{len(diff)} key(s) would be set in {name}"
-        return ret
-    # act
-    new_text = __salt__["airflow.render_cfg"](text, sections)
-    directory = os.path.dirname(name) or "."
+    extra = [str(s).lower() for s in (sensitive or [])]
+    want = {}
     try:
-        if not os.path.isdir(directory):
-            return _fail(ret, f"directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".airflow.cfg.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(new_text)
-            if exists:
-                st = os.stat(name)
-                os.chmod(tmp, st.st_mode & 0o7777)
-                os.chown(tmp, st.st_uid, st.st_gid)
-            else:
-                os.chmod(tmp, int(str(mode or "0600"), 8))
-                if user or group:
-                    __salt__["file.chown"](tmp, user or "root", group or "root")
-            os.replace(tmp, name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        for section, keys in sections.items():
+            for key, value in keys.items():
+                text = __utils__["ah_airflow_cfg.cfg_str"](value)
+                if __utils__["ah_secrets.has_refs"](text):
+                    extra.append(f"{section}.{key}".lower())
+                    text = __utils__["ah_secrets.resolve"](text, __pillar__)
+                want.setdefault(section, {})[str(key).lower()] = text
+    except KeyError as exc:
+        return _fail(ret, f"pillar key {exc.args[0]} is not set: the airflow.cfg of {name} needs it")
+
+    def diff_of(current):
+        diff = {}
+        for section, keys in want.items():
+            for key, new_val in keys.items():
+                old_val = current.get(section, {}).get(key)
+                if old_val != new_val:
+                    mask = __utils__["ah_secrets.mask_cfg"]
+                    diff[f"{section}.{key}"] = {
+                        "old": mask(section, key, old_val, extra),
+                        "new": mask(section, key, new_val, extra),
+                    }
+        return diff
+
+    try:
+        # read -> compare
+        exists, text, current = _cfg(name)
+        diff = diff_of(current)
+        if not diff:
+            ret["comment"] = f"{sum(len(k) for k in want.values())} keys already set in {name}"
+            return ret
+        # test mode: the same changes a real run reports
+        ret["changes"] = diff
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"{len(diff)} key(s) would be set in {name}"
+            return ret
+        # act, then re-read and verify
+        _write_atomic(name, __utils__["ah_airflow_cfg.render_cfg"](text, want), exists, user, group, mode)
+        left = diff_of(_cfg(name)[2])
     except (OSError, CommandExecutionError) as exc:
+        ret["changes"] = {}
         return _fail(ret, f"could not write {name}: {exc}")
-    ret["changes"] = diff
+    if left:
+        return _fail(ret, f"{name} was written but still differs in {', '.join(sorted(left))}")
     ret["comment"] = f"{len(diff)} key(s) set in {name}"
     return ret
 
 
+# -- the one shape of the states below -------------------------------------------------------
+def _converge(ret, what, read, compare, write, verb=None, same="is as wanted"):
+    """The one shape of the states below: read -> compare -> test mode (the
+    same ``changes`` a real run reports) -> act -> re-read and verify.
+    ``compare(current)`` returns the masked diff; ``write(current)`` acts;
+    ``verb`` says what acting does (default: created, or updated)."""
+    try:
+        cur = read()
+        diff = compare(cur)
+        if not diff:
+            ret["comment"] = f"{what} {same}"
+            return ret
+        verb = verb or ("created" if cur is None else "updated")
+        ret["changes"] = diff
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"{what} would be {verb}"
+            return ret
+        write(cur)
+        left = compare(read())
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["changes"] = {}
+        return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"{what} still differs after the change: {', '.join(sorted(left))}")
+    ret["comment"] = f"{what} {verb}"
+    return ret
+
+
 # -- users ----------------------------------------------------------------------------------
-def user_present(name, password, email, firstname=None, lastname=None, roles=("Admin",), **kwargs):
+def _user_diff(name, status, want):
+    """What differs between Airflow's user (``airflow.user_status``, None when
+    there is none) and ``want``."""
+    user = (status or {}).get("user")
+    if user is None:
+        return {"user": {"old": None, "new": name}}
+    diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
+    if not status["password_ok"]:
+        diff["password"] = {"old": _mask(), "new": _mask()}
+    return diff
+
+
+def user_present(
+    name,
+    password=None,
+    email=None,
+    firstname=None,
+    lastname=None,
+    roles=("Admin",),
+    password_pillar=None,
+    **kwargs,
+):
     """
     Ensure an Airflow (FAB) user exists with these roles, email and names, and
-    that ``password`` is its password. The password is changed only when it
-    no longer matches (checked against the stored hash); it never appears in
-    changes or comments.
+    that its password is ``password`` (or the pillar value at
+    ``password_pillar``, read on the minion: the rendered SLS then holds no
+    secret). The password is changed only when it no longer matches (checked
+    against the stored hash); it never appears in changes or comments.
 
     .. code-block:: yaml
 
         airflow_ha-airflow-admin:
           airflow.user_present:
             - name: admin
-            - password: {{ ah.secrets.admin_password }}
+            - password_pillar: airflow_ha:secrets:admin_password
             - email: admin@example.com
             - roles: [Admin]
     """
     ret = _ret(name)
     paths = _paths(kwargs)
+    if password_pillar:
+        password = __utils__["ah_secrets.pillar_get"](__pillar__, password_pillar)
     if not password:
-        return _fail(ret, f"user {name}: password is empty (set airflow_ha:secrets:admin_password)")
+        where = password_pillar or "airflow_ha:secrets:admin_password"
+        return _fail(ret, f"user {name}: password is empty (set the pillar key {where})")
+    if not email:
+        return _fail(ret, f"user {name}: email is required (FAB refuses users without one)")
     try:
-        roles = __salt__["airflow.normalize_roles"](list(roles) if not isinstance(roles, str) else roles)
+        roles = __utils__["ah_airflow_cfg.normalize_roles"](
+            list(roles) if not isinstance(roles, str) else roles
+        )
     except SaltInvocationError as exc:
         return _fail(ret, f"user {name}: {exc}")
-    firstname = firstname or name
-    lastname = lastname or name
-    try:
+    want = {"email": email, "firstname": firstname or name, "lastname": lastname or name, "roles": roles}
+
+    def read():
         status = __salt__["airflow.user_status"](name, password, **paths)
-        user = status["user"]
-        if user is None:
-            if __opts__.get("test"):
-                ret["result"] = None
-                ret["changes"] = {"user": {"old": None, "new": name}}
-                ret["comment"] = f"user {name} would be created"
-                return ret
-            __salt__["airflow.user_create"](name, password, email, firstname, lastname, roles, **paths)
-            ret["changes"] = {"user": {"old": None, "new": name}, "roles": roles}
-            ret["comment"] = f"user {name} created"
-            return ret
-        want = {"email": email, "firstname": firstname, "lastname": lastname, "roles": roles}
-        diff = {k: {"old": user.get(k), "new": v} for k, v in want.items() if user.get(k) != v}
-        pw_ok = status["password_ok"]
-        if not pw_ok:
-            diff["password"] = {"old": MASK, "new": MASK}
-        if not diff:
-            ret["comment"] = f"user {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"user {name} would be updated: {', '.join(sorted(diff))}"
-            return ret
-        upd = {k: v["new"] for k, v in diff.items() if k != "password"}
-        __salt__["airflow.user_update"](name, password=None if pw_ok else password, **upd, **paths)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"user {name} updated: {', '.join(sorted(diff))}"
-    return ret
+        return status if status["user"] is not None else None
+
+    def write(cur):
+        if cur is None:
+            __salt__["airflow.user_create"](
+                name, password, email, want["firstname"], want["lastname"], roles, **paths
+            )
+            return
+        upd = {k: v["new"] for k, v in _user_diff(name, cur, want).items() if k != "password"}
+        pw = None if cur["password_ok"] else password
+        __salt__["airflow.user_update"](name, password=pw, **upd, **paths)
+
+    return _converge(ret, f"user {name}", read, lambda cur: _user_diff(name, cur, want), write)
 
 
 def user_absent(name, **kwargs):
@@ -205,24 +276,16 @@ def user_absent(name, **kwargs):
           airflow.user_absent:
             - name: bob
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
-    try:
-        user = __salt__["airflow.user_get"](name, **paths)
-        if user is None:
-            ret["comment"] = f"user {name} is already absent"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = {"user": {"old": name, "new": None}}
-            ret["comment"] = f"user {name} would be deleted"
-            return ret
-        __salt__["airflow.user_delete"](name, **paths)
-    except CommandExecutionError as exc:
-        return _fail(ret, exc)
-    ret["changes"] = {"user": {"old": name, "new": None}}
-    ret["comment"] = f"user {name} deleted"
-    return ret
+    return _converge(
+        _ret(name),
+        f"user {name}",
+        lambda: __salt__["airflow.user_get"](name, **paths),
+        lambda cur: {"user": {"old": name, "new": None}} if cur is not None else {},
+        lambda cur: __salt__["airflow.user_delete"](name, **paths),
+        verb="deleted",
+        same="is already absent",
+    )
 
 
 # -- database -----------------------------------------------------------------------------------
@@ -231,7 +294,9 @@ def db_migrated(name, **kwargs):
     Ensure Airflow's metadata schema is migrated. ``db migrate`` runs only when
     migrations are pending, under a PostgreSQL advisory lock, so three nodes
     applying at once serialise and only the first one migrates (the others
-    re-check under the lock and find nothing to do).
+    re-check under the lock and find nothing to do). ``changes`` is
+    ``{"migrations": {"old": <pending>, "new": 0}}`` in test mode and in a
+    real run alike.
 
     .. code-block:: yaml
 
@@ -248,14 +313,17 @@ def db_migrated(name, **kwargs):
             return ret
         if __opts__.get("test"):
             ret["result"] = None
-            ret["changes"] = {"pending_migrations": len(pending)}
+            ret["changes"] = {"migrations": {"old": len(pending), "new": 0}}
             ret["comment"] = f"{len(pending)} migration(s) would be applied"
             return ret
         res = __salt__["airflow.db_migrate"](only_if_pending=True, **paths)
+        left = __salt__["airflow.db_pending_migrations"](**paths)
     except CommandExecutionError as exc:
         return _fail(ret, exc)
+    if left:
+        return _fail(ret, f"migrations still pending after db migrate: {', '.join(map(str, left))}")
     if res.get("migrated"):
-        ret["changes"] = {"applied_migrations": len(res.get("pending") or [])}
+        ret["changes"] = {"migrations": {"old": len(res.get("pending") or pending), "new": 0}}
         ret["comment"] = "Airflow schema migrated"
     else:
         ret["comment"] = "another node migrated the schema meanwhile"
@@ -285,36 +353,25 @@ def venv_compatible(name, version):
             - name: /opt/airflow/venv
             - version: 3.3.2
     """
-    ret = _ret(name)
     wanted = str(version).split(".")[0]
-    installed = __salt__["airflow.version"](venv=name)
-    if not installed or installed.split(".")[0] == wanted:
-        ret["comment"] = (
-            f"the venv has apache-airflow {installed}: upgradable in place to {version}"
-            if installed
-            else "no Airflow installed in the venv yet"
-        )
-        return ret
-    ret["changes"] = {
-        "venv": {"old": f"apache-airflow {installed}", "new": f"removed, rebuilt for {version}"}
-    }
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["comment"] = f"{name} would be removed: {installed} -> {version} crosses a major version"
-        return ret
-    try:
-        __salt__["file.remove"](name)
-    except CommandExecutionError as exc:
-        ret["changes"] = {}
-        return _fail(ret, exc)
-    ret["comment"] = f"removed {name} (apache-airflow {installed}); the next states rebuild it for {version}"
-    return ret
+
+    def compare(installed):
+        if not installed or installed.split(".")[0] == wanted:
+            return {}
+        return {"venv": {"old": f"apache-airflow {installed}", "new": f"removed, rebuilt for {version}"}}
+
+    return _converge(
+        _ret(name),
+        f"the venv {name}",
+        lambda: __salt__["airflow.version"](venv=name),
+        compare,
+        lambda installed: __salt__["file.remove"](name),
+        verb=f"removed: its major version differs from {version}; the next states rebuild it",
+        same=f"needs no rebuild for {version} (no Airflow yet, or the same major version)",
+    )
 
 
 # -- connections / variables / pools ----------------------------------------------------------------
-CONN_FIELDS = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
-
-
 def connection_present(
     name,
     conn_type,
@@ -341,11 +398,8 @@ def connection_present(
             - login: etl
             - password: {{ pillar.warehouse_password }}
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
     if isinstance(extra, dict):
-        import json  # noqa: PLC0415
-
         extra = json.dumps(extra, sort_keys=True)
     want = {
         "conn_type": conn_type,
@@ -357,33 +411,23 @@ def connection_present(
         "extra": extra,
         "description": description,
     }
-    try:
-        cur = __salt__["airflow.connection_get"](name, show_sensitive=True, **paths)
+
+    def compare(cur):
         diff = {}
         for field, value in want.items():
             old = (cur or {}).get(field)
-            if cur is None or old != value:
-                if cur is None and value is None:
-                    continue
+            if (cur is None and value is not None) or (cur is not None and old != value):
                 secret = field in ("password", "extra")
-                diff[field] = {
-                    "old": MASK if secret and old else old,
-                    "new": MASK if secret and value else value,
-                }
-        if not diff:
-            ret["comment"] = f"connection {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"connection {name} would be {'created' if cur is None else 'updated'}"
-            return ret
-        __salt__["airflow.connection_set"](name, **want, **paths)
-    except CommandExecutionError as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"connection {name} {'created' if cur is None else 'updated'}"
-    return ret
+                diff[field] = {"old": _mask(old) if secret else old, "new": _mask(value) if secret else value}
+        return diff
+
+    return _converge(
+        _ret(name),
+        f"connection {name}",
+        lambda: __salt__["airflow.connection_get"](name, reveal=True, **paths),
+        compare,
+        lambda cur: __salt__["airflow.connection_set"](name, **want, **paths),
+    )
 
 
 def variable_present(name, value, description=None, sensitive=True, **kwargs):
@@ -399,34 +443,27 @@ def variable_present(name, value, description=None, sensitive=True, **kwargs):
             - value: production
             - sensitive: false
     """
-    ret = _ret(name)
     paths = _paths(kwargs)
     value = str(value)
 
     def show(v):
-        return MASK if (sensitive and v is not None) else v
+        return _mask(v) if sensitive else v
 
-    try:
-        cur = __salt__["airflow.variable_get"](name, **paths)
+    def compare(cur):
         diff = {}
         if cur is None or cur.get("value") != value:
             diff["value"] = {"old": show(cur.get("value") if cur else None), "new": show(value)}
         if description is not None and (cur or {}).get("description") != description:
             diff["description"] = {"old": (cur or {}).get("description"), "new": description}
-        if not diff:
-            ret["comment"] = f"variable {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"variable {name} would be set"
-            return ret
-        __salt__["airflow.variable_set"](name, value, description=description, **paths)
-    except CommandExecutionError as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"variable {name} set"
-    return ret
+        return diff
+
+    return _converge(
+        _ret(name),
+        f"variable {name}",
+        lambda: __salt__["airflow.variable_get"](name, **paths),
+        compare,
+        lambda cur: __salt__["airflow.variable_set"](name, value, description=description, **paths),
+    )
 
 
 def pool_present(name, slots, description="", include_deferred=False, **kwargs):
@@ -447,20 +484,14 @@ def pool_present(name, slots, description="", include_deferred=False, **kwargs):
     except (TypeError, ValueError):
         return _fail(ret, f"pool {name}: slots must be an integer, got {slots!r}")
     want = {"slots": slots, "description": description or "", "include_deferred": bool(include_deferred)}
-    try:
-        cur = __salt__["airflow.pool_get"](name, **paths)
-        diff = {k: {"old": (cur or {}).get(k), "new": v} for k, v in want.items() if (cur or {}).get(k) != v}
-        if cur is not None and not diff:
-            ret["comment"] = f"pool {name} is as wanted"
-            return ret
-        if __opts__.get("test"):
-            ret["result"] = None
-            ret["changes"] = diff
-            ret["comment"] = f"pool {name} would be {'created' if cur is None else 'updated'}"
-            return ret
-        __salt__["airflow.pool_set"](name, **want, **paths)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        return _fail(ret, exc)
-    ret["changes"] = diff
-    ret["comment"] = f"pool {name} {'created' if cur is None else 'updated'}"
-    return ret
+
+    def compare(cur):
+        return {k: {"old": (cur or {}).get(k), "new": v} for k, v in want.items() if (cur or {}).get(k) != v}
+
+    return _converge(
+        ret,
+        f"pool {name}",
+        lambda: __salt__["airflow.pool_get"](name, **paths),
+        compare,
+        lambda cur: __salt__["airflow.pool_set"](name, **want, **paths),
+    )

@@ -13,6 +13,10 @@ def __virtual__():
     return __virtualname__
 
 
+def _ret(name):
+    return {"name": name, "changes": {}, "result": True, "comment": ""}
+
+
 def validated(name, errors=None):
     """
     Succeed when ``errors`` (computed by ``airflow_ha.settings`` while the SLS
@@ -26,7 +30,7 @@ def validated(name, errors=None):
             - errors: {{ ah.errors | json }}
             - failhard: true
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    ret = _ret(name)
     if errors:
         ret["result"] = False
         ret["comment"] = __salt__["airflow_ha.format_errors"](errors)

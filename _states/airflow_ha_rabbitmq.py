@@ -19,7 +19,6 @@ Why custom states:
 
 import time
 
-import salt.utils.data
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_rabbitmq"
@@ -29,6 +28,10 @@ def __virtual__():
     if "airflow_ha_rabbitmq.cluster_status" not in __salt__:
         return (False, "the airflow_ha_rabbitmq execution module is not loaded (saltutil.sync_all)")
     return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "changes": {}, "result": False, "comment": ""}
 
 
 def user_password(name, password_pillar):
@@ -44,12 +47,11 @@ def user_password(name, password_pillar):
             - name: airflow
             - password_pillar: airflow_ha:secrets:rabbitmq_password
     """
-    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    # Not pillar.get: in Salt 3008 it returns "**********" for every pillar
-    # string outside template rendering (salt.utils.secret masking) unless
-    # called with unmask=True, which older Salt lacks. Traversing __pillar__
-    # yields the plain value on every version.
-    password = salt.utils.data.traverse_dict_and_list(__pillar__, password_pillar, None, ":")
+    ret = _ret(name)
+    # Not pillar.get: in Salt 3008 it returns a mask for every pillar string
+    # outside template rendering unless called with unmask=True, which older
+    # Salt lacks; ah_secrets.pillar_get walks __pillar__ itself.
+    password = __utils__["ah_secrets.pillar_get"](__pillar__, password_pillar)
     if not isinstance(password, str) or not password:
         ret["comment"] = (
             f"pillar {password_pillar} is not set: put the password for RabbitMQ user "
@@ -57,31 +59,29 @@ def user_password(name, password_pillar):
         )
         return ret
     try:
+        # read -> compare
         exists = __salt__["airflow_ha_rabbitmq.user_exists"](name)
-        matches = exists and __salt__["airflow_ha_rabbitmq.check_password"](name, password)
-    except CommandExecutionError as exc:
-        ret["comment"] = f"cannot read RabbitMQ user {name!r}: {exc}"
-        return ret
-    if exists and matches:
-        ret["result"] = True
-        ret["comment"] = f"RabbitMQ user {name!r} exists and its password matches {password_pillar}."
-        return ret
-    what = "password" if exists else "user"
-    change = (
-        {"old": "differs from pillar", "new": f"from {password_pillar}"}
-        if exists
-        else {"old": None, "new": name}
-    )
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {what: change}
-        ret["comment"] = (
-            f"RabbitMQ user {name!r} would get the password from {password_pillar}."
+        if exists and __salt__["airflow_ha_rabbitmq.check_password"](name, password):
+            ret["result"] = True
+            ret["comment"] = f"RabbitMQ user {name!r} exists and its password matches {password_pillar}."
+            return ret
+        what = "password" if exists else "user"
+        change = (
+            {"old": "differs from pillar", "new": f"from {password_pillar}"}
             if exists
-            else f"RabbitMQ user {name!r} would be created (password from {password_pillar})."
+            else {"old": None, "new": name}
         )
-        return ret
-    try:
+        # test mode: the same changes a real run reports
+        ret["changes"] = {what: change}
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = (
+                f"RabbitMQ user {name!r} would get the password from {password_pillar}."
+                if exists
+                else f"RabbitMQ user {name!r} would be created (password from {password_pillar})."
+            )
+            return ret
+        # act
         if exists:
             __salt__["airflow_ha_rabbitmq.change_password"](name, password)
         else:
@@ -92,15 +92,16 @@ def user_password(name, password_pillar):
                 if not __salt__["airflow_ha_rabbitmq.user_exists"](name):
                     raise
                 __salt__["airflow_ha_rabbitmq.change_password"](name, password)
+        # re-read and verify
         ok = __salt__["airflow_ha_rabbitmq.check_password"](name, password)
     except CommandExecutionError as exc:
+        ret["changes"] = {}
         ret["comment"] = f"RabbitMQ user {name!r}: {exc}"
         return ret
     if not ok:
         ret["comment"] = f"RabbitMQ user {name!r}: the password was set but does not authenticate"
         return ret
     ret["result"] = True
-    ret["changes"] = {what: change}
     ret["comment"] = (
         f"RabbitMQ user {name!r}: password set from {password_pillar}."
         if exists
@@ -129,7 +130,7 @@ def clustered(name, nodes, settle=60, interval=5):
             - name: rabbit@node2
             - nodes: [rabbit@node1, rabbit@node2, rabbit@node3]
     """
-    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    ret = _ret(name)
     if not isinstance(nodes, list) or name not in nodes:
         ret["comment"] = (
             f"nodes must list every broker node including {name} (got {nodes!r}): check the "
@@ -221,7 +222,7 @@ def restarted_if_stale(name, paths=(), units=()):
             - paths: [/etc/rabbitmq/rabbitmq.conf]
             - units: [epmd.socket]
     """
-    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    ret = _ret(name)
     try:
         newer = __salt__["airflow_ha_rabbitmq.stale"](name, list(paths), list(units))
     except CommandExecutionError as exc:
@@ -236,8 +237,18 @@ def restarted_if_stale(name, paths=(), units=()):
         ret["result"] = None
         ret["comment"] = f"{name} would be restarted: {', '.join(newer)} changed since it started."
         return ret
-    if not __salt__["service.restart"](name):
+    try:
+        restarted = __salt__["service.restart"](name)
+        # re-read: nothing may be newer than the new start
+        left = restarted and __salt__["airflow_ha_rabbitmq.stale"](name, list(paths), list(units))
+    except CommandExecutionError as exc:
+        ret["comment"] = f"restarting {name}: {exc}"
+        return ret
+    if not restarted:
         ret["comment"] = f"restarting {name} failed (see `journalctl -u {name}`)"
+        return ret
+    if left:
+        ret["comment"] = f"{name} restarted but still older than {', '.join(left)}"
         return ret
     ret["result"] = True
     ret["comment"] = f"{name} restarted: {', '.join(newer)} changed since it started."

@@ -17,6 +17,8 @@ difference", and ``test=True`` must say which files would be pushed where.
         - sls: airflow_ha.csync2.synced
 """
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 __virtualname__ = "csync2"
 VERBS = {"pushed": "update", "deleted": "delete"}
 
@@ -30,8 +32,17 @@ def __virtual__():
     )
 
 
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
 def _count(mapping):
     return sum(len(v) for v in mapping.values())
+
+
+def _pending(push):
+    """The changes a push reports: ``pushed``/``deleted`` {peer: [paths]}, non-empty only."""
+    return {k: push.get(k) for k in ("pushed", "deleted") if push.get(k)}
 
 
 def synced(name, paths=None, peers=None):
@@ -46,63 +57,57 @@ def synced(name, paths=None, peers=None):
     peers
         Only push to these peers.
 
-    Changes: ``pushed`` and ``deleted`` {peer: [paths]}. ``test=True``
-    runs ``csync2 -x -d`` (the peers are contacted, nothing changes) and lists
-    what would be pushed. Fails when a peer is unreachable, a conflict is
-    left, or a difference remains that only a peer's push can fix (the
+    Changes: ``pushed`` and ``deleted`` {peer: [paths]}, the same keys in
+    ``test=True`` (``csync2 -x -d``: the peers are contacted, nothing
+    changes) and in a real run. Fails when a peer is unreachable, a conflict
+    is left, or a difference remains that only a peer's push can fix (the
     comment names it: run the state there too).
     """
-    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
-
-    # read + compare: what would a push do?
-    preview = __salt__["csync2.sync"](paths=paths, peers=peers, dry_run=True)
-    if not preview.get("result"):
-        ret["comment"] = f"csync2 cannot reach a consistent state: {preview.get('comment')}"
-        return ret
-    would = {"pushed": preview.get("pushed", {}), "deleted": preview.get("deleted", {})}
-    n = _count(would["pushed"]) + _count(would["deleted"])
-
-    if n == 0:
-        status = __salt__["csync2.in_sync"](check=False)
-        if not status.get("result"):
-            ret["comment"] = f"csync2 in-sync test failed: {status.get('comment')}"
-            return ret
-        if status.get("in_sync"):
-            ret.update(result=True, comment="in sync with all peers, nothing to push")
-        else:
+    ret = _ret(name)
+    step = "preview"
+    try:
+        # read + compare: what would a push do?
+        would = _pending(__salt__["csync2.sync"](paths=paths, peers=peers, dry_run=True))
+        if not would:
+            status = __salt__["csync2.in_sync"](check=False)
+            if status["in_sync"]:
+                ret["comment"] = "in sync with all peers, nothing to push"
+                return ret
+            ret["result"] = False
             ret["comment"] = (
                 "nothing to push from here, but csync2 still differs from peers "
                 f"(their changes are not pushed yet — apply csync2.synced there): {status.get('differences')}"
             )
-        return ret
-
-    # test mode
-    if __opts__.get("test"):
-        ret.update(
-            result=None,
-            changes={k: v for k, v in would.items() if v},
-            comment=f"would push {n} change(s): "
-            + "; ".join(
+            return ret
+        ret["changes"] = would
+        # test mode
+        if __opts__.get("test"):
+            n = sum(_count(v) for v in would.values())
+            ret["result"] = None
+            ret["comment"] = f"would push {n} change(s): " + "; ".join(
                 f"{VERBS[kind]} {', '.join(files)} on {peer}"
                 for kind, by_peer in would.items()
                 for peer, files in sorted(by_peer.items())
-            ),
-        )
+            )
+            return ret
+        # act
+        step = "push failed"
+        done = __salt__["csync2.sync"](paths=paths, peers=peers)
+        ret["changes"] = _pending(done)
+        # re-read and verify
+        step = "pushed, but the in-sync test failed"
+        after = __salt__["csync2.in_sync"](check=False)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        if step == "push failed":  # what did reach the other peers is a change too
+            ret["changes"] = _pending(getattr(exc, "info", None) or {})
+        elif step == "preview":
+            ret["changes"] = {}
+        ret["comment"] = f"{'csync2 cannot reach a consistent state' if step == 'preview' else step}: {exc}"
         return ret
-
-    # act
-    done = __salt__["csync2.sync"](paths=paths, peers=peers)
-    changes = {k: done.get(k) for k in ("pushed", "deleted") if done.get(k)}
-    ret["changes"] = changes
-    if not done.get("result"):
-        ret["comment"] = f"push failed: {done.get('comment')}"
-        return ret
-    after = __salt__["csync2.in_sync"](check=False)
-    if after.get("result") and after.get("in_sync"):
-        ret.update(result=True, comment=f"pushed: {done.get('comment')}; in sync with all peers")
+    if after["in_sync"]:
+        ret["comment"] = f"pushed: {done.get('comment')}; in sync with all peers"
     else:
-        ret["comment"] = (
-            f"pushed ({done.get('comment')}) but still not in sync: "
-            f"{after.get('differences') or after.get('comment')}"
-        )
+        ret["result"] = False
+        ret["comment"] = f"pushed ({done.get('comment')}) but still not in sync: {after.get('differences')}"
     return ret

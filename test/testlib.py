@@ -1,5 +1,6 @@
 """Helpers shared by the test tiers."""
 
+import http.server
 import importlib.util
 import pathlib
 
@@ -10,8 +11,7 @@ def load_module(name, kind="modules"):
     """
     Import ``_modules/<name>.py`` (kind="modules"), ``_states/<name>.py``
     (kind="states") or ``_utils/<name>.py`` (kind="utils") by path: they are
-    Salt loader modules, not a package.
-    Each call returns a fresh module object.
+    Salt loader modules, not a package. Each call returns a fresh module object.
     """
     path = ROOT / f"_{kind}" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"airflow_ha_{kind}_{name}", path)
@@ -29,16 +29,17 @@ def load_lab_pki():
 
 
 def utils_dunder(*names):
-    """``__utils__`` for a module under test: every public function of the
-    named ``_utils`` files, loaded by path, as ``"<file>.<function>"``."""
+    """What Salt's loader gives a module as ``__utils__`` for the formula's
+    ``_utils/<name>.py`` files: ``{"<name>.<function>": function}`` for every
+    public function (the real code, not a fake)."""
     out = {}
     for name in names:
-        module = load_module(name, "utils")
-        for attr, value in vars(module).items():
+        mod = load_module(name, "utils")
+        for attr, value in vars(mod).items():
             if (
                 callable(value)
                 and not attr.startswith("_")
-                and getattr(value, "__module__", "") == module.__name__
+                and getattr(value, "__module__", None) == mod.__name__
             ):
                 out[f"{name}.{attr}"] = value
     return out
@@ -71,3 +72,41 @@ def formula_data():
 
     params = "airflow_ha/parameters"
     return load(f"{params}/defaults.yaml"), load(f"{params}/os.yaml"), load("pillar.example")["airflow_ha"]
+
+
+class RouteHandler(http.server.BaseHTTPRequestHandler):
+    """A loopback HTTP server's handler for unit tests of the REST clients:
+    GET answers ``routes[path]`` = (status, body text), else 404."""
+
+    routes = {}
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        status, body = self.routes.get(self.path, (404, "{}"))
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class Seq:
+    """A fake execution function answering from a list (the last answer
+    repeats; an exception in the list is raised); ``calls`` counts the calls,
+    ``seen`` holds their (args, kwargs)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = 0
+        self.seen = []
+
+    def __call__(self, *args, **kwargs):
+        self.seen.append((args, kwargs))
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

@@ -2,11 +2,14 @@
     the file is created empty (0640 root:airflow) BEFORE anything can run
     Airflow, so Airflow never writes one with random keys. Keys are grouped
     by the components that read them (airflow.config_groups), so a change
-    restarts only those units (service.sls watches the groups). -#}
+    restarts only those units (service.sls watches the groups). Secrets are
+    passed as pillar references (secret_refs=True: @@pillar:airflow_ha:secrets:…@@)
+    that airflow.config_managed resolves on the minion: the rendered states
+    hold none. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set cfg = af.home ~ "/airflow.cfg" %}
-{%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah), af.major) %}
+{%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah, secret_refs=True), af.major) %}
 
 include:
   - .install

@@ -31,7 +31,8 @@ airflow_ha-airflow-db-migrated:
 airflow_ha-airflow-admin-user:
   airflow.user_present:
     - name: {{ af.admin.username }}
-    - password: {{ ah.secrets.admin_password | json }}
+    {#- read on the minion: the rendered state holds no password #}
+    - password_pillar: airflow_ha:secrets:admin_password
     - email: {{ af.admin.email }}
     - firstname: {{ af.admin.firstname }}
     - lastname: {{ af.admin.lastname }}

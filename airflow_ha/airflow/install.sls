@@ -94,6 +94,22 @@ airflow_ha-airflow-helper:
     - mode: '0755'
     - require:
       - virtualenv: airflow_ha-airflow-venv
+      - file: airflow_ha-airflow-helper-secrets
+
+{#- The helper's secret policy (sensitive keys, the mask): the SAME file the
+    Salt modules load as __utils__["ah_secrets.*"], not a copy. salt://_utils/
+    is served because the formula's file root is the repository root (lab,
+    render and salt-factories tiers; kitchen.yml lists _utils next to
+    _modules/_states). The helper imports it from its own directory. #}
+airflow_ha-airflow-helper-secrets:
+  file.managed:
+    - name: {{ af.venv }}/bin/ah_secrets.py
+    - source: salt://_utils/ah_secrets.py
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - virtualenv: airflow_ha-airflow-venv
 
 {%- if af.major >= 3 and "dag_processor" in ah.roles %}
 

@@ -7,7 +7,7 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set comps = salt["airflow.components"](ah.roles, af.major) %}
-{%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah), af.major) %}
+{%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah, secret_refs=True), af.major) %}
 {%- set tls = ah.etcd.tls %}
 {%- set locked_here = comps.get("dag-processor", {}).get("enabled", false) %}
 

@@ -28,6 +28,8 @@ airflow_ha-csync2-clean-files:
       - /etc/cron.d/airflow_ha-csync2
       - /etc/airflow_ha/csync2-watch.json
       - /usr/local/lib/airflow_ha/csync2-watch
+      - /usr/local/lib/airflow_ha/ah_secrets.py
+      - /usr/local/lib/airflow_ha/ah_csync2.py
       - {{ c.config_file }}
       - {{ c.key_file }}
       - {{ c.ssl_key }}

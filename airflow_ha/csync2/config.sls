@@ -33,7 +33,10 @@ airflow_ha-csync2-psk:
 
 {#- Each node's own key + self-signed certificate, made once and kept: peers
     pin it, a new one is refused until the pin is cleared. The subject is
-    the same on every node (csync2 fails with a per-node CN, see FACTS). #}
+    the same on every node: with a different CN per node csync2 2.0 fails
+    the handshake (GNUTLS_E_CERTIFICATE_REQUIRED, client rc 141, "Config
+    command failed."), while per-node keys with one subject work (seen on
+    Debian 12 across three nodes). #}
 airflow_ha-csync2-ssl:
   cmd.run:
     - name: >-
@@ -72,6 +75,21 @@ airflow_ha-csync2-watch-script:
     - name: /usr/local/lib/airflow_ha/csync2-watch
     - source: salt://airflow_ha/csync2/files/csync2-watch.py
     - mode: "0755"
+    - makedirs: true
+    - require:
+      - file: airflow_ha-csync2-watch-utils
+
+{#- The watcher imports the formula's secret policy and csync2 output parser
+    from its own directory: the same _utils files Salt syncs (the file root
+    is the repository root; kitchen.yml lists _utils), not copies. #}
+airflow_ha-csync2-watch-utils:
+  file.managed:
+    - names:
+      - /usr/local/lib/airflow_ha/ah_secrets.py:
+        - source: salt://_utils/ah_secrets.py
+      - /usr/local/lib/airflow_ha/ah_csync2.py:
+        - source: salt://_utils/ah_csync2.py
+    - mode: "0644"
     - makedirs: true
 
 airflow_ha-csync2-watch-conf:

@@ -2,7 +2,9 @@
 {%- set c = ah.csync2 %}
 
 {#- Without Recommends: Debian's csync2 recommends openbsd-inetd, which
-    takes the csync2 port and makes csync2.socket fail (FACTS). #}
+    already listens on 30865 once installed, so csync2.socket then fails
+    with "Address already in use" (seen on Debian 12); and a package upgrade
+    re-adds csync2's inetd.conf line while inetd is present. #}
 airflow_ha-csync2-packages:
   pkg.installed:
     - pkgs: {{ ([c.pkg, c.watcher_pkg, "openssl"] + (["cron"] if c.periodic.method == "cron" else [])) | json }}

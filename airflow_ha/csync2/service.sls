@@ -59,6 +59,7 @@ airflow_ha-csync2-watcher:
     - watch:
       - file: airflow_ha-csync2-units
       - file: airflow_ha-csync2-watch-script
+      - file: airflow_ha-csync2-watch-utils
       - file: airflow_ha-csync2-watch-conf
       - file: airflow_ha-csync2-config
 {%- else %}

@@ -44,7 +44,7 @@ airflow_ha-etcd-service:
 {%- endfor %}
 
 airflow_ha-etcd-wait-healthy:
-  patroni.etcd_healthy:
+  airflow_ha_etcd.healthy:
     - name: {{ ah.etcd.local_url }}
     - timeout: {{ ah.etcd.wait_timeout }}
     - interval: 2

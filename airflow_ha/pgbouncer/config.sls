@@ -34,15 +34,16 @@ airflow_ha-pgbouncer-config:
       - pkg: airflow_ha-pgbouncer-package
 
 {#- The clear password: PgBouncer needs it to log in to PostgreSQL with
-    SCRAM on the client's behalf. 0640, readable by postgres only. #}
+    SCRAM on the client's behalf. 0640, readable by postgres only. A template
+    (rendered on the minion), so the password is not in the rendered SLS. #}
 airflow_ha-pgbouncer-userlist:
   file.managed:
     - name: /etc/pgbouncer/userlist.txt
+    - source: salt://airflow_ha/pgbouncer/files/userlist.txt.jinja
+    - template: jinja
     - user: postgres
     - group: postgres
     - mode: "0640"
     - show_changes: false
-    - contents: |
-        "{{ pg.user }}" "{{ ah.secrets.airflow_db_password }}"
     - require:
       - pkg: airflow_ha-pgbouncer-package

@@ -22,7 +22,7 @@ airflow_ha-postgresql-patroni-service:
     - enable: true
     - reload: true
     - require:
-      - patroni: airflow_ha-etcd-wait-healthy
+      - airflow_ha_etcd: airflow_ha-etcd-wait-healthy
       - service: airflow_ha-postgresql-patroni-release-after-install
       - file: airflow_ha-postgresql-data-dir
       - cmd: airflow_ha-postgresql-drop-debian-main
@@ -59,11 +59,13 @@ airflow_ha-postgresql-dynamic-config:
 
 {#- Airflow's role and database: on the leader only, through its local socket
     (peer auth as postgres). The password reaches PostgreSQL as a SCRAM
-    verifier computed by Salt, never as clear text. #}
+    verifier computed by Salt, never as clear text; the state reads it from
+    pillar on the minion (postgres_user.present underneath), so the rendered
+    state holds no password. #}
 airflow_ha-postgresql-airflow-role:
-  postgres_user.present:
+  airflow_ha_postgres.user_present:
     - name: {{ pg.user }}
-    - password: {{ ah.secrets.airflow_db_password | yaml_dquote }}
+    - password_pillar: airflow_ha:secrets:airflow_db_password
     - encrypted: scram-sha-256
     - login: true
     - db_port: {{ pg.port }}
@@ -85,7 +87,7 @@ airflow_ha-postgresql-airflow-database:
         config_file: {{ pg.patroni.config_file }}
         default: false
     - require:
-      - postgres_user: airflow_ha-postgresql-airflow-role
+      - airflow_ha_postgres: airflow_ha-postgresql-airflow-role
 
 {#- etcd's raft leader is kept off the Patroni primary's node (the script
     says why: a failover of both at once lasts a whole lease ttl longer). #}

@@ -14,6 +14,21 @@ def test_sync_all_delivers_custom_modules(salt_minions, salt_cli):
         assert "states.airflow_ha" in states or _already_synced(salt_cli, mid)
 
 
+def test_utils_sync_and_airflow_module_spans_two_files(salt_minions, salt_cli):
+    """_utils reach the minions (saltutil.sync_all), and the loader merges
+    _modules/airflow.py and _modules/airflow_health.py under one name."""
+    ret = salt_cli.run("saltutil.sync_utils", minion_tgt="node1")
+    assert ret.returncode == 0, ret
+    ret = salt_cli.run("sys.list_functions", "airflow", minion_tgt="node1")
+    funcs = set(ret.data)
+    assert {"airflow.config_get", "airflow.desired_config", "airflow.health", "airflow.wait_healthy"} <= funcs
+    assert not {"airflow.parse_cfg", "airflow.is_sensitive", "airflow.parse_result"} & funcs
+    ret = salt_cli.run("airflow.components", '["api", "worker"]', "3", minion_tgt="node1")
+    assert ret.data["api-server"]["enabled"] is True and ret.data["flower"]["enabled"] is False, ret
+    ret = salt_cli.run("sys.list_functions", "airflow_ha_etcd", minion_tgt="node1")
+    assert "airflow_ha_etcd.health" in ret.data, ret
+
+
 def _already_synced(salt_cli, mid):
     ret = salt_cli.run("sys.list_functions", "airflow_ha", minion_tgt=mid)
     return "airflow_ha.settings" in ret.data

@@ -162,10 +162,12 @@ def airflow_venv():
 
 @pytest.fixture(scope="session")
 def helper_installed(airflow_venv):
-    """What install.sls does: the helper next to the venv's python."""
+    """What install.sls does: the helper next to the venv's python, and the
+    formula's secret policy (_utils/ah_secrets.py) next to the helper."""
     dest = airflow_venv / "bin" / "airflow-ha-helper"
     shutil.copyfile(ROOT / "airflow_ha" / "airflow" / "files" / "airflow_ha_helper.py", dest)
     os.chmod(dest, 0o755)
+    shutil.copyfile(ROOT / "_utils" / "ah_secrets.py", airflow_venv / "bin" / "ah_secrets.py")
     return dest
 
 
@@ -182,8 +184,8 @@ def loaders(tmp_path_factory):
             "pki_dir": str(root / "pki"),
             "sock_dir": str(root / "sock"),
             "module_dirs": [str(ROOT / "_modules")],
-            "states_dirs": [str(ROOT / "_states")],
             "utils_dirs": [str(ROOT / "_utils")],
+            "states_dirs": [str(ROOT / "_states")],
             "grains_cache": False,
         }
     )

@@ -52,14 +52,17 @@ def test_config_managed_is_idempotent_and_truthful(st, mod, airflow_env):
     assert mod.config_get("core", "parallelism", **paths(airflow_env)) == {"found": True, "value": "17"}
     # secrets: masked by default, shown on request
     assert mod.config_get("core", "fernet_key", **paths(airflow_env))["value"] == "***"
-    real = mod.config_get("core", "fernet_key", show_sensitive=True, **paths(airflow_env))["value"]
+    real = mod.config_get("core", "fernet_key", reveal=True, **paths(airflow_env))["value"]
     assert real == sections["core"]["fernet_key"]
+    # every sensitive key of every section, e.g. Flower's basic auth (admin login)
+    st.config_managed(name=cfg, sections={"celery": {"flower_basic_auth": "admin:fn-Flower-Pw"}})
+    assert mod.config_get("celery", "flower_basic_auth", **paths(airflow_env))["value"] == "***"
     listed = mod.config_list("database", **paths(airflow_env))
     assert airflow_env["_db_url"] not in json.dumps(listed)
 
 
 def test_db_migrated_once_then_nothing(migrated, st, mod, airflow_env):
-    assert migrated.changes.get("applied_migrations", 0) > 0
+    assert migrated.changes["migrations"]["old"] > 0 and migrated.changes["migrations"]["new"] == 0
     assert mod.db_pending_migrations(**paths(airflow_env)) == []
     assert mod.db_check(**paths(airflow_env)) is True
     again = st.db_migrated(name="airflow", **paths(airflow_env))
@@ -145,7 +148,7 @@ def test_connection_variable_pool_present(migrated, st, mod, airflow_env):
     assert CONN_SECRET not in json.dumps(ret.full_return)
     assert st.connection_present(password=CONN_SECRET, **conn, **p).changes == {}
     assert mod.connection_get("fn_pg", **p)["password"] == "***"
-    assert mod.connection_get("fn_pg", show_sensitive=True, **p)["password"] == CONN_SECRET
+    assert mod.connection_get("fn_pg", reveal=True, **p)["password"] == CONN_SECRET
 
     ret = st.variable_present(name="fn_var", value=CONN_SECRET, **p)
     assert ret.changes == {"value": {"old": None, "new": "***"}}

@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 import salt.utils.yaml
@@ -22,7 +23,12 @@ OS_GRAINS = {
 }
 
 
+LAB = salt.utils.yaml.safe_load((ROOT / "test" / "lab" / "pillar" / "airflow_ha.sls").read_text())
+
+
 def _variant(name, etcd_tls=None):
+    if name == "lab":
+        return copy.deepcopy(LAB)
     data = copy.deepcopy(EXAMPLE)
     ah = data["airflow_ha"]
     if name == "etcd-tls":
@@ -62,8 +68,8 @@ def _render(tmp_path, minion_id, grains, pillar, sls="airflow_ha", virtual="kvm"
                 "file_roots": {"base": [str(ROOT)]},
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "module_dirs": [str(ROOT / "_modules")],
-                "states_dirs": [str(ROOT / "_states")],
                 "utils_dirs": [str(ROOT / "_utils")],
+                "states_dirs": [str(ROOT / "_states")],
                 "grains": dict(grains, virtual=virtual),
                 "log_level_logfile": "error",
             }
@@ -97,9 +103,65 @@ CASES += [
 ]
 
 
+def _secrets(pillar):
+    """Every secret value of an airflow_ha pillar: airflow_ha:secrets and the
+    etcd TLS private keys."""
+    ah = pillar["airflow_ha"]
+    found = [v for v in (ah.get("secrets") or {}).values() if isinstance(v, str)]
+    for entry in (((ah.get("etcd") or {}).get("tls") or {}).get("certs") or {}).values():
+        if isinstance(entry, dict) and entry.get("key"):
+            found.append(entry["key"])
+    assert len(found) >= 12, found
+    return found
+
+
+def _assert_no_secret(states, pillar):
+    """No secret of the pillar (raw or percent-encoded) in the rendered state
+    data: secrets go through *_pillar arguments, templates rendered on the
+    minion, or @@pillar:…@@ references that a state resolves."""
+    text = json.dumps(states)
+    leaks = sorted(
+        {
+            f"{sid} holds a secret"
+            for sid, body in states.items()
+            for secret in _secrets(pillar)
+            for form in (secret, urllib.parse.quote(secret, safe=""))
+            if form in json.dumps(body)
+        }
+    )
+    assert not leaks, leaks
+    assert "PRIVATE KEY" not in text
+
+
+# Every SLS file of the formula (orch/ aside: a runner's), rendered together.
+ALL_SLS = sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".init")
+    for p in (ROOT / "airflow_ha").rglob("*.sls")
+    if "orch" not in p.parts
+)
+SECRET_CASES = [(node, "Debian-12", v) for v in ("options-on", "lab") for node in ("node1", "node2", "node3")]
+SECRET_CASES += [("node1", "Debian-12", "airflow-2"), ("node2", "Debian-13", "etcd-tls")]
+
+
+@pytest.mark.parametrize(
+    ("node", "osfinger", "variant"), SECRET_CASES, ids=[f"{n}-{o}-{v}" for n, o, v in SECRET_CASES]
+)
+def test_no_secret_in_any_rendered_sls(tmp_path, etcd_tls, node, osfinger, variant):
+    pillar = _variant(variant, etcd_tls)
+    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], pillar, sls=",".join(ALL_SLS)))
+    assert "airflow_ha-postgresql-airflow-role" in states and "airflow_ha-airflow-config-common" in states
+    if variant == "options-on":
+        assert "airflow_ha-pgbouncer-userlist" in states
+    if node == "node1":  # the first api node manages the admin user
+        assert "airflow_ha-airflow-admin-user" in states
+    _assert_no_secret(states, pillar)
+
+
 @pytest.mark.parametrize(("node", "osfinger", "variant"), CASES, ids=[f"{n}-{o}-{v}" for n, o, v in CASES])
 def test_whole_tree_renders(tmp_path, etcd_tls, node, osfinger, variant):
-    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], _variant(variant, etcd_tls)))
+    pillar = _variant(variant, etcd_tls)
+    states = _states(_render(tmp_path, node, OS_GRAINS[osfinger], pillar))
+    _assert_no_secret(states, pillar)
     assert "airflow_ha-validate-pillar" in states
     bad_ids = [sid for sid in states if not sid.startswith("airflow_ha-")]
     assert not bad_ids, f"state IDs must be airflow_ha-<component>-<thing>: {bad_ids}"
@@ -111,7 +173,8 @@ def test_whole_tree_renders(tmp_path, etcd_tls, node, osfinger, variant):
     if "airflow_ha-etcd-wait-healthy" in states:
         scheme = "https" if variant == "etcd-tls" else "http"
         assert (
-            _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])["name"] == f"{scheme}://127.0.0.1:2379"
+            _args(states["airflow_ha-etcd-wait-healthy"]["airflow_ha_etcd"])["name"]
+            == f"{scheme}://127.0.0.1:2379"
         )
 
 
@@ -161,7 +224,7 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
     restart = _args(states["airflow_ha-etcd-restart-on-config"]["cmd"])
     assert {"file": "airflow_ha-etcd-tls-key"} in restart["onchanges"]
     assert {"file": "airflow_ha-etcd-tls-ca"} in restart["onchanges"]
-    wait = _args(states["airflow_ha-etcd-wait-healthy"]["patroni"])
+    wait = _args(states["airflow_ha-etcd-wait-healthy"]["airflow_ha_etcd"])
     assert wait["name"] == "https://127.0.0.1:2379"
     assert (wait["cacert"], wait["cert"], wait["key"]) == (
         f"{tls_dir}/ca.crt",

@@ -9,10 +9,12 @@ from unittest.mock import MagicMock
 import pytest
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import ROOT, airflow_ha_dunders, load_module
+from testlib import ROOT, airflow_ha_dunders, load_module, utils_dunder
 
 airflow = load_module("airflow")
+airflow_health = load_module("airflow_health")
 airflow_ha = load_module("airflow_ha")
+ah_cfg = load_module("ah_airflow_cfg", "utils")
 
 PARAMS = ROOT / "airflow_ha" / "parameters"
 DEFAULTS = salt.utils.yaml.safe_load(pathlib.Path(PARAMS / "defaults.yaml").read_text())
@@ -49,6 +51,11 @@ def configure_loader_modules(run_all):
             },
             "__opts__": {},
             "__grains__": {},
+            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
+        },
+        airflow_health: {
+            "__salt__": {"airflow.config_file": airflow.config_file, "airflow.version": airflow.version},
+            "__utils__": utils_dunder("ah_airflow_cfg", "ah_http"),
         },
         airflow_ha: airflow_ha_dunders(),
     }
@@ -59,94 +66,6 @@ def settings(pillar=None, minion_id="node1"):
 
 
 # -- parsing -----------------------------------------------------------------------
-def test_parse_result_ignores_noise_around_the_marker():
-    out = (
-        "[2026-01-01] {settings.py:1} WARNING - noise\n"
-        'AIRFLOW_HA_RESULT {"ok": true, "result": [1, 2]}\n'
-        "DeprecationWarning: more noise\n"
-    )
-    assert airflow.parse_result(out) == {"ok": True, "result": [1, 2]}
-
-
-def test_parse_result_takes_the_last_valid_marker_and_skips_broken_json():
-    out = 'AIRFLOW_HA_RESULT {"ok": true, "result": 1}\nAIRFLOW_HA_RESULT {not json\n'
-    assert airflow.parse_result(out)["result"] == 1
-
-
-@pytest.mark.parametrize("out", ["", "no marker at all", "AIRFLOW_HA_RESULT [1]", None])
-def test_parse_result_none_without_an_answer(out):
-    assert airflow.parse_result(out) is None
-
-
-# -- airflow.cfg editing ----------------------------------------------------------------
-CFG = """# header comment
-[core]
-# the executor
-executor = SequentialExecutor
-dags_folder = /old
-
-[database]
-sql_alchemy_conn = sqlite:///x.db
-"""
-
-
-def test_render_cfg_replaces_in_place_and_keeps_comments():
-    out = airflow.render_cfg(CFG, {"core": {"executor": "CeleryExecutor"}})
-    assert "# header comment" in out
-    assert "# the executor\nexecutor = CeleryExecutor\ndags_folder = /old" in out
-    assert "SequentialExecutor" not in out
-    assert out.count("executor =") == 1
-
-
-def test_render_cfg_appends_missing_key_at_end_of_its_section():
-    out = airflow.render_cfg(CFG, {"core": {"parallelism": 32}})
-    lines = out.splitlines()
-    assert lines.index("parallelism = 32") == lines.index("dags_folder = /old") + 1
-    assert airflow.parse_cfg(out)["database"] == {"sql_alchemy_conn": "sqlite:///x.db"}
-
-
-def test_render_cfg_adds_missing_section_and_is_idempotent():
-    values = {"celery": {"worker_concurrency": 4, "flower_host": "10.0.0.1"}, "core": {"executor": "X"}}
-    once = airflow.render_cfg(CFG, values)
-    assert airflow.render_cfg(once, values) == once
-    parsed = airflow.parse_cfg(once)
-    assert parsed["celery"] == {"worker_concurrency": "4", "flower_host": "10.0.0.1"}
-    assert parsed["core"]["executor"] == "X"
-
-
-def test_render_cfg_matches_keys_case_insensitively():
-    out = airflow.render_cfg("[core]\nEXECUTOR = A\n", {"core": {"executor": "B"}})
-    assert airflow.parse_cfg(out) == {"core": {"executor": "B"}}
-    assert out.count("=") == 1
-
-
-def test_parse_cfg_ignores_comments_and_keys_outside_sections():
-    text = "x = 1\n[a]\n# k = commented\n;k2 = also\nk = v = w\n"
-    assert airflow.parse_cfg(text) == {"a": {"k": "v = w"}}
-
-
-@pytest.mark.parametrize(
-    ("value", "text"), [(True, "True"), (False, "False"), (None, ""), (8, "8"), ("s", "s")]
-)
-def test_cfg_str(value, text):
-    assert airflow.cfg_str(value) == text
-
-
-@pytest.mark.parametrize(
-    ("section", "key", "sensitive"),
-    [
-        ("core", "fernet_key", True),
-        ("database", "sql_alchemy_conn", True),
-        ("celery", "broker_url", True),
-        ("api_auth", "jwt_secret", True),
-        ("core", "executor", False),
-        ("celery", "worker_concurrency", False),
-    ],
-)
-def test_is_sensitive(section, key, sensitive):
-    assert airflow.is_sensitive(section, key) is sensitive
-
-
 # -- the helper call ------------------------------------------------------------------
 def test_helper_refuses_without_airflow_cfg(tmp_path, run_all):
     with pytest.raises(CommandExecutionError, match="random keys"):
@@ -214,10 +133,10 @@ def test_pool_set_rejects_non_integer_slots(home):
 
 
 def test_normalize_roles():
-    assert airflow.normalize_roles("Op, Admin") == ["Admin", "Op"]
-    assert airflow.normalize_roles(("Viewer",)) == ["Viewer"]
+    assert ah_cfg.normalize_roles("Op, Admin") == ["Admin", "Op"]
+    assert ah_cfg.normalize_roles(("Viewer",)) == ["Viewer"]
     with pytest.raises(SaltInvocationError):
-        airflow.normalize_roles([])
+        ah_cfg.normalize_roles([])
 
 
 # -- desired configuration --------------------------------------------------------------
@@ -225,7 +144,7 @@ def test_desired_config_for_node1_of_the_example():
     ah = settings()
     cfg = airflow.desired_config(ah)
     assert cfg["core"]["executor"] == "CeleryExecutor"
-    assert cfg["core"]["auth_manager"] == airflow.FAB_AUTH_MANAGER
+    assert cfg["core"]["auth_manager"] == ah_cfg.FAB_AUTH_MANAGER
     assert cfg["core"]["fernet_key"] == EXAMPLE["secrets"]["fernet_key"]
     assert cfg["core"]["dags_folder"] == "/var/lib/airflow/dags"
     assert cfg["core"]["execution_api_server_url"] == "http://127.0.0.1:8090/execution/"
@@ -236,23 +155,49 @@ def test_desired_config_for_node1_of_the_example():
     assert "127.0.0.1:5000/airflow" in cfg["database"]["sql_alchemy_conn"]
     assert cfg["celery"]["result_backend"].startswith("db+postgresql")
     assert len(cfg["celery"]["broker_url"].split(";")) == 3
-    assert cfg["celery"]["celery_config_options"] == airflow.CELERY_CONFIG_MODULE
+    assert cfg["celery"]["celery_config_options"] == ah_cfg.CELERY_CONFIG_MODULE
     admin = EXAMPLE["airflow"]["admin"]["username"]
     assert cfg["celery"]["flower_basic_auth"] == f"{admin}:{EXAMPLE['secrets']['admin_password']}"
-    assert airflow.is_sensitive("celery", "flower_basic_auth")
-    assert airflow.units_for_key("celery", "flower_basic_auth") == ["flower"]
+    assert load_module("ah_secrets", "utils").is_sensitive("celery", "flower_basic_auth")
+    assert ah_cfg.units_for_key("celery", "flower_basic_auth") == ["flower"]
     assert "webserver" not in cfg
+
+
+@pytest.mark.parametrize("version", ["3.3.2", "2.11.2"])
+def test_desired_config_secret_refs_hold_no_secret_and_resolve_to_the_same(version):
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["version"] = version
+    pillar["airflow"]["config"] = {"smtp": {"SMTP_Password": "smtp-Very-Secret", "smtp_host": "mail"}}
+    ah = settings(pillar)
+    cfg = airflow.desired_config(ah)
+    refs = airflow.desired_config(ah, secret_refs=True)
+    text = json.dumps(refs)
+    for secret in [*EXAMPLE["secrets"].values(), "smtp-Very-Secret"]:
+        assert str(secret) not in text
+    assert refs["core"]["fernet_key"] == "@@pillar:airflow_ha:secrets:fernet_key@@"
+    assert refs["smtp"]["smtp_password"] == "@@pillar:airflow_ha:airflow:config:smtp:SMTP_Password@@"
+    assert refs["smtp"]["smtp_host"] == "mail"
+    ah_secrets = load_module("ah_secrets", "utils")
+    resolved = {
+        s: {k: ah_secrets.resolve(v, {"airflow_ha": pillar}) for k, v in keys.items()}
+        for s, keys in refs.items()
+    }
+    assert resolved == cfg
 
 
 def test_desired_config_task_recovery_timings():
     pillar = copy.deepcopy(EXAMPLE)
-    pillar["airflow"]["recovery"] = {"heartbeat_timeout": 45, "detection_interval": 4, "max_failed_heartbeats": 12}
+    pillar["airflow"]["recovery"] = {
+        "heartbeat_timeout": 45,
+        "detection_interval": 4,
+        "max_failed_heartbeats": 12,
+    }
     cfg = airflow.desired_config(settings(pillar))
     assert cfg["scheduler"]["task_instance_heartbeat_timeout"] == "45"
     assert cfg["scheduler"]["task_instance_heartbeat_timeout_detection_interval"] == "4"
     assert cfg["workers"]["max_failed_heartbeats"] == "12"
-    assert airflow.units_for_key("workers", "max_failed_heartbeats") == ["worker"]
-    assert airflow.units_for_key("scheduler", "task_instance_heartbeat_timeout") == ["scheduler"]
+    assert ah_cfg.units_for_key("workers", "max_failed_heartbeats") == ["worker"]
+    assert ah_cfg.units_for_key("scheduler", "task_instance_heartbeat_timeout") == ["scheduler"]
     pillar["airflow"]["version"] = "2.11.2"
     cfg = airflow.desired_config(settings(pillar))
     assert cfg["scheduler"]["scheduler_zombie_task_threshold"] == "45"
@@ -305,18 +250,18 @@ def test_desired_config_rejects_bad_overrides():
 @pytest.mark.parametrize("version", ["1.10.15", "4.0.0", "latest"])
 def test_major_of_rejects_unsupported_versions(version):
     with pytest.raises(SaltInvocationError, match="not supported"):
-        airflow.major_of(version)
+        ah_cfg.major_of(version)
 
 
 # -- which units read which key ------------------------------------------------------------
 def test_units_for_key():
-    assert airflow.units_for_key("celery", "worker_concurrency") == ["worker"]
-    assert airflow.units_for_key("celery", "flower_port") == ["flower"]
-    assert airflow.units_for_key("api", "port") == ["api-server"]
-    assert airflow.units_for_key("api", "port", major=2) == ["webserver"]
-    assert airflow.units_for_key("dag_processor", "refresh_interval") == ["dag-processor"]
-    assert sorted(airflow.units_for_key("core", "fernet_key")) == sorted(airflow.COMPONENTS_3)
-    assert sorted(airflow.units_for_key("celery", "broker_url")) == sorted(airflow.COMPONENTS_3)
+    assert ah_cfg.units_for_key("celery", "worker_concurrency") == ["worker"]
+    assert ah_cfg.units_for_key("celery", "flower_port") == ["flower"]
+    assert ah_cfg.units_for_key("api", "port") == ["api-server"]
+    assert ah_cfg.units_for_key("api", "port", major=2) == ["webserver"]
+    assert ah_cfg.units_for_key("dag_processor", "refresh_interval") == ["dag-processor"]
+    assert sorted(ah_cfg.units_for_key("core", "fernet_key")) == sorted(ah_cfg.COMPONENTS_3)
+    assert sorted(ah_cfg.units_for_key("celery", "broker_url")) == sorted(ah_cfg.COMPONENTS_3)
 
 
 def test_config_groups_split_by_reader():
@@ -353,8 +298,8 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
         )
     run_all.return_value = {"retcode": 0, "stdout": "3.3.2\n", "stderr": ""}
     enabled = {"airflow-api-server", "airflow-scheduler", "airflow-flower"}
-    airflow.__salt__["service.enabled"] = lambda unit: unit in enabled
-    airflow.__salt__["service.status"] = lambda unit: unit in enabled
+    airflow_health.__salt__["service.enabled"] = lambda unit: unit in enabled
+    airflow_health.__salt__["service.status"] = lambda unit: unit in enabled
     seen = []
 
     def fake_http(url, timeout):
@@ -363,8 +308,8 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
             return 200, {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}
         return 200, None
 
-    monkeypatch.setattr(airflow, "_http_json", fake_http)
-    out = airflow.health(**home)
+    monkeypatch.setattr(airflow_health, "_http_json", fake_http)
+    out = airflow_health.health(**home)
     assert "http://10.0.0.5:8081/api/v2/monitor/health" in seen
     assert "http://127.0.0.1:8974/health" in seen
     assert "http://10.0.0.5:5555/healthcheck" in seen
@@ -376,8 +321,29 @@ def test_health_probes_the_configured_addresses(home, run_all, monkeypatch):
 
 def test_wait_healthy_raises_naming_the_unhealthy(monkeypatch):
     reports = iter([{"healthy": False, "worker": {"enabled": True, "healthy": False}}] * 3)
-    monkeypatch.setattr(airflow, "health", lambda **kw: next(reports))
+    monkeypatch.setattr(airflow_health, "health", lambda **kw: next(reports))
     with pytest.raises(CommandExecutionError, match="worker"):
-        airflow.wait_healthy(timeout=0, interval=0)
-    monkeypatch.setattr(airflow, "health", lambda **kw: {"healthy": True})
-    assert airflow.wait_healthy(timeout=0)["healthy"] is True
+        airflow_health.wait_healthy(timeout=0, interval=0)
+    monkeypatch.setattr(airflow_health, "health", lambda **kw: {"healthy": True})
+    assert airflow_health.wait_healthy(timeout=0)["healthy"] is True
+
+
+def test_health_http_probe_against_a_loopback_server():
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from testlib import RouteHandler  # noqa: PLC0415
+
+    RouteHandler.routes = {"/ok": (200, '{"a": 1}'), "/text": (200, "OK"), "/bad": (503, '{"x": 1}')}
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), RouteHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert airflow_health._http_json(base + "/ok", 5) == (200, {"a": 1})
+        assert airflow_health._http_json(base + "/text", 5) == (200, "OK")
+        assert airflow_health._http_json(base + "/bad", 5) == (503, None)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    status, reason = airflow_health._http_json(base + "/ok", 1)
+    assert status is None and "cannot reach" in reason

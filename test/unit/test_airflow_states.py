@@ -4,12 +4,13 @@ secrets masked in changes, 0 changes when converged."""
 import json
 import os
 import stat
-from unittest.mock import MagicMock
+from unittest.mock import DEFAULT, MagicMock
 
 import pytest
-from testlib import load_module
+from testlib import load_module, utils_dunder
 
 airflow_mod = load_module("airflow")
+ah_cfg = load_module("ah_airflow_cfg", "utils")
 airflow = load_module("airflow", "states")
 
 SECRET = "pw-Very-Secret-123"
@@ -24,11 +25,6 @@ def opts():
 def salt_funcs():
     funcs = {
         "airflow.version": MagicMock(return_value="3.3.2"),
-        "airflow.is_sensitive": airflow_mod.is_sensitive,
-        "airflow.parse_cfg": airflow_mod.parse_cfg,
-        "airflow.render_cfg": airflow_mod.render_cfg,
-        "airflow.cfg_str": airflow_mod.cfg_str,
-        "airflow.normalize_roles": airflow_mod.normalize_roles,
         "file.chown": MagicMock(),
     }
     for name in (
@@ -48,12 +44,73 @@ def salt_funcs():
         "pool_set",
     ):
         funcs[f"airflow.{name}"] = MagicMock(name=name)
+    _write_back(funcs)
     return funcs
 
 
+def _write_back(funcs):
+    """One fake style: each write updates what the matching read returns next,
+    so the states' re-read after acting sees the change (tests set the reads'
+    return_value; a write's own return_value stays what it returns)."""
+
+    def fn(name):
+        return funcs[f"airflow.{name}"]
+
+    def user_create(name, password, email, firstname, lastname, roles, **_):
+        user = {"username": name, "email": email, "firstname": firstname, "lastname": lastname}
+        fn("user_status").return_value = {"user": dict(user, roles=roles, active=True), "password_ok": True}
+        return DEFAULT
+
+    def user_update(name, password=None, **fields):
+        status = fn("user_status").return_value
+        user = dict(status["user"], **{k: v for k, v in fields.items() if k in status["user"]})
+        fn("user_status").return_value = {"user": user, "password_ok": True}
+        return DEFAULT
+
+    def setter(get, make):
+        def side_effect(*args, **kwargs):
+            fn(get).return_value = make(*args, **kwargs)
+            return DEFAULT
+
+        return side_effect
+
+    fn("user_create").side_effect = user_create
+    fn("user_update").side_effect = user_update
+    fn("user_delete").side_effect = setter("user_get", lambda *a, **k: None)
+    fn("db_migrate").side_effect = setter("db_pending_migrations", lambda *a, **k: [])
+    fields = ("conn_type", "host", "login", "password", "schema", "port", "extra", "description")
+    fn("connection_set").side_effect = setter(
+        "connection_get", lambda name, **kw: {f: kw.get(f) for f in fields}
+    )
+    fn("variable_set").side_effect = setter(
+        "variable_get",
+        lambda name, value, description=None, **kw: {"value": value, "description": description},
+    )
+    fn("pool_set").side_effect = setter(
+        "pool_get",
+        lambda name, slots, description="", include_deferred=False, **kw: {
+            "slots": slots,
+            "description": description,
+            "include_deferred": include_deferred,
+        },
+    )
+
+
 @pytest.fixture
-def configure_loader_modules(opts, salt_funcs):
-    return {airflow: {"__opts__": opts, "__salt__": salt_funcs}}
+def pillar():
+    return {"airflow_ha": {"secrets": {"fernet_key": SECRET, "airflow_db_password": "p@ss/" + SECRET}}}
+
+
+@pytest.fixture
+def configure_loader_modules(opts, salt_funcs, pillar):
+    return {
+        airflow: {
+            "__opts__": opts,
+            "__salt__": salt_funcs,
+            "__pillar__": pillar,
+            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
+        }
+    }
 
 
 def no_secret(ret):
@@ -114,7 +171,47 @@ def test_config_managed_creates_a_missing_file_private(tmp_path):
     ret = airflow.config_managed(str(path), {"core": {"executor": "X"}})
     assert ret["result"] is True
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert airflow_mod.parse_cfg(path.read_text()) == {"core": {"executor": "X"}}
+    assert ah_cfg.parse_cfg(path.read_text()) == {"core": {"executor": "X"}}
+
+
+def test_config_managed_resolves_secret_refs_from_pillar_and_masks_them(cfg, opts):
+    """What config.sls passes (airflow.desired_config(ah, secret_refs=True)):
+    references, resolved here from the minion's pillar; a value that held a
+    reference is masked even under a key the word list does not name."""
+    url = (
+        "postgresql+psycopg2://airflow:@@pillar_url:airflow_ha:secrets:airflow_db_password@@@127.0.0.1:5000/a"
+    )
+    values = {
+        "core": {"fernet_key": "@@pillar:airflow_ha:secrets:fernet_key@@"},
+        "database": {"sql_alchemy_conn": url},
+        "custom": {"plain": "x-@@pillar:airflow_ha:secrets:fernet_key@@"},
+    }
+    opts["test"] = True
+    dry = airflow.config_managed(str(cfg), values)
+    opts["test"] = False
+    ret = airflow.config_managed(str(cfg), values)
+    assert ret["result"] is True and dry["result"] is None
+    assert (
+        ret["changes"]
+        == dry["changes"]
+        == {
+            "core.fernet_key": {"old": "***", "new": "***"},
+            "database.sql_alchemy_conn": {"old": None, "new": "***"},
+            "custom.plain": {"old": None, "new": "***"},
+        }
+    )
+    no_secret(ret)
+    text = cfg.read_text()
+    assert f"fernet_key = {SECRET}" in text
+    assert f"sql_alchemy_conn = postgresql+psycopg2://airflow:p%40ss%2F{SECRET}@127.0.0.1:5000/a" in text
+    assert "@@" not in text
+    assert airflow.config_managed(str(cfg), values)["changes"] == {}
+
+
+def test_config_managed_names_a_missing_pillar_key(cfg):
+    ret = airflow.config_managed(str(cfg), {"core": {"fernet_key": "@@pillar:airflow_ha:secrets:nope@@"}})
+    assert ret["result"] is False and "airflow_ha:secrets:nope" in ret["comment"]
+    assert cfg.read_text() == CFG
 
 
 def test_config_managed_extra_sensitive_keys_are_masked(cfg):
@@ -202,6 +299,41 @@ def test_user_present_test_mode_changes_nothing(salt_funcs, opts):
     no_secret(ret)
 
 
+def test_user_present_test_mode_reports_the_changes_of_a_real_run(salt_funcs, opts):
+    for status in (
+        {"user": None, "password_ok": None},
+        {"user": dict(USER, email="o@x"), "password_ok": False},
+    ):
+        opts["test"] = True
+        salt_funcs["airflow.user_status"].return_value = status
+        dry = present()
+        opts["test"] = False
+        real = present()
+        assert dry["result"] is None and real["result"] is True
+        assert dry["changes"] == real["changes"] and real["changes"]
+
+
+def test_user_present_fails_when_the_change_did_not_stick(salt_funcs):
+    salt_funcs["airflow.user_status"].return_value = {
+        "user": dict(USER, roles=["Viewer"]),
+        "password_ok": True,
+    }
+    salt_funcs["airflow.user_update"].side_effect = None
+    ret = present()
+    assert ret["result"] is False and "still differs" in ret["comment"] and "roles" in ret["comment"]
+
+
+def test_user_present_reads_the_password_from_pillar(salt_funcs, pillar):
+    pillar["airflow_ha"]["secrets"]["admin_password"] = SECRET
+    salt_funcs["airflow.user_status"].return_value = {"user": None, "password_ok": None}
+    ret = present(password=None, password_pillar="airflow_ha:secrets:admin_password")
+    assert ret["result"] is True
+    assert salt_funcs["airflow.user_create"].call_args[0][1] == SECRET
+    no_secret(ret)
+    ret = present(password=None, password_pillar="airflow_ha:secrets:nope")
+    assert ret["result"] is False and "airflow_ha:secrets:nope" in ret["comment"]
+
+
 def test_user_present_empty_password_fails_clearly():
     ret = present(password="")
     assert ret["result"] is False
@@ -238,7 +370,8 @@ def test_db_migrated_migrates_when_pending(salt_funcs):
     salt_funcs["airflow.db_pending_migrations"].return_value = ["a", "b"]
     salt_funcs["airflow.db_migrate"].return_value = {"migrated": True, "pending": ["a", "b"]}
     ret = airflow.db_migrated("airflow", venv="/v")
-    assert ret["changes"] == {"applied_migrations": 2}
+    assert ret["result"] is True
+    assert ret["changes"] == {"migrations": {"old": 2, "new": 0}}
     assert salt_funcs["airflow.db_migrate"].call_args[1] == {"only_if_pending": True, "venv": "/v"}
 
 
@@ -256,12 +389,25 @@ def test_db_migrated_test_mode(salt_funcs, opts):
     ret = airflow.db_migrated("airflow")
     assert ret["result"] is None
     salt_funcs["airflow.db_migrate"].assert_not_called()
+    # the same changes a real run reports
+    opts["test"] = False
+    salt_funcs["airflow.db_migrate"].return_value = {"migrated": True, "pending": ["a"]}
+    assert airflow.db_migrated("airflow")["changes"] == ret["changes"] == {"migrations": {"old": 1, "new": 0}}
+
+
+def test_db_migrated_fails_when_migrations_are_left(salt_funcs):
+    salt_funcs["airflow.db_pending_migrations"].return_value = ["a"]
+    salt_funcs["airflow.db_migrate"].side_effect = None
+    salt_funcs["airflow.db_migrate"].return_value = {"migrated": True, "pending": ["a"]}
+    ret = airflow.db_migrated("airflow")
+    assert ret["result"] is False and "still pending" in ret["comment"]
 
 
 # -- connections / variables / pools -----------------------------------------------------------------
 def test_connection_present_masks_password_and_is_idempotent(salt_funcs):
     salt_funcs["airflow.connection_get"].return_value = None
     ret = airflow.connection_present("wh", "postgres", host="db", login="etl", password=SECRET, port=5432)
+    assert ret["result"] is True
     assert ret["changes"]["password"] == {"old": None, "new": "***"}
     no_secret(ret)
     fields = salt_funcs["airflow.connection_set"].call_args[1]
@@ -287,6 +433,8 @@ def test_variable_present(salt_funcs, opts):
     ret = airflow.variable_present("v", SECRET)
     assert ret["changes"] == {"value": {"old": "***", "new": "***"}}
     no_secret(ret)
+    assert ret["result"] is True
+    salt_funcs["airflow.variable_get"].return_value = {"value": "old", "description": None}
     ret = airflow.variable_present("v", "plain", sensitive=False)
     assert ret["changes"] == {"value": {"old": "old", "new": "plain"}}
     salt_funcs["airflow.variable_get"].return_value = {"value": "plain", "description": None}
@@ -296,6 +444,7 @@ def test_variable_present(salt_funcs, opts):
 def test_pool_present(salt_funcs, opts):
     salt_funcs["airflow.pool_get"].return_value = None
     ret = airflow.pool_present("etl", 8)
+    assert ret["result"] is True
     assert ret["changes"]["slots"] == {"old": None, "new": 8}
     salt_funcs["airflow.pool_get"].return_value = {"slots": 8, "description": "", "include_deferred": False}
     salt_funcs["airflow.pool_set"].reset_mock()
@@ -307,7 +456,11 @@ def test_pool_present(salt_funcs, opts):
 # -- venv_compatible ----------------------------------------------------------------------------------
 @pytest.fixture
 def remove(salt_funcs):
-    salt_funcs["file.remove"] = MagicMock(return_value=True)
+    def gone(path):  # the venv is gone: no Airflow found there any more
+        salt_funcs["airflow.version"].return_value = ""
+        return DEFAULT
+
+    salt_funcs["file.remove"] = MagicMock(return_value=True, side_effect=gone)
     return salt_funcs["file.remove"]
 
 

@@ -7,8 +7,8 @@ import pathlib
 import time
 
 import pytest
-from salt.exceptions import SaltInvocationError
-from testlib import load_module
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+from testlib import load_module, utils_dunder
 
 DATA = pathlib.Path(__file__).parent / "data" / "csync2"
 
@@ -106,138 +106,9 @@ def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch)
             "__opts__": {},
             "__grains__": {},
             "__context__": {},
+            "__utils__": utils_dunder("ah_csync2"),
         }
     }
-
-
-# ----------------------------------------------------------------- parsers
-def test_parse_config(csync2_mod):
-    cfg = csync2_mod.parse_config(CONFIG)
-    grp = cfg["groups"]["airflow_ha"]
-    assert grp["hosts"] == ["node1", "node2", "node3"]
-    assert grp["include"] == ["/var/lib/airflow/dags", "/var/lib/airflow/plugins"]
-    assert grp["exclude"] == ["*.pyc", "__pycache__", ".#*"]
-    assert grp["auto"] == "younger"
-    assert grp["key"] == "/etc/csync2.key"
-    assert grp["backup_directory"] == "/var/lib/csync2/backup"
-
-
-def test_parse_config_host_forms_and_other_blocks(csync2_mod):
-    text = """
-nossl * *;
-prefix homedir { on host[12]: /export/users; on *: /home; }
-group g { host a B@b-eth2 (c); include %homedir%/bob; action { pattern /x; exec "y"; } auto none; key /k; }
-"""
-    cfg = csync2_mod.parse_config(text)
-    assert cfg["nossl"] == [["*", "*"]]
-    g = cfg["groups"]["g"]
-    assert g["hosts"] == ["a", "b", "c"]
-    assert g["slaves"] == ["c"]
-    assert g["auto"] == "none"
-    assert g["key"] == "/k"
-
-
-def test_parse_dirty(csync2_mod):
-    entries = csync2_mod.parse_dirty(rec("dirty_listed")["stdout"])
-    assert len(entries) == 10
-    assert {e["peer"] for e in entries} == {"node1", "node3"}
-    assert {"path": "/var/lib/airflow/dags/sub/helper.py", "peer": "node3", "forced": False} in entries
-    forced = csync2_mod.parse_dirty(rec("dirty_forced")["stdout"])
-    assert forced and all(e["forced"] for e in forced)
-
-
-def test_parse_test(csync2_mod):
-    diffs = csync2_mod.parse_test(rec("test_diff")["stdout"])
-    assert {"path": "/var/lib/airflow/dags/dag_2.py", "peer": "node3", "state": "differs"} in diffs
-    assert {"path": "/var/lib/airflow/dags/only_on_node1.py", "peer": "node2", "state": "only_here"} in diffs
-    remote = csync2_mod.parse_test(rec("test_from_node2")["stdout"])
-    assert {
-        "path": "/var/lib/airflow/dags/only_on_node1.py",
-        "peer": "node1",
-        "state": "only_on_peer",
-    } in remote
-
-
-def test_parse_update_push(csync2_mod):
-    p = csync2_mod.parse_update(rec("sync_push_v")["stderr"])
-    assert sorted(p["pushed"]) == ["node1", "node3"]
-    assert "/var/lib/airflow/dags/sub/helper.py" in p["pushed"]["node1"]
-    assert len(p["pushed"]["node3"]) == 5
-    assert p["errors"] == {} and p["conflicts"] == [] and p["error_count"] == 0
-
-
-def test_parse_update_delete(csync2_mod):
-    p = csync2_mod.parse_update(rec("sync_delete_v")["stderr"])
-    assert p["deleted"] == {
-        "node3": ["/var/lib/airflow/dags/dag_3.py"],
-        "node1": ["/var/lib/airflow/dags/dag_3.py"],
-    }
-    assert p["pushed"] == {}
-
-
-def test_parse_update_conflict_lost_and_won(csync2_mod):
-    lost = csync2_mod.parse_update(rec("conflict_push_older_loses")["stderr"])
-    assert lost["conflicts"] == [
-        {
-            "path": "/var/lib/airflow/dags/dag_2.py",
-            "peer": "node2",
-            "outcome": "lost",
-            "test": "younger/older",
-        }
-    ]
-    # the losing file is not reported as pushed to that peer, the others are
-    assert lost["pushed"]["node2"] == ["/var/lib/airflow/dags/only_on_node1.py"]
-    assert "/var/lib/airflow/dags/dag_2.py" in lost["pushed"]["node3"]
-    assert lost["error_count"] == 1
-    won = csync2_mod.parse_update(rec("conflict_push_younger_wins")["stderr"])
-    assert won["conflicts"][0]["outcome"] == "won"
-    assert won["pushed"]["node1"] == ["/var/lib/airflow/dags/dag_2.py"]
-
-
-def test_parse_update_peer_down(csync2_mod):
-    p = csync2_mod.parse_update(rec("sync_peer_down_v")["stderr"])
-    assert p["unreachable"] == ["node3"]
-    assert any("Connection refused" in m for m in p["errors"]["node3"])
-    assert p["pushed"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
-    quiet = csync2_mod.parse_update(rec("sync_peer_down")["stderr"])
-    assert quiet["unreachable"] == ["node3"]
-
-
-def test_parse_update_cert_mismatch(csync2_mod):
-    p = csync2_mod.parse_update(rec("sync_cert_mismatch_v")["stderr"])
-    assert "certificate mismatch" in p["errors"]["node3"][0]
-    assert "forget_peer_cert" in p["errors"]["node3"][0]
-
-
-def test_parse_update_up_to_date_and_ignored(csync2_mod):
-    p = csync2_mod.parse_update(rec("sync_peer_back_v")["stderr"])
-    assert p["up_to_date"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
-    assert p["pushed"] == {"node3": ["/var/lib/airflow/dags/down.py"]}
-    ign = csync2_mod.parse_update(rec("sync_outside_path")["stderr"])
-    assert ign["ignored"] == ["/etc/passwd"]
-
-
-@pytest.mark.parametrize(
-    "name,needle",
-    [
-        ("config_syntax_error", "Near line 13"),
-        ("no_config", "Can not open config file"),
-        ("config_key_short", "too short"),
-        ("config_bad_auto", "Unknown auto-setting"),
-        ("not_member", "not a member"),
-    ],
-)
-def test_config_error(csync2_mod, name, needle):
-    r = rec(name)
-    assert needle in csync2_mod.config_error(r["stderr"])
-
-
-def test_config_error_none_on_success(csync2_mod):
-    assert csync2_mod.config_error(rec("sync_push_v")["stderr"]) is None
-
-
-def test_parse_version(csync2_mod):
-    assert csync2_mod.parse_version(rec("help")["stdout"]) == "2.0"
 
 
 # ------------------------------------------------------------- functions
@@ -259,7 +130,6 @@ def test_virtual_loads(csync2_mod, monkeypatch):
 def test_sync_success(csync2_mod, fake, state_dir):
     fake["run"] = FakeCsync2("sync_push_v")
     ret = csync2_mod.sync()
-    assert ret["result"] is True
     assert ret["pushed"]["node1"][0] == "/var/lib/airflow/dags/dag_1.py"
     assert ret["comment"] == "10 pushed"
     assert ret["errors"] == {}
@@ -270,23 +140,25 @@ def test_sync_success(csync2_mod, fake, state_dir):
 def test_sync_nothing(csync2_mod, fake):
     fake["run"] = FakeCsync2("sync_nothing_v")
     ret = csync2_mod.sync()
-    assert ret["result"] is True and ret["comment"] == "nothing to push" and ret["pushed"] == {}
+    assert ret["comment"] == "nothing to push" and ret["pushed"] == {}
 
 
 def test_sync_peer_down_is_a_failure_with_reason(csync2_mod, fake):
     fake["run"] = FakeCsync2("sync_peer_down_v")
-    ret = csync2_mod.sync()
-    assert ret["result"] is False
-    assert "node3" in ret["comment"] and "connection failed" in ret["comment"]
-    assert ret["pushed"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
+    with pytest.raises(CommandExecutionError) as exc:
+        csync2_mod.sync()
+    assert "node3" in str(exc.value) and "connection failed" in str(exc.value)
+    assert exc.value.info["pushed"] == {"node1": ["/var/lib/airflow/dags/down.py"]}
 
 
 def test_sync_conflict_recorded(csync2_mod, fake, state_dir, monkeypatch):
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
     fake["run"] = FakeCsync2("conflict_push_older_loses")
-    ret = csync2_mod.sync(verbose=True)
-    assert ret["result"] is False
+    with pytest.raises(CommandExecutionError) as exc:
+        csync2_mod.sync(verbose=True)
+    ret = exc.value.info
     assert "conflict on /var/lib/airflow/dags/dag_2.py" in ret["comment"]
+    assert str(exc.value).startswith(ret["comment"])
     assert any("Lost" in line for line in ret["log"])
     events = [json.loads(x) for x in (state_dir / csync2_mod.EVENTS_FILE).read_text().splitlines()]
     assert events[0]["outcome"] == "lost" and events[0]["node"] == "node1"
@@ -298,7 +170,6 @@ def test_sync_paths_are_marked_first(csync2_mod, fake):
     fake["run"].queue[1]["argv"] = ["csync2", "-x", "-r", "/var/lib/airflow/dags/trap.py"]
     ret = csync2_mod.sync(paths=["/var/lib/airflow/dags/trap.py"])
     assert fake["run"].calls[0] == ["-m", "/var/lib/airflow/dags/trap.py"]
-    assert ret["result"] is True
     assert ret["pushed"] == {
         "node3": ["/var/lib/airflow/dags/trap.py"],
         "node1": ["/var/lib/airflow/dags/trap.py"],
@@ -335,39 +206,39 @@ def test_sync_unknown_peer(csync2_mod, fake):
 def test_sync_not_in_any_group(csync2_mod, fake, monkeypatch):
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "other")
     fake["run"] = FakeCsync2()
-    ret = csync2_mod.sync()
-    assert ret["result"] is False and "in no group" in ret["comment"]
+    with pytest.raises(CommandExecutionError, match="in no group"):
+        csync2_mod.sync()
 
 
 def test_dirty_empty_and_listed(csync2_mod, fake):
     fake["run"] = FakeCsync2("dirty_empty", "dirty_listed", "config_syntax_error")
-    assert csync2_mod.dirty() == {"result": True, "count": 0, "files": {}, "forced": []}
+    assert csync2_mod.dirty() == {"count": 0, "files": {}, "forced": []}
     ret = csync2_mod.dirty()
     assert ret["count"] == 5
     assert ret["files"]["/var/lib/airflow/dags/sub"] == ["node1", "node3"]
     fake["run"].queue[0]["argv"] = ["csync2", "-M"]
-    bad = csync2_mod.dirty()
-    assert bad["result"] is False and "Near line 13" in bad["comment"]
+    with pytest.raises(CommandExecutionError, match="Near line 13"):
+        csync2_mod.dirty()
 
 
 def test_check(csync2_mod, fake):
     fake["run"] = FakeCsync2("check", "dirty_listed")
     ret = csync2_mod.check()
-    assert ret["result"] is True and ret["count"] == 5
+    assert ret["count"] == 5
     assert fake["run"].calls[0] == ["-c", "-r", "/"]
 
 
 def test_in_sync_true(csync2_mod, fake):
     fake["run"] = FakeCsync2("check", "in_sync_all")
     ret = csync2_mod.in_sync()
-    assert ret == {"result": True, "in_sync": True, "differences": {}, "comment": "in sync with all peers"}
+    assert ret == {"in_sync": True, "differences": {}, "comment": "in sync with all peers"}
 
 
 def test_in_sync_differences(csync2_mod, fake, monkeypatch):
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node1")
     fake["run"] = FakeCsync2("check_node1", "test_diff")
     ret = csync2_mod.in_sync()
-    assert ret["result"] is True and ret["in_sync"] is False
+    assert ret["in_sync"] is False
     assert {"path": "/var/lib/airflow/dags/dag_2.py", "state": "differs"} in ret["differences"]["node2"]
     assert ret["comment"] == "2 file(s) differ"
 
@@ -382,9 +253,9 @@ def test_in_sync_pair(csync2_mod, fake, monkeypatch):
 
 def test_in_sync_peer_down(csync2_mod, fake):
     fake["run"] = FakeCsync2("test_peer_down")
-    ret = csync2_mod.in_sync(check=False)
-    assert ret["result"] is False and ret["in_sync"] is False
-    assert ret["unreachable"] == ["node3"]
+    with pytest.raises(CommandExecutionError, match="csync2 -T failed") as exc:
+        csync2_mod.in_sync(check=False)
+    assert exc.value.info == {"in_sync": False, "unreachable": ["node3"]}
 
 
 def test_conflicts(csync2_mod, fake, state_dir, monkeypatch):
@@ -437,7 +308,6 @@ def test_force(csync2_mod, fake, monkeypatch):
     ret = csync2_mod.force(f)
     # forced for every peer, and no plain `-m` before the push (it clears the flag)
     assert [c[:2] for c in fake["run"].calls] == [["-c", "-r"], ["-F", "-m"], ["-f", "-r"], ["-v", "-x"]]
-    assert ret["result"] is True
     assert ret["comment"].startswith("forced /var/lib/airflow/dags/f.py")
     with pytest.raises(SaltInvocationError):
         csync2_mod.force("/tmp/x.py")
@@ -460,7 +330,7 @@ def test_status(csync2_mod, fake, monkeypatch, state_dir):
         "node1": {"reachable": True},
         "node3": {"reachable": False, "error": "Connection refused"},
     }
-    assert ret["result"] is False and "node3" in ret["comment"]
+    assert ret["healthy"] is False and "node3" in ret["comment"]
     assert ret["last_sync"]["result"] is True and ret["last_sync"]["age_seconds"] >= 0
 
 
@@ -470,7 +340,7 @@ def test_status_bad_config(csync2_mod, fake, monkeypatch):
     fake["run"].queue[1]["argv"] = ["csync2", "-M"]
     monkeypatch.setattr(csync2_mod, "_reachable", lambda host, port: (True, None))
     ret = csync2_mod.status()
-    assert ret["result"] is False and ret["config_valid"] is False
+    assert ret["healthy"] is False and ret["config_valid"] is False
     assert "Near line 13" in ret["comment"]
 
 
@@ -486,7 +356,7 @@ def test_genkey(csync2_mod, fake, tmp_path):
     fake_impl = fake["run"]
     fake["run"] = run_and_write
     ret = csync2_mod.genkey(str(target))
-    assert ret["result"] is True and "x" * 64 not in json.dumps(ret)
+    assert ret["path"] == str(target) and "x" * 64 not in json.dumps(ret)
     assert target.stat().st_mode & 0o777 == 0o600
     with pytest.raises(SaltInvocationError, match="already exists"):
         csync2_mod.genkey(str(target))
@@ -496,16 +366,16 @@ def test_genkey(csync2_mod, fake, tmp_path):
 
 def test_genkey_failure(csync2_mod, fake):
     fake["run"] = FakeCsync2("genkey_baddir")
-    ret = csync2_mod.genkey("/nonexistent/dir/k.key")
-    assert ret["result"] is False and "No such file or directory" in ret["comment"]
+    with pytest.raises(CommandExecutionError, match="No such file or directory"):
+        csync2_mod.genkey("/nonexistent/dir/k.key")
 
 
 def test_reset_db_refuses_without_confirm(csync2_mod, fake, state_dir):
     (state_dir / "csync2_node2.db3").write_text("db")
     fake["run"] = FakeCsync2()
     for confirm in (False, "yes", 1):
-        ret = csync2_mod.reset_db(confirm=confirm)
-        assert ret["result"] is False and "confirm=True" in ret["comment"]
+        with pytest.raises(SaltInvocationError, match="confirm=True"):
+            csync2_mod.reset_db(confirm=confirm)
     assert (state_dir / "csync2_node2.db3").exists()
 
 
@@ -513,7 +383,7 @@ def test_reset_db(csync2_mod, fake, state_dir):
     (state_dir / "csync2_node2.db3").write_text("db")
     fake["run"] = FakeCsync2("check")
     ret = csync2_mod.reset_db(confirm=True)
-    assert ret["result"] is True
+    assert ret["started"] is True and ret["comment"].startswith("database re-created")
     assert not (state_dir / "csync2_node2.db3").exists()
     assert (pathlib.Path(ret["moved_aside_to"]) / "csync2_node2.db3").read_text() == "db"
     assert fake["run"].calls == [["-c", "-r", "/"]]
@@ -528,7 +398,7 @@ def test_forget_peer_cert(csync2_mod, fake, state_dir):
         con.execute("INSERT INTO x509_cert VALUES ('node3', 'AB'), ('node1', 'CD')")
     fake["run"] = FakeCsync2()
     ret = csync2_mod.forget_peer_cert("node3")
-    assert ret["result"] is True and ret["removed"] == 1
+    assert ret["removed"] == 1
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT peername FROM x509_cert").fetchall() == [("node1",)]
     with pytest.raises(SaltInvocationError):
@@ -541,9 +411,11 @@ def test_sync_skips_a_dead_peer_without_waiting(csync2_mod, fake, monkeypatch):
     )
     fake["run"] = FakeCsync2("sync_push_v")
     fake["run"].queue[0]["argv"] = ["csync2", "-x", "-P", "node1"]
-    ret = csync2_mod.sync()
+    with pytest.raises(CommandExecutionError, match="node3") as exc:
+        csync2_mod.sync()
+    ret = exc.value.info
     assert fake["run"].calls[0][-2:] == ["-P", "node1"]
-    assert ret["result"] is False and ret["unreachable"] == ["node3"]
+    assert ret["unreachable"] == ["node3"] and ret["pushed"]
     assert "skipped" in ret["errors"]["node3"][-1]
 
 
@@ -552,6 +424,7 @@ def test_sync_no_peer_reachable(csync2_mod, fake, monkeypatch):
         csync2_mod, "_reachable", lambda host, port, timeout=2.0: (False, "Connection refused")
     )
     fake["run"] = FakeCsync2()
-    ret = csync2_mod.sync()
-    assert ret["result"] is False and sorted(ret["unreachable"]) == ["node1", "node3"]
+    with pytest.raises(CommandExecutionError, match="no peer reachable") as exc:
+        csync2_mod.sync()
+    assert sorted(exc.value.info["unreachable"]) == ["node1", "node3"]
     assert fake["run"].calls == []

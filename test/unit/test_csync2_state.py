@@ -1,25 +1,33 @@
 """Unit tests of _states/csync2.py (csync2.synced): read -> compare -> test -> act."""
 
 import pytest
+from salt.exceptions import CommandExecutionError
 from testlib import load_module
 
 PUSH = {"node1": ["/var/lib/airflow/dags/a.py"], "node3": ["/var/lib/airflow/dags/a.py"]}
 
 
 class Module:
-    """csync2 execution module stand-in with scripted returns."""
+    """csync2 execution module stand-in with scripted returns; an exception
+    in the script is raised (the module's contract: errors raise)."""
 
     def __init__(self, previews, syncs=(), tests=()):
         self.previews, self.syncs, self.tests = list(previews), list(syncs), list(tests)
         self.calls = []
 
+    @staticmethod
+    def _answer(item):
+        if isinstance(item, Exception):
+            raise item
+        return item
+
     def sync(self, paths=None, peers=None, dry_run=False):
         self.calls.append(("sync", dry_run))
-        return (self.previews if dry_run else self.syncs).pop(0)
+        return self._answer((self.previews if dry_run else self.syncs).pop(0))
 
     def in_sync(self, check=True):
         self.calls.append(("in_sync", check))
-        return self.tests.pop(0)
+        return self._answer(self.tests.pop(0))
 
 
 @pytest.fixture
@@ -51,9 +59,7 @@ def configure_loader_modules(state, opts, mod):
 
 
 def test_in_sync_no_changes(state, mod):
-    mod["m"] = Module(
-        [{"result": True, "pushed": {}, "deleted": {}}], tests=[{"result": True, "in_sync": True}]
-    )
+    mod["m"] = Module([{"pushed": {}, "deleted": {}}], tests=[{"in_sync": True}])
     ret = state.synced("x")
     assert ret["result"] is True and ret["changes"] == {}
     assert ("sync", False) not in mod["m"].calls
@@ -61,7 +67,7 @@ def test_in_sync_no_changes(state, mod):
 
 def test_test_mode_tells_what_would_be_pushed(state, mod, opts):
     opts["test"] = True
-    mod["m"] = Module([{"result": True, "pushed": PUSH, "deleted": {}}])
+    mod["m"] = Module([{"pushed": PUSH, "deleted": {}}])
     ret = state.synced("x")
     assert ret["result"] is None
     assert ret["changes"] == {"pushed": PUSH}
@@ -71,9 +77,9 @@ def test_test_mode_tells_what_would_be_pushed(state, mod, opts):
 
 def test_push_then_in_sync(state, mod):
     mod["m"] = Module(
-        [{"result": True, "pushed": PUSH, "deleted": {}}],
-        syncs=[{"result": True, "pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
-        tests=[{"result": True, "in_sync": True}],
+        [{"pushed": PUSH, "deleted": {}}],
+        syncs=[{"pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
+        tests=[{"in_sync": True}],
     )
     ret = state.synced("x")
     assert ret["result"] is True and ret["changes"] == {"pushed": PUSH}
@@ -82,8 +88,12 @@ def test_push_then_in_sync(state, mod):
 
 def test_push_failure(state, mod):
     mod["m"] = Module(
-        [{"result": True, "pushed": PUSH, "deleted": {}}],
-        syncs=[{"result": False, "pushed": {"node1": PUSH["node1"]}, "comment": "node3: connection failed"}],
+        [{"pushed": PUSH, "deleted": {}}],
+        syncs=[
+            CommandExecutionError(
+                "node3: connection failed", info={"pushed": {"node1": PUSH["node1"]}, "comment": "x"}
+            )
+        ],
     )
     ret = state.synced("x")
     assert ret["result"] is False and "node3: connection failed" in ret["comment"]
@@ -92,7 +102,7 @@ def test_push_failure(state, mod):
 
 def test_unreachable_in_preview_fails_without_changes(state, mod, opts):
     opts["test"] = True
-    mod["m"] = Module([{"result": False, "comment": "node3: connection failed"}])
+    mod["m"] = Module([CommandExecutionError("node3: connection failed", info={"pushed": PUSH})])
     ret = state.synced("x")
     assert ret["result"] is False and ret["changes"] == {}
 
@@ -100,13 +110,45 @@ def test_unreachable_in_preview_fails_without_changes(state, mod, opts):
 def test_difference_only_a_peer_can_fix(state, mod):
     diff = {"node2": [{"path": "/var/lib/airflow/dags/b.py", "state": "only_on_peer"}]}
     mod["m"] = Module(
-        [{"result": True, "pushed": {}, "deleted": {}}],
-        tests=[{"result": True, "in_sync": False, "differences": diff}],
+        [{"pushed": {}, "deleted": {}}],
+        tests=[{"in_sync": False, "differences": diff}],
     )
     ret = state.synced("x")
     assert (
         ret["result"] is False and "b.py" in ret["comment"] and "apply csync2.synced there" in ret["comment"]
     )
+
+
+def test_test_mode_and_real_run_report_the_same_changes(state, mod, opts):
+    opts["test"] = True
+    mod["m"] = Module([{"pushed": PUSH, "deleted": {}}])
+    dry = state.synced("x")
+    opts["test"] = False
+    mod["m"] = Module(
+        [{"pushed": PUSH, "deleted": {}}],
+        syncs=[{"pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
+        tests=[{"in_sync": True}],
+    )
+    assert dry["changes"] == state.synced("x")["changes"] == {"pushed": PUSH}
+
+
+def test_still_not_in_sync_after_the_push_fails(state, mod):
+    diff = {"node2": [{"path": "/d/b.py", "state": "differs"}]}
+    mod["m"] = Module(
+        [{"pushed": PUSH, "deleted": {}}],
+        syncs=[{"pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
+        tests=[CommandExecutionError("csync2 -T failed: node2: connection failed")],
+    )
+    ret = state.synced("x")
+    assert ret["result"] is False and "in-sync test failed" in ret["comment"]
+    assert ret["changes"] == {"pushed": PUSH}
+    mod["m"] = Module(
+        [{"pushed": PUSH, "deleted": {}}],
+        syncs=[{"pushed": PUSH, "deleted": {}, "comment": "2 pushed"}],
+        tests=[{"in_sync": False, "differences": diff}],
+    )
+    ret = state.synced("x")
+    assert ret["result"] is False and "still not in sync" in ret["comment"] and "b.py" in ret["comment"]
 
 
 def test_virtual(state):

@@ -17,7 +17,9 @@ def rec(name):
 
 
 @pytest.fixture
-def watch():
+def watch(monkeypatch):
+    # Installed, ah_secrets.py sits next to the watcher; here it is in _utils.
+    monkeypatch.syspath_prepend(str(ROOT / "_utils"))
     path = ROOT / "airflow_ha" / "csync2" / "files" / "csync2-watch.py"
     loader = importlib.machinery.SourceFileLoader("csync2_watch", str(path))
     spec = importlib.util.spec_from_loader("csync2_watch", loader)

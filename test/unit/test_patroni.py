@@ -4,14 +4,12 @@ HTTP server on 127.0.0.1."""
 
 import http.server
 import json
-import pathlib
 import socket
-import ssl
 import threading
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import ROOT, load_module
+from testlib import ROOT, RouteHandler, load_module, utils_dunder
 
 patroni = load_module("patroni")
 DATA = ROOT / "test" / "unit" / "data" / "patroni"
@@ -23,7 +21,14 @@ def recorded(name):
 
 @pytest.fixture
 def configure_loader_modules():
-    return {patroni: {"__grains__": {"id": "node1"}, "__opts__": {"id": "node1"}, "__salt__": {}}}
+    return {
+        patroni: {
+            "__grains__": {"id": "node1"},
+            "__opts__": {"id": "node1"},
+            "__salt__": {},
+            "__utils__": utils_dunder("ah_http"),
+        }
+    }
 
 
 @pytest.fixture
@@ -161,40 +166,12 @@ def test_bad_port_is_refused():
         patroni.cluster(host="h", port="eighty")
 
 
-def test_etcd_health_recorded(answers):
-    answers["http://127.0.0.1:2379/health"] = (200, recorded("etcd_health.json"))
-    assert patroni.etcd_health() is True
-    answers["http://10.77.0.12:2379/health"] = (503, '{"health":"false","reason":"RAFT NO LEADER"}')
-    assert patroni.etcd_health("http://10.77.0.12:2379/") is False
-
-
-def test_etcd_health_bad_url():
-    with pytest.raises(SaltInvocationError, match="http"):
-        patroni.etcd_health("10.77.0.11:2379")
-
-
 # --- the real HTTP helper, against a server on loopback -----------------------------------
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes = {}
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        status, body = self.routes.get(self.path, (404, "{}"))
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def server():
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), RouteHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -203,7 +180,7 @@ def server():
 
 
 def test_http_get_returns_status_and_body(server):
-    _Handler.routes = {"/cluster": (200, recorded(HEALTHY)), "/leader": (503, '{"role": "replica"}')}
+    RouteHandler.routes = {"/cluster": (200, recorded(HEALTHY)), "/leader": (503, '{"role": "replica"}')}
     port = server.server_address[1]
     assert patroni.leader(host="127.0.0.1", port=port) == leader_in(HEALTHY)[0]
     status, body = patroni._http_get(f"http://127.0.0.1:{port}/leader", 5)
@@ -212,7 +189,7 @@ def test_http_get_returns_status_and_body(server):
 
 
 def test_http_get_server_error_on_cluster_is_an_error(server):
-    _Handler.routes = {"/cluster": (500, '{"error": "boom"}')}
+    RouteHandler.routes = {"/cluster": (500, '{"error": "boom"}')}
     with pytest.raises(CommandExecutionError, match="HTTP 500"):
         patroni.cluster(host="127.0.0.1", port=server.server_address[1])
 
@@ -232,7 +209,7 @@ def test_dynamic_config_recorded(answers):
     assert {"ttl", "loop_wait", "retry_timeout", "postgresql"} <= set(conf)
 
 
-class _PatchHandler(_Handler):
+class _PatchHandler(RouteHandler):
     seen = []
 
     def do_PATCH(self):  # noqa: N802 (http.server API)
@@ -289,93 +266,3 @@ def test_is_leader_default_instead_of_error(answers, tmp_path):
     assert patroni.is_leader(config_file=str(tmp_path / "none.yml"), default=False) is False
     with pytest.raises(CommandExecutionError):
         patroni.is_leader(host="h")
-
-
-# --- etcd_health over TLS (client certificate auth), against a server on loopback -----
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """CA, server cert (SAN 127.0.0.1) and a client cert from another node, as files."""
-    from testlib import load_lab_pki
-
-    tls = load_lab_pki().etcd_tls_pillar(
-        {"node1": "10.77.0.11", "node2": "10.77.0.12"}, tmp_path_factory.mktemp("pki")
-    )
-    out = tmp_path_factory.mktemp("files")
-    files = {"ca": out / "ca.crt"}
-    files["ca"].write_text(tls["ca_cert"])
-    for node in ("node1", "node2"):
-        for kind in ("cert", "key"):
-            files[f"{node}.{kind}"] = out / f"{node}.{kind}"
-            files[f"{node}.{kind}"].write_text(tls["certs"][node][kind])
-    return {k: str(v) for k, v in files.items()}
-
-
-@pytest.fixture
-def tls_server(pki):
-    """An HTTPS server on 127.0.0.1 that requires a client certificate from the CA."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["ca"])
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_cert_chain(pki["node1.cert"], pki["node1.key"])
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    _Handler.routes = {"/health": (200, recorded("etcd_health.json"))}
-    yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_etcd_health_tls_with_client_certificate(tls_server, pki):
-    assert patroni.etcd_health(tls_server, cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"])
-    _Handler.routes = {"/health": (503, '{"health":"false","reason":"RAFT NO LEADER"}')}
-    assert (
-        patroni.etcd_health(tls_server, cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"])
-        is False
-    )
-
-
-def test_etcd_health_tls_refused_without_client_certificate(tls_server, pki):
-    with pytest.raises(CommandExecutionError, match="cannot reach https://127.0.0.1"):
-        patroni.etcd_health(tls_server, timeout=3, cacert=pki["ca"])
-
-
-def test_etcd_health_tls_refuses_an_unknown_server(tls_server, pki):
-    # Without the CA the server's certificate cannot be verified.
-    with pytest.raises(CommandExecutionError, match="CERTIFICATE_VERIFY_FAILED"):
-        patroni.etcd_health(tls_server, timeout=3, cert=pki["node2.cert"], key=pki["node2.key"])
-
-
-def test_etcd_health_tls_bad_arguments(pki, tmp_path):
-    with pytest.raises(SaltInvocationError, match="need an https:// url"):
-        patroni.etcd_health("http://127.0.0.1:2379", cacert=pki["ca"])
-    with pytest.raises(SaltInvocationError, match="cannot load the CA certificate /nonexistent/ca.crt"):
-        patroni.etcd_health("https://127.0.0.1:2379", cacert="/nonexistent/ca.crt")
-    with pytest.raises(SaltInvocationError, match="needs its certificate"):
-        patroni.etcd_health("https://127.0.0.1:2379", key=pki["node2.key"])
-    wrong = tmp_path / "wrong.key"
-    wrong.write_text(pathlib.Path(pki["node1.key"]).read_text())
-    with pytest.raises(SaltInvocationError, match="cannot load the client certificate") as exc:
-        patroni.etcd_health(
-            "https://127.0.0.1:2379", cacert=pki["ca"], cert=pki["node2.cert"], key=str(wrong)
-        )
-    assert "PRIVATE KEY" not in str(exc.value)
-
-
-def test_etcd_health_passes_the_tls_context(monkeypatch, pki):
-    seen = []
-
-    def fake(url, timeout, context=None):
-        seen.append((url, context))
-        return 200, recorded("etcd_health.json")
-
-    monkeypatch.setattr(patroni, "_http_get", fake)
-    assert patroni.etcd_health(
-        "https://127.0.0.1:2379", cacert=pki["ca"], cert=pki["node2.cert"], key=pki["node2.key"]
-    )
-    assert patroni.etcd_health("https://127.0.0.1:2379")
-    assert seen[0][0] == "https://127.0.0.1:2379/health"
-    assert isinstance(seen[0][1], ssl.SSLContext) and seen[0][1].verify_mode == ssl.CERT_REQUIRED
-    assert seen[1][1] is None  # no TLS arguments: urllib's default context

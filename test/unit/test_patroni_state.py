@@ -1,42 +1,24 @@
-"""_states/patroni.py: the wait states (leader_running, etcd_healthy)."""
+"""_states/patroni.py: the wait state leader_running and dynamic_config."""
+
+import time
 
 import pytest
-from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import load_module
+from salt.exceptions import CommandExecutionError
+from testlib import Seq, load_module, utils_dunder
 
 state = load_module("patroni", "states")
 
 
-class Seq:
-    """A fake execution function answering from a list (the last answer repeats)."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        answer = self.answers[min(self.calls, len(self.answers) - 1)]
-        self.calls += 1
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+pytestmark = pytest.mark.usefixtures("no_sleep")
 
 
 @pytest.fixture
 def configure_loader_modules():
-    return {state: {"__opts__": {"test": False}, "__salt__": {}}}
+    return {state: {"__opts__": {"test": False}, "__salt__": {}, "__utils__": utils_dunder("ah_wait")}}
 
 
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    slept = []
-    monkeypatch.setattr(state.time, "sleep", slept.append)
-    return slept
-
-
-def use(leader=None, etcd=None, test=False):
+def use(leader=None, test=False):
     state.__salt__["patroni.leader"] = leader or Seq(None)
-    state.__salt__["patroni.etcd_health"] = etcd or Seq(False)
     state.__opts__["test"] = test
 
 
@@ -62,7 +44,7 @@ def test_waits_through_errors_until_a_leader_appears(no_sleep):
 
 def test_times_out_with_clear_message(monkeypatch):
     clock = iter(range(0, 1000, 5))
-    monkeypatch.setattr(state.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
     use(leader=Seq(CommandExecutionError("cannot reach http://x:8008/cluster: refused")))
     ret = state.leader_running("airflow-ha", timeout=20, interval=5)
     assert ret["result"] is False
@@ -101,70 +83,6 @@ def test_bad_wait_arguments(timeout, interval):
     ret = state.leader_running("c", timeout=timeout, interval=interval)
     assert ret["result"] is False
     assert "timeout" in ret["comment"]
-
-
-def test_etcd_healthy_waits_for_quorum(no_sleep):
-    fake = Seq(CommandExecutionError("cannot reach http://127.0.0.1:2379/health"), False, True)
-    use(etcd=fake)
-    ret = state.etcd_healthy("http://127.0.0.1:2379", timeout=600, interval=1)
-    assert ret["result"] is True
-    assert ret["changes"] == {}
-    assert fake.calls == 3
-
-
-def test_etcd_unhealthy_times_out(monkeypatch):
-    clock = iter(range(0, 1000, 7))
-    monkeypatch.setattr(state.time, "monotonic", lambda: next(clock))
-    use(etcd=Seq(False))
-    ret = state.etcd_healthy("http://127.0.0.1:2379", timeout=20, interval=7)
-    assert ret["result"] is False
-    assert "not healthy after" in ret["comment"]
-    assert "quorum" in ret["comment"]
-
-
-def test_etcd_test_mode():
-    use(etcd=Seq(False), test=True)
-    ret = state.etcd_healthy("http://127.0.0.1:2379")
-    assert ret["result"] is None
-    assert "would wait" in ret["comment"]
-    use(etcd=Seq(True), test=True)
-    assert state.etcd_healthy("http://127.0.0.1:2379")["result"] is True
-
-
-class Recorder(Seq):
-    """A Seq that also records the arguments of every call."""
-
-    def __init__(self, *answers):
-        super().__init__(*answers)
-        self.seen = []
-
-    def __call__(self, *args, **kwargs):
-        self.seen.append((args, kwargs))
-        return super().__call__(*args, **kwargs)
-
-
-def test_etcd_healthy_passes_tls_files_only_when_given():
-    fake = Recorder(True)
-    use(etcd=fake)
-    tls = {"cacert": "/t/ca.crt", "cert": "/t/node.crt", "key": "/t/etcd.key"}
-    assert state.etcd_healthy("https://127.0.0.1:2379", **tls)["result"] is True
-    assert fake.seen[-1] == (("https://127.0.0.1:2379",), tls)
-    assert state.etcd_healthy("http://127.0.0.1:2379")["result"] is True
-    assert fake.seen[-1] == (("http://127.0.0.1:2379",), {})
-
-
-def test_etcd_healthy_unloadable_tls_file_fails_at_once(no_sleep):
-    bad = SaltInvocationError("cannot load the CA certificate /t/ca.crt: [Errno 2] No such file")
-    fake = Seq(bad)
-    use(etcd=fake)
-    ret = state.etcd_healthy("https://127.0.0.1:2379", timeout=600, cacert="/t/ca.crt")
-    assert ret["result"] is False
-    assert "cannot load the CA certificate /t/ca.crt" in ret["comment"]
-    assert fake.calls == 1 and no_sleep == []
-    use(etcd=Seq(bad), test=True)  # test mode: the file may not be written yet
-    ret = state.etcd_healthy("https://127.0.0.1:2379", cacert="/t/ca.crt")
-    assert ret["result"] is None
-    assert "the real run would wait" in ret["comment"]
 
 
 # --- dynamic_config -------------------------------------------------------------------------

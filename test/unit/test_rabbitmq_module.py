@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 from salt.exceptions import CommandExecutionError
-from testlib import load_module
+from testlib import load_module, utils_dunder
 
 mod = load_module("airflow_ha_rabbitmq")
 DATA = pathlib.Path(__file__).parent / "data" / "rabbitmq"
@@ -59,7 +59,7 @@ class FakeCtl:
 
 @pytest.fixture
 def configure_loader_modules():
-    return {mod: {"__salt__": {}, "__opts__": {"test": False}}}
+    return {mod: {"__salt__": {}, "__opts__": {"test": False}, "__utils__": utils_dunder("ah_secrets")}}
 
 
 def use(fake):

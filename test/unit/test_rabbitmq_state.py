@@ -3,7 +3,7 @@
 import pytest
 import salt.utils.secret
 from salt.exceptions import CommandExecutionError
-from testlib import load_module
+from testlib import load_module, utils_dunder
 
 state = load_module("airflow_ha_rabbitmq", "states")
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"
@@ -28,7 +28,14 @@ class Recorder:
 @pytest.fixture
 def configure_loader_modules():
     pillar = {"airflow_ha": {"secrets": {"rabbitmq_password": SECRET}}}
-    return {state: {"__opts__": {"test": False}, "__salt__": {}, "__pillar__": pillar}}
+    return {
+        state: {
+            "__opts__": {"test": False},
+            "__salt__": {},
+            "__pillar__": pillar,
+            "__utils__": utils_dunder("ah_secrets"),
+        }
+    }
 
 
 def fakes(exists=True, matches=True, add=True, change=True, check_after=True):
@@ -272,7 +279,8 @@ def test_join_then_grow_reports_both():
 
 
 def use_stale(newer, restart=True):
-    state.__salt__["airflow_ha_rabbitmq.stale"] = Recorder(newer)
+    # after a restart nothing is newer than the unit any more
+    state.__salt__["airflow_ha_rabbitmq.stale"] = Recorder(newer, [])
     state.__salt__["service.restart"] = Recorder(restart)
     return state.__salt__["service.restart"]
 
@@ -296,6 +304,13 @@ def test_stale_unit_in_test_mode_is_not_restarted():
     restart = use_stale(["epmd.socket"])
     ret = state.restarted_if_stale("rabbitmq-server", [], ["epmd.socket"])
     assert ret["result"] is None and not restart.calls
+
+
+def test_restart_that_does_not_take_fails():
+    restart = use_stale(["/etc/rabbitmq/rabbitmq.conf"])
+    state.__salt__["airflow_ha_rabbitmq.stale"] = Recorder(["/etc/rabbitmq/rabbitmq.conf"])
+    ret = state.restarted_if_stale("rabbitmq-server", ["/etc/rabbitmq/rabbitmq.conf"])
+    assert ret["result"] is False and "still older" in ret["comment"] and restart.calls
 
 
 def test_failed_restart_fails():

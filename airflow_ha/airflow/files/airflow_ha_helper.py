@@ -13,6 +13,10 @@ answer; the answer is ONE line on the real stdout::
     AIRFLOW_HA_RESULT {"ok": false, "error": "..."}
 
 Works with Airflow 3.x and 2.11.x (FAB auth manager provider for users).
+
+Which airflow.cfg keys are secret, and the mask, come from ``ah_secrets`` (the
+formula's ``_utils/ah_secrets.py``, installed next to this script: Python puts
+a script's own directory first on sys.path).
 """
 
 import json
@@ -20,30 +24,15 @@ import os
 import sys
 import warnings
 
+import ah_secrets
+
 MARKER = "AIRFLOW_HA_RESULT "
 # pg_advisory_lock key of airflow_ha's migration gate (distinct from Airflow's
 # own DBLocks ids, which upgradedb() takes inside it).
 MIGRATE_LOCK_ID = 0x41484D47  # "AHMG"
 
-SENSITIVE_WORDS = (
-    "password",
-    "secret",
-    "fernet",
-    "sql_alchemy_conn",
-    "broker_url",
-    "result_backend",
-    "token",
-    "key",
-)
-
-
 class HelperError(Exception):
     """An error the caller should see as a plain message."""
-
-
-def _is_sensitive(section, key):
-    low = f"{section}.{key}".lower()
-    return any(word in low for word in SENSITIVE_WORDS)
 
 
 def _session():
@@ -61,14 +50,14 @@ def op_version():
     return airflow.__version__
 
 
-def op_config_get(section, key, show_sensitive=False):
+def op_config_get(section, key, reveal=False):
     from airflow.configuration import conf
 
     if not conf.has_option(section, key):
         return {"found": False, "value": None}
     value = conf.get(section, key)
-    if _is_sensitive(section, key) and not show_sensitive:
-        value = "***"
+    if not reveal:
+        value = ah_secrets.mask_cfg(section, key, value)
     return {"found": True, "value": value}
 
 
@@ -76,6 +65,8 @@ def op_config_list(section=None):
     from airflow.configuration import conf
 
     data = conf.as_dict(display_source=False, display_sensitive=False)
+    # Airflow hides its own list of sensitive keys; ah_secrets' list is wider.
+    data = {sec: {k: ah_secrets.mask_cfg(sec, k, v) for k, v in keys.items()} for sec, keys in data.items()}
     if section:
         if section not in data:
             raise HelperError(f"no section [{section}] in the Airflow configuration")

@@ -37,19 +37,21 @@ import sys
 import time
 import urllib.parse
 
+# The formula's _utils files, installed next to this script (Python puts a
+# script's own directory first on sys.path): the one secret policy, and the
+# csync2 output parser the csync2 Salt module uses too.
+import ah_csync2
+import ah_secrets
+
 CONF = os.environ.get("CSYNC2_WATCH_CONF", "/etc/airflow_ha/csync2-watch.json")
-LOST_RE = re.compile(r"^Do not auto-resolve conflict: Lost '(.+)' test\.$")
-WON_RE = re.compile(r"^Auto-resolving conflict: Won '(.+)' test\.$")
-UPD_RE = re.compile(r"^(Updating|Deleting) (.+) on (\S+) \.\.\.$")
 CONNECTING_RE = re.compile(r"^Connecting to host (\S+) ")
 CONNECT_RE = re.compile(r"^(Connecting to host \S+|Connect to \S+|Bound to \S+)")
 TIE_POLICIES = ("younger", "older", "bigger", "smaller")
-DOWN_RE = re.compile(r"^ERROR: Connection to remote host `(\S+)' failed\.$", re.M)
-BOTH_RE = re.compile(r"^ERROR from peer(?: \S+)?: File is also marked dirty here!")
 
 
 def log(msg):
-    print(msg, flush=True)
+    """One journal line; credentials in URLs (a peer's error, a path) are masked."""
+    print(ah_secrets.scrub(msg), flush=True)
 
 
 def excluded(path, patterns):
@@ -169,44 +171,27 @@ class Csync2:
     def record(self, source, rc, stderr):
         """Log a push, note conflicts; return the paths this node lost."""
         now = time.time()
-        pushed = deleted = 0
-        last, lost, events = None, [], []
-        for raw in stderr.splitlines():
-            line = raw.strip()
-            m = UPD_RE.match(line)
-            if m:
-                last = (m.group(2), m.group(3))
-                pushed += m.group(1) == "Updating"
-                deleted += m.group(1) == "Deleting"
-                continue
-            for rx, outcome in ((LOST_RE, "lost"), (WON_RE, "won"), (BOTH_RE, "both_dirty")):
-                m = rx.match(line)
-                if m and last:
-                    test = m.group(1) if outcome != "both_dirty" else None
-                    events.append(
-                        {"time": now, "source": source, "node": self.myname, "path": last[0],
-                         "peer": last[1], "outcome": outcome, "test": test}
-                    )  # fmt: skip
-                    if outcome != "won":
-                        lost.append(last[0])
+        parsed = ah_csync2.parse_update(stderr)
+        pushed = sum(len(v) for v in parsed["pushed"].values())
+        deleted = sum(len(v) for v in parsed["deleted"].values())
+        events = [{"time": now, "source": source, "node": self.myname, **c} for c in parsed["conflicts"]]
+        lost = [c["path"] for c in parsed["conflicts"] if c["outcome"] != "won"]
         errors = [x.strip() for x in stderr.splitlines() if x.startswith(("ERROR", "Peer did", "Can't"))]
-        for m in DOWN_RE.finditer(stderr):
-            if m.group(1) not in self.down:
-                log(f"peer {m.group(1)} unreachable: left out of pushes until it answers")
-            self.down.add(m.group(1))
+        for peer in parsed["unreachable"]:
+            if peer not in self.down:
+                log(f"peer {peer} unreachable: left out of pushes until it answers")
+            self.down.add(peer)
         log(f"{source}: rc={rc} updated={pushed} deleted={deleted} conflicts={len(events)}"
             + (f" errors={errors[:5]}" if errors else ""))  # fmt: skip
         try:
-            if events:
-                with open(os.path.join(self.state_dir, "airflow_ha-events.jsonl"), "a") as fh:
-                    for ev in events:
-                        fh.write(json.dumps(ev) + "\n")
-                        log(f"conflict: {ev['path']} with {ev['peer']}: {ev['outcome']}")
-            tmp = os.path.join(self.state_dir, "airflow_ha-last-sync.json.tmp")
-            with open(tmp, "w") as fh:
-                json.dump({"time": now, "source": source, "result": rc == 0 and not errors,
-                           "comment": f"updated {pushed}, deleted {deleted}, rc {rc}"}, fh)  # fmt: skip
-            os.replace(tmp, os.path.join(self.state_dir, "airflow_ha-last-sync.json"))
+            for ev in events:
+                ah_csync2.write_json(os.path.join(self.state_dir, "airflow_ha-events.jsonl"), ev, append=True)
+                log(f"conflict: {ev['path']} with {ev['peer']}: {ev['outcome']}")
+            ah_csync2.write_json(
+                os.path.join(self.state_dir, "airflow_ha-last-sync.json"),
+                {"time": now, "source": source, "result": rc == 0 and not errors,
+                 "comment": f"updated {pushed}, deleted {deleted}, rc {rc}"},
+            )  # fmt: skip
         except OSError as exc:
             log(f"cannot write state: {exc}")
         return sorted(set(lost))

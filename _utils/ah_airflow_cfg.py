@@ -1,0 +1,386 @@
+"""
+airflow.cfg handling for the airflow_ha formula, without Airflow and without
+Salt's loader: parse and edit airflow.cfg text, the values the formula sets on
+a node (:func:`desired_config`), which components read which key, and the
+components of each Airflow major version.
+
+A Salt ``_utils`` module (``saltutil.sync_all`` syncs it): the ``airflow``
+execution module and state reach it as ``__utils__["ah_airflow_cfg.<name>"]``;
+the public ``airflow.desired_config`` / ``airflow.config_groups`` /
+``airflow.components`` the SLS files call are thin wrappers over it.
+"""
+
+import os
+import re
+from urllib.parse import quote
+
+from salt.exceptions import SaltInvocationError
+
+DEFAULT_HOME = "/var/lib/airflow"
+COMPONENTS_3 = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower")
+COMPONENTS_2 = ("webserver", "scheduler", "triggerer", "worker", "flower")
+
+
+def all_components(major=3):
+    """The Airflow components (systemd units ``airflow-<name>``) of a major version."""
+    return COMPONENTS_3 if int(major) >= 3 else COMPONENTS_2
+
+
+def read_cfg_file(path):
+    """
+    Parse an airflow.cfg file WITHOUT Airflow: ``{section: {key: value}}``
+    (raw strings, the file's own content only). Returns {} when it is missing.
+    """
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return parse_cfg(fh.read())
+
+
+_SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_KEY_RE = re.compile(r"^([^#;\s=][^=]*?)\s*=\s?(.*)$")
+
+
+def parse_cfg(text):
+    """
+    Parse airflow.cfg text into ``{section: {key: value}}`` (keys lower-case,
+    comments ignored, last duplicate wins).
+    """
+    data = {}
+    section = None
+    for line in text.splitlines():
+        match = _SECTION_RE.match(line)
+        if match:
+            section = match.group(1).strip()
+            data.setdefault(section, {})
+            continue
+        if section is None:
+            continue
+        match = _KEY_RE.match(line)
+        if match:
+            data[section][match.group(1).strip().lower()] = match.group(2).rstrip()
+    return data
+
+
+def render_cfg(text, values):
+    """
+    Return ``text`` with ``values`` (``{section: {key: value}}``) set: existing
+    keys are replaced in place, missing keys are appended at the end of their
+    section, missing sections at the end of the file. Every other line
+    (comments, other keys, blank lines) is kept as it is.
+    """
+    lines = text.splitlines()
+    want = {s: {str(k).lower(): cfg_str(v) for k, v in keys.items()} for s, keys in values.items()}
+    done = {s: set() for s in want}
+    out = []
+    section = None
+    section_end = {}  # section -> index in out after its last non-blank line
+
+    for line in lines:
+        match = _SECTION_RE.match(line)
+        if match:
+            section = match.group(1).strip()
+            out.append(line)
+            section_end[section] = len(out)
+            continue
+        kmatch = _KEY_RE.match(line) if section is not None else None
+        if kmatch and section in want and kmatch.group(1).strip().lower() in want[section]:
+            key = kmatch.group(1).strip().lower()
+            out.append(f"{kmatch.group(1).strip()} = {want[section][key]}")
+            done[section].add(key)
+        else:
+            out.append(line)
+        if section is not None and line.strip():
+            section_end[section] = len(out)
+
+    # Missing keys of existing sections: insert after the section's last line.
+    inserts = []
+    for sec, keys in want.items():
+        missing = [k for k in keys if k not in done[sec]]
+        if missing and sec in section_end:
+            inserts.append((section_end[sec], [f"{k} = {keys[k]}" for k in missing]))
+    for idx, new in sorted(inserts, key=lambda x: x[0], reverse=True):
+        out[idx:idx] = new
+    # Missing sections at the end.
+    for sec, keys in want.items():
+        if sec not in section_end and keys:
+            if out and out[-1].strip():
+                out.append("")
+            out.append(f"[{sec}]")
+            out.extend(f"{k} = {v}" for k, v in keys.items())
+    return "\n".join(out) + "\n"
+
+
+def cfg_str(value):
+    """
+    The text airflow.cfg holds for ``value`` (booleans as True/False, None as
+    an empty string).
+    """
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def normalize_roles(roles):
+    """
+    Roles as a sorted list (accepts a list or a comma-separated string).
+    """
+    if roles is None:
+        return None
+    if isinstance(roles, str):
+        roles = [r.strip() for r in roles.split(",") if r.strip()]
+    if not isinstance(roles, (list, tuple)) or not roles:
+        raise SaltInvocationError("roles must be a non-empty list of role names, e.g. ['Admin']")
+    return sorted(str(r) for r in roles)
+
+
+# -- desired configuration ----------------------------------------------------------------
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+CELERY_CONFIG_MODULE = "airflow_ha_celery_config.CELERY_CONFIG"
+
+
+def _need(data, path):
+    cur = data
+    for part in path.split(":"):
+        if not isinstance(cur, dict) or part not in cur or cur[part] in (None, ""):
+            raise SaltInvocationError(
+                f"pillar key airflow_ha:{path} is missing or empty: set it in the airflow_ha pillar "
+                "(see pillar.example)"
+            )
+        cur = cur[part]
+    return cur
+
+
+def major_of(version_string):
+    """
+    Major version (int) of an Airflow version string; raises a clear error for
+    unsupported ones.
+    """
+    match = re.match(r"^\s*(\d+)\.(\d+)", str(version_string))
+    if not match or match.group(1) not in ("2", "3"):
+        raise SaltInvocationError(
+            f"airflow_ha:airflow:version {version_string!r} is not supported: use 3.3.x (default) or 2.11.x"
+        )
+    return int(match.group(1))
+
+
+def desired_config(ah):
+    """
+    The airflow.cfg values the formula sets on this node, ``{section: {key:
+    value}}``, computed from the formula settings ``ah`` (map.jinja), with
+    ``ah.airflow.config`` (user overrides) merged last.
+    """
+    af = ah.get("airflow") or {}
+    major = major_of(af.get("version", "3.3.2"))
+    address = _need(ah, "address")
+    home = af.get("home", DEFAULT_HOME)
+
+    pg = ah.get("postgresql") or {}
+    pgb = ah.get("pgbouncer") or {}
+    db_port = (
+        pgb.get("port", 6432) if pgb.get("enabled") else (ah.get("haproxy") or {}).get("primary_port", 5000)
+    )
+    db_pw = quote(str(_need(ah, "secrets:airflow_db_password")), safe="")
+    db_url = (
+        f"postgresql+psycopg2://{quote(str(pg.get('user', 'airflow')), safe='')}:{db_pw}"
+        f"@127.0.0.1:{db_port}/{pg.get('database', 'airflow')}"
+    )
+
+    mq = ah.get("rabbitmq") or {}
+    mq_pw = quote(str(_need(ah, "secrets:rabbitmq_password")), safe="")
+    mq_user = quote(str(mq.get("user", "airflow")), safe="")
+    vhost = quote(str(mq.get("vhost", "airflow")), safe="")
+    brokers = [m["address"] for m in ((ah.get("members") or {}).get("broker") or [])]
+    if mq.get("broker_url_nodes", "all") == "local" or not brokers:
+        brokers = [address if address in brokers else "127.0.0.1"]
+    elif address in brokers:  # this node's broker first, then the others
+        idx = brokers.index(address)
+        brokers = brokers[idx:] + brokers[:idx]
+    broker_url = ";".join(f"amqp://{mq_user}:{mq_pw}@{b}:{mq.get('port', 5672)}/{vhost}" for b in brokers)
+
+    # The foundation's settings() derives the same URLs: prefer them when present.
+    db_url = af.get("sql_alchemy_conn") or db_url
+    broker_url = af.get("broker_url") or broker_url
+    result_backend = af.get("result_backend") or "db+" + db_url
+    api_port = af.get("api_port", 8080)
+    haproxy_api = (ah.get("haproxy") or {}).get("api_port", 8090)
+    cfg = {
+        "core": {
+            "executor": "CeleryExecutor",
+            "auth_manager": FAB_AUTH_MANAGER,
+            "fernet_key": _need(ah, "secrets:fernet_key"),
+            "dags_folder": f"{home}/dags",
+            "plugins_folder": f"{home}/plugins",
+            "parallelism": af.get("parallelism", 32),
+            "load_examples": "False",
+        },
+        "database": {"sql_alchemy_conn": db_url},
+        "celery": {
+            "broker_url": broker_url,
+            "result_backend": result_backend,
+            "worker_concurrency": af.get("worker_concurrency", 4),
+            "flower_host": address,
+            "flower_port": af.get("flower_port", 5555),
+            # Flower can stop workers and revoke tasks: HTTP basic auth with the
+            # Airflow admin's login (/healthcheck stays open for probes).
+            "flower_basic_auth": (
+                f"{(af.get('admin') or {}).get('username', 'admin')}:{_need(ah, 'secrets:admin_password')}"
+            ),
+        },
+        "scheduler": {
+            "enable_health_check": "True",
+            "scheduler_health_check_server_host": address,
+            "scheduler_health_check_server_port": af.get("scheduler_health_port", 8974),
+        },
+        "logging": {
+            "base_log_folder": f"{home}/logs",
+            "logging_level": "INFO",
+        },
+    }
+    if mq.get("queue_type", "quorum") == "quorum":
+        cfg["celery"]["celery_config_options"] = CELERY_CONFIG_MODULE
+    if major >= 3:
+        cfg["core"]["execution_api_server_url"] = (
+            af.get("execution_api_server_url") or f"http://127.0.0.1:{haproxy_api}/execution/"
+        )
+        cfg["api"] = {
+            "host": address,
+            "port": api_port,
+            "secret_key": _need(ah, "secrets:api_secret_key"),
+        }
+        cfg["api_auth"] = {"jwt_secret": _need(ah, "secrets:jwt_secret")}
+        cfg["dag_processor"] = {"refresh_interval": af.get("dag_refresh_interval", 10)}
+    else:
+        cfg["webserver"] = {
+            "web_server_host": address,
+            "web_server_port": api_port,
+            "secret_key": _need(ah, "secrets:api_secret_key"),
+        }
+        cfg["scheduler"]["dag_dir_list_interval"] = af.get("dag_refresh_interval", 10)
+    for section, keys in recovery_config(af.get("recovery") or {}, major).items():
+        cfg.setdefault(section, {}).update(keys)
+    overrides = af.get("config") or {}
+    if not isinstance(overrides, dict):
+        raise SaltInvocationError("airflow_ha:airflow:config must be a mapping section -> key -> value")
+    for section, keys in overrides.items():
+        if not isinstance(keys, dict):
+            raise SaltInvocationError(
+                f"airflow_ha:airflow:config:{section} must be a mapping key -> value, got {type(keys).__name__}"
+            )
+        cfg.setdefault(section, {}).update({str(k).lower(): v for k, v in keys.items()})
+    return {s: {k: cfg_str(v) for k, v in keys.items()} for s, keys in cfg.items()}
+
+
+def recovery_config(recovery, major=3):
+    """
+    airflow.cfg keys that bound how long a task of a dead worker stays
+    "running": the scheduler fails a task whose heartbeats stopped for
+    ``heartbeat_timeout`` s (checked every ``detection_interval`` s) and the
+    task's retries run it elsewhere; a worker stops its own task after
+    ``max_failed_heartbeats`` failed heartbeats (3.x; 5 s apart). Airflow's
+    defaults (300 s, 10 s, 3) stall a dead node's tasks for 6 minutes.
+    """
+    timeout = recovery.get("heartbeat_timeout", 40)
+    every = recovery.get("detection_interval", 5)
+    if int(major) >= 3:
+        return {
+            "scheduler": {
+                "task_instance_heartbeat_timeout": timeout,
+                "task_instance_heartbeat_timeout_detection_interval": every,
+            },
+            "workers": {"max_failed_heartbeats": recovery.get("max_failed_heartbeats", 10)},
+        }
+    return {"scheduler": {"scheduler_zombie_task_threshold": timeout, "zombie_detection_interval": every}}
+
+
+def units_for_key(section, key, major=3):
+    """
+    The Airflow components that read an airflow.cfg key (so only they restart
+    when it changes). Unknown keys affect every component.
+    """
+    allc = all_components(major)
+    api = "api-server" if int(major) >= 3 else "webserver"
+    section = section.lower()
+    key = key.lower()
+    if section == "celery":
+        if key.startswith("worker_"):
+            return ["worker"]
+        if key.startswith("flower_"):
+            return ["flower"]
+    if section in ("api", "webserver", "fab") and key in (
+        "host",
+        "port",
+        "workers",
+        "web_server_host",
+        "web_server_port",
+        "web_server_worker_timeout",
+        "workers",
+        "access_logfile",
+        "expose_config",
+    ):
+        return [api]
+    if section == "scheduler" and key not in ("dag_dir_list_interval",):
+        return ["scheduler"]
+    if section == "dag_processor":
+        return ["dag-processor"] if int(major) >= 3 else ["scheduler"]
+    if section == "triggerer":
+        return ["triggerer"]
+    if section == "workers":  # 3.x: read by the Celery worker's task supervisor
+        return ["worker"]
+    return list(allc)
+
+
+def config_groups(values, major=3):
+    """
+    Split ``{section: {key: value}}`` into groups of keys read by the same
+    components: ``{group: {"units": [...], "values": {section: {key: v}}}}``.
+    Group ``common`` holds keys every component reads. The SLS makes one
+    ``airflow.config_managed`` state per group and each service watches only
+    the groups naming it.
+    """
+    allc = all_components(major)
+    groups = {}
+    for section, keys in (values or {}).items():
+        for key, value in keys.items():
+            units = units_for_key(section, key, major)
+            name = "common" if set(units) == set(allc) else "-".join(sorted(units))
+            grp = groups.setdefault(name, {"units": sorted(units), "values": {}})
+            grp["values"].setdefault(section, {})[key] = value
+    return groups
+
+
+ROLE_COMPONENTS = {
+    "api": ("api-server", "webserver"),
+    "scheduler": ("scheduler", "scheduler"),
+    "dag_processor": ("dag-processor", None),
+    "triggerer": ("triggerer", "triggerer"),
+    "worker": ("worker", "worker"),
+    "flower": ("flower", "flower"),
+}
+COMMANDS = {
+    "api-server": "api-server",
+    "webserver": "webserver",
+    "scheduler": "scheduler",
+    "dag-processor": "dag-processor",
+    "triggerer": "triggerer",
+    "worker": "celery worker",
+    "flower": "celery flower",
+}
+
+
+def components(roles, major=3):
+    """
+    The Airflow components (systemd units ``airflow-<component>``) of this
+    Airflow major version, each with ``enabled`` (this node's roles ask for
+    it) and the ``airflow`` sub-command it runs. 2.x has a webserver instead
+    of the api-server and no standalone dag-processor.
+    """
+    idx = 0 if int(major) >= 3 else 1
+    allc = all_components(major)
+    wanted = {ROLE_COMPONENTS[r][idx] for r in (roles or []) if r in ROLE_COMPONENTS}
+    return {
+        comp: {"enabled": comp in wanted, "command": COMMANDS[comp], "unit": f"airflow-{comp}"}
+        for comp in allc
+    }

@@ -1,0 +1,81 @@
+"""_states/airflow_ha_etcd.py: wait until etcd's member is healthy (quorum)."""
+
+import time
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+from testlib import Seq, load_module, utils_dunder
+
+state = load_module("airflow_ha_etcd", "states")
+
+
+pytestmark = pytest.mark.usefixtures("no_sleep")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {state: {"__opts__": {"test": False}, "__salt__": {}, "__utils__": utils_dunder("ah_wait")}}
+
+
+def use(etcd=None, test=False):
+    state.__salt__["airflow_ha_etcd.health"] = etcd or Seq(False)
+    state.__opts__["test"] = test
+
+
+def test_etcd_healthy_waits_for_quorum(no_sleep):
+    fake = Seq(CommandExecutionError("cannot reach http://127.0.0.1:2379/health"), False, True)
+    use(etcd=fake)
+    ret = state.healthy("http://127.0.0.1:2379", timeout=600, interval=1)
+    assert ret["result"] is True
+    assert ret["changes"] == {}
+    assert fake.calls == 3
+
+
+def test_etcd_unhealthy_times_out(monkeypatch):
+    clock = iter(range(0, 1000, 7))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    use(etcd=Seq(False))
+    ret = state.healthy("http://127.0.0.1:2379", timeout=20, interval=7)
+    assert ret["result"] is False
+    assert "not healthy after" in ret["comment"]
+    assert "quorum" in ret["comment"]
+
+
+def test_etcd_test_mode():
+    use(etcd=Seq(False), test=True)
+    ret = state.healthy("http://127.0.0.1:2379")
+    assert ret["result"] is None
+    assert "would wait" in ret["comment"]
+    use(etcd=Seq(True), test=True)
+    assert state.healthy("http://127.0.0.1:2379")["result"] is True
+
+
+def test_etcd_healthy_passes_tls_files_only_when_given():
+    fake = Seq(True)
+    use(etcd=fake)
+    tls = {"cacert": "/t/ca.crt", "cert": "/t/node.crt", "key": "/t/etcd.key"}
+    assert state.healthy("https://127.0.0.1:2379", **tls)["result"] is True
+    assert fake.seen[-1] == (("https://127.0.0.1:2379",), tls)
+    assert state.healthy("http://127.0.0.1:2379")["result"] is True
+    assert fake.seen[-1] == (("http://127.0.0.1:2379",), {})
+
+
+def test_etcd_healthy_unloadable_tls_file_fails_at_once(no_sleep):
+    bad = SaltInvocationError("cannot load the CA certificate /t/ca.crt: [Errno 2] No such file")
+    fake = Seq(bad)
+    use(etcd=fake)
+    ret = state.healthy("https://127.0.0.1:2379", timeout=600, cacert="/t/ca.crt")
+    assert ret["result"] is False
+    assert "cannot load the CA certificate /t/ca.crt" in ret["comment"]
+    assert fake.calls == 1 and no_sleep == []
+    use(etcd=Seq(bad), test=True)  # test mode: the file may not be written yet
+    ret = state.healthy("https://127.0.0.1:2379", cacert="/t/ca.crt")
+    assert ret["result"] is None
+    assert "the real run would wait" in ret["comment"]
+
+
+@pytest.mark.parametrize("timeout,interval", [("soon", 1), (10, 0), (-1, 1)])
+def test_bad_wait_arguments(timeout, interval):
+    use(etcd=Seq(True))
+    ret = state.healthy("http://127.0.0.1:2379", timeout=timeout, interval=interval)
+    assert ret["result"] is False and "timeout" in ret["comment"]

@@ -98,12 +98,16 @@ def pillar_get(pillar, path, default=None):
 
     Walks the dict itself: Salt 3008's ``pillar.get`` returns a mask for
     pillar strings outside template rendering (unless ``unmask=True``, which
-    older Salt lacks)."""
+    older Salt lacks). On a minion ``__pillar__`` is a loader context object
+    that acts like a mapping but is no ``dict``: index it, do not type-check it."""
     node = pillar
     for part in str(path).split(":"):
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(node, (str, bytes, list, tuple)) or not hasattr(node, "__getitem__"):
             return default
-        node = node[part]
+        try:
+            node = node[part]
+        except (KeyError, TypeError):
+            return default
     return node
 
 

@@ -15,3 +15,17 @@ CELERY_CONFIG["broker_transport_options"] = {
     **(DEFAULT_CELERY_CONFIG.get("broker_transport_options") or {}),
     "confirm_publish": True,
 }
+
+# Native delayed delivery (Celery >= 5.5, on whenever queues are quorum; no
+# setting turns it off) declares exchanges on EVERY broker URL of the failover
+# list each time a worker's consumer (re)starts, 3 tries with sleeps per URL,
+# and the worker consumes nothing meanwhile. With one broker node dead that
+# held a re-queued task for 23 s (task-recovery drill: "Failed to declare
+# exchanges and queues for ...@node2 ... No route to host"). It only serves
+# ETA/countdown tasks, which Airflow's Celery executor never sends: skip it.
+try:
+    from celery.worker.consumer.delayed_delivery import DelayedDelivery
+
+    DelayedDelivery.include_if = lambda self, consumer: False
+except ImportError:  # Celery < 5.5 has no such step
+    pass

@@ -87,3 +87,16 @@ def test_refs_cover_a_secret_given_as_a_number():
     ref = ah_secrets.to_refs("admin:123456789012", {"n": 123456789012, "flag": True})
     assert ref == "admin:@@pillar:airflow_ha:secrets:n@@"
     assert ah_secrets.resolve(ref, {"airflow_ha": {"secrets": {"n": 123456789012}}}) == "admin:123456789012"
+
+
+def test_pillar_get_walks_salts_loader_context_too():
+    """On a minion __pillar__ is a NamedLoaderContext (a mapping, not a dict):
+    the lab's first apply of the secret references failed on every node."""
+    from salt.loader.context import LoaderContext, NamedLoaderContext
+
+    ctx = LoaderContext()
+    pillar = NamedLoaderContext("__pillar__", ctx, {"airflow_ha": {"secrets": {"x": "s3cret-value"}}})
+    assert not isinstance(pillar, dict)
+    assert ah_secrets.pillar_get(pillar, "airflow_ha:secrets:x") == "s3cret-value"
+    assert ah_secrets.pillar_get(pillar, "airflow_ha:secrets:missing", "d") == "d"
+    assert ah_secrets.pillar_get(pillar, "airflow_ha:secrets:x:deeper", "d") == "d"

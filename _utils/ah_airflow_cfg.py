@@ -221,6 +221,12 @@ def desired_config(ah):
             "broker_url": broker_url,
             "result_backend": result_backend,
             "worker_concurrency": af.get("worker_concurrency", 4),
+            # A publish may have to open a new broker connection, and kombu's
+            # failover can hand it a dead node first, whose connect hangs
+            # (airflow_ha_celery_config: broker_connection_timeout 2 s). With
+            # Airflow's 1 s the scheduler failed a dead node's retried tasks
+            # without running them (task-recovery drill): leave room to fail over.
+            "operation_timeout": 10,
             "flower_host": address,
             "flower_port": af.get("flower_port", 5555),
             # Flower can stop workers and revoke tasks: HTTP basic auth with the
@@ -281,18 +287,33 @@ def recovery_config(recovery, major=3):
     task's retries run it elsewhere; a worker stops its own task after
     ``max_failed_heartbeats`` failed heartbeats (3.x; 5 s apart). Airflow's
     defaults (300 s, 10 s, 3) stall a dead node's tasks for 6 minutes.
+
+    A scheduler only fails the tasks it queued itself; those of a scheduler
+    that died with the node (or restarted after a DB failover) wait until a
+    live scheduler adopts them: every ``orphaned_tasks_check_interval`` (300 s
+    by default), once the dead job is ``scheduler_health_check_threshold``
+    stale (30 s). The drill saw a lost task re-run 5.5 min after the kill for
+    that. Here adoption (25 s + 10 s) ends before the heartbeat timeout.
     """
     timeout = recovery.get("heartbeat_timeout", 40)
     every = recovery.get("detection_interval", 5)
+    adoption = {"scheduler_health_check_threshold": 25, "orphaned_tasks_check_interval": 10}
     if int(major) >= 3:
         return {
             "scheduler": {
                 "task_instance_heartbeat_timeout": timeout,
                 "task_instance_heartbeat_timeout_detection_interval": every,
+                **adoption,
             },
             "workers": {"max_failed_heartbeats": recovery.get("max_failed_heartbeats", 10)},
         }
-    return {"scheduler": {"scheduler_zombie_task_threshold": timeout, "zombie_detection_interval": every}}
+    return {
+        "scheduler": {
+            "scheduler_zombie_task_threshold": timeout,
+            "zombie_detection_interval": every,
+            **adoption,
+        }
+    }
 
 
 def units_for_key(section, key, major=3):

@@ -196,6 +196,9 @@ def test_desired_config_task_recovery_timings():
     assert cfg["scheduler"]["task_instance_heartbeat_timeout"] == "45"
     assert cfg["scheduler"]["task_instance_heartbeat_timeout_detection_interval"] == "4"
     assert cfg["workers"]["max_failed_heartbeats"] == "12"
+    assert cfg["celery"]["operation_timeout"] == "10"  # a publish may fail over past a dead broker
+    assert cfg["scheduler"]["orphaned_tasks_check_interval"] == "10"  # a dead scheduler's tasks are adopted
+    assert int(cfg["scheduler"]["scheduler_health_check_threshold"]) + 10 < 45
     assert ah_cfg.units_for_key("workers", "max_failed_heartbeats") == ["worker"]
     assert ah_cfg.units_for_key("scheduler", "task_instance_heartbeat_timeout") == ["scheduler"]
     pillar["airflow"]["version"] = "2.11.2"

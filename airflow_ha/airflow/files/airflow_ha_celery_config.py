@@ -11,6 +11,9 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 CELERY_CONFIG = dict(DEFAULT_CELERY_CONFIG)
 CELERY_CONFIG["task_default_queue_type"] = "quorum"
 CELERY_CONFIG["worker_detect_quorum_queues"] = True
+# A connect to a dead broker node hangs (no reset from a dead host): give up
+# after 2 s and try the next URL of the failover list.
+CELERY_CONFIG["broker_connection_timeout"] = 2
 CELERY_CONFIG["broker_transport_options"] = {
     **(DEFAULT_CELERY_CONFIG.get("broker_transport_options") or {}),
     "confirm_publish": True,

@@ -12,11 +12,20 @@ CELERY_CONFIG = dict(DEFAULT_CELERY_CONFIG)
 CELERY_CONFIG["task_default_queue_type"] = "quorum"
 CELERY_CONFIG["worker_detect_quorum_queues"] = True
 # A connect to a dead broker node hangs (no reset from a dead host): give up
-# after 2 s and try the next URL of the failover list.
+# after 2 s and try the next URL of the failover list at once. kombu's total
+# budget for those tries defaults to the per-connect timeout with 2 s pauses,
+# so a publisher whose failover cycle stood at a dead node never reached a
+# live one (task-recovery drill: "Error sending Celery workload: timed out").
+# [celery] operation_timeout (airflow.cfg, 10 s) bounds the whole publish.
 CELERY_CONFIG["broker_connection_timeout"] = 2
 CELERY_CONFIG["broker_transport_options"] = {
     **(DEFAULT_CELERY_CONFIG.get("broker_transport_options") or {}),
     "confirm_publish": True,
+    "max_retries": 4,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "connect_retries_timeout": 8,
 }
 
 # Native delayed delivery (Celery >= 5.5, on whenever queues are quorum; no

@@ -260,3 +260,18 @@ def wait_for():
         return value
 
     return _wait
+
+
+@pytest.fixture(scope="module")
+def db_nodes_to_break(role_nodes, require_unit, ah):
+    """The db nodes, for a destructive test (kill, partition): only in the lab,
+    never with AIRFLOW_HA_SKIP_FAILOVER, and only with 3+ db nodes running Patroni."""
+    if os.environ.get("AIRFLOW_HA_HOSTS"):
+        pytest.skip("needs the lab (labctl kill/start/partition)")
+    if os.environ.get("AIRFLOW_HA_SKIP_FAILOVER"):
+        pytest.skip("AIRFLOW_HA_SKIP_FAILOVER is set")
+    names = role_nodes("db")
+    require_unit(ah["postgresql"]["patroni"]["service"], names)
+    if len(names) < 3:
+        pytest.skip("needs 3 db nodes")
+    return names

@@ -11,7 +11,6 @@ Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -23,16 +22,8 @@ UNITS = ("etcd", "patroni", "haproxy", "keepalived")
 
 
 @pytest.fixture(scope="module")
-def db(role_nodes, require_unit, ah):
-    if os.environ.get("AIRFLOW_HA_HOSTS"):
-        pytest.skip("needs the lab (labctl kill/start)")
-    if os.environ.get("AIRFLOW_HA_SKIP_FAILOVER"):
-        pytest.skip("AIRFLOW_HA_SKIP_FAILOVER is set")
-    names = role_nodes("db")
-    require_unit(ah["postgresql"]["patroni"]["service"], names)
-    if len(names) < 3:
-        pytest.skip("failover needs 3 db nodes")
-    return names
+def db(db_nodes_to_break):
+    return db_nodes_to_break
 
 
 def cluster(nodes, name, ah):

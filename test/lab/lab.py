@@ -955,6 +955,18 @@ def drill_env(cfg: dict) -> dict:
     )
 
 
+def run_scripts(folder: str, cfg: dict) -> int:
+    """Run every executable of test/lab/FOLDER in name order; 1 if any failed."""
+    rc, env = 0, drill_env(cfg)
+    for script in sorted((LAB / folder).glob("*")):
+        if script.is_file() and os.access(script, os.X_OK):
+            progress(f"{folder}/{script.name}")
+            if run([script], check=False, env=env).returncode:
+                figure(f"{folder}/{script.name}", "FAILED")
+                rc = 1
+    return rc
+
+
 def cmd_drill(args) -> int:
     """labctl drill NAME [ARGS...]: one failure drill (test/lab/drills.d/NAME)
     on the lab as it is (converged); its figures on stdout."""
@@ -980,13 +992,7 @@ def cmd_drills(_args) -> int:
         if any(failed for _, failed in summary.values()):
             figure("drills: cold converge FAILED states", sum(len(f) for _, f in summary.values()))
             return 1
-        env = drill_env(config())
-        for script in sorted((LAB / "drills.d").glob("*")):
-            if script.is_file() and os.access(script, os.X_OK):
-                progress(f"drills.d/{script.name}")
-                if run([script], check=False, env=env).returncode:
-                    figure(f"drills.d/{script.name}", "FAILED")
-                    rc = 1
+        rc = run_scripts("drills.d", config())
     finally:
         cmd_down([])
     progress(f"drills {'PASSED' if rc == 0 else 'FAILED'}")
@@ -1229,13 +1235,7 @@ def cmd_bench(_args) -> int:
         apt_s, pip_s = bare_install(cfg, packages)
         figure(f"raw install on a bare node: apt-get install ({len(packages)} packages)", f"{apt_s:.0f}", "s")
         figure("raw install on a bare node: Airflow venv from the wheelhouse", f"{pip_s:.0f}", "s")
-        env = drill_env(cfg)
-        for script in sorted((LAB / "bench.d").glob("*")):
-            if script.is_file() and os.access(script, os.X_OK):
-                progress(f"bench.d/{script.name}")
-                if run([script], check=False, env=env).returncode:
-                    figure(f"bench.d/{script.name}", "FAILED")
-                    rc = 1
+        rc = run_scripts("bench.d", cfg) or rc
     finally:
         cmd_down([])
     return rc

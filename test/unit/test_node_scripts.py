@@ -36,6 +36,13 @@ def tools(tmp_path):
     return bin_dir, log, env
 
 
+def run_ok(cmd, env, log):
+    """Run a node script; it must exit 0. Its stdout and the fakes' call log."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, log.read_text()
+
+
 def listener():
     """A listening TCP socket on loopback and its port."""
     sock = socket.socket()
@@ -60,16 +67,7 @@ def heal(tools, tmp_path):
     fake(bin_dir, "rabbitmq-diagnostics", "exit 69")  # the app is not running
 
     def run(amqp, dist, *peers):
-        proc = subprocess.run(
-            ["bash", str(HEAL), str(amqp), str(dist), *peers],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout, log.read_text()
+        return run_ok(["bash", str(HEAL), str(amqp), str(dist), *peers], env, log)
 
     return run, tmp_path / "down", env
 
@@ -147,16 +145,7 @@ esac
 """
         fake(bin_dir, "etcdctl", body)
         log.write_text("")
-        proc = subprocess.run(
-            [sys.executable, str(MOVER), url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout, log.read_text()
+        return run_ok([sys.executable, str(MOVER), url], env, log)
 
     yield run
     server.shutdown()

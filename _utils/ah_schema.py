@@ -27,7 +27,9 @@ the unit tests. Standard library only.
 """
 
 import difflib
+import importlib.util
 import ipaddress
+import os
 import re
 import urllib.parse
 
@@ -44,7 +46,14 @@ SUPPORTED_AIRFLOW = ("3.3", "2.11")
 # csync2 2.0 rejects anything else ("Unknown auto-setting"); it has no `first`.
 CSYNC2_POLICIES = ("none", "younger", "older", "bigger", "smaller", "left", "right")
 TIME_SYNC_DAEMONS = ("systemd-timesyncd", "chrony")
-MASK = "**********"
+# The one mask lives in ah_secrets (the secret policy, also shipped to the
+# venv helper and the csync2 watcher); the settings mask with the same string.
+_secrets_spec = importlib.util.spec_from_file_location(
+    "_airflow_ha_ah_secrets", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_secrets.py")
+)
+_secrets = importlib.util.module_from_spec(_secrets_spec)
+_secrets_spec.loader.exec_module(_secrets)
+MASK = _secrets.MASK
 
 # Who sets a key: the user in pillar (documented in pillar.example), a
 # platform parameter (package/service/path names: `airflow_ha:lookup`, or

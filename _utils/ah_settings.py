@@ -166,6 +166,17 @@ def derive(ah, minion_id, grains):
     # The port `csync2 -p` reaches the peers on: what the socket listens on.
     ah["csync2"]["peer_port"] = ah["csync2"]["port"]
     _etcd_urls(ah)
+    p = ah["postgresql"]["patroni"]
+    # Patroni's dynamic settings: bootstrap.dcs of config.yml for a new
+    # cluster, PATCH /config from the leader for a running one (service.sls).
+    p["dcs"] = {
+        "ttl": p["ttl"],
+        "loop_wait": p["loop_wait"],
+        "retry_timeout": p["retry_timeout"],
+        "maximum_lag_on_failover": p["maximum_lag_on_failover"],
+        "synchronous_mode": p["synchronous_mode"],
+        "postgresql": {"use_pg_rewind": p["use_pg_rewind"], "parameters": p["parameters"]},
+    }
     if minion_id is None:
         return
     ah["minion_id"] = minion_id

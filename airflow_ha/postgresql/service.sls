@@ -3,14 +3,6 @@
     PostgreSQL and may fail over. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set pg = ah.postgresql %}
-{%- set dcs = {
-  "ttl": pg.patroni.ttl,
-  "loop_wait": pg.patroni.loop_wait,
-  "retry_timeout": pg.patroni.retry_timeout,
-  "maximum_lag_on_failover": pg.patroni.maximum_lag_on_failover,
-  "synchronous_mode": pg.patroni.synchronous_mode,
-  "postgresql": {"use_pg_rewind": pg.patroni.use_pg_rewind, "parameters": pg.patroni.parameters},
-} %}
 include:
   - airflow_ha.etcd.service
   - .install
@@ -48,7 +40,7 @@ airflow_ha-postgresql-wait-leader:
 airflow_ha-postgresql-dynamic-config:
   patroni.dynamic_config:
     - name: {{ ah.cluster_name }}
-    - config: {{ dcs | json }}
+    - config: {{ pg.patroni.dcs | json }}
     - config_file: {{ pg.patroni.config_file }}
     - onlyif:
       - fun: patroni.is_leader

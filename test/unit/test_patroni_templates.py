@@ -126,6 +126,7 @@ def test_patroni_config(render):
     )
     assert dcs["postgresql"]["use_pg_rewind"] is True
     assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["use_slots"] is True  # bootstrap only; the PATCH leaves it alone
     assert dcs["postgresql"]["parameters"]["max_connections"] == 300
     assert conf["postgresql"]["listen"] == "10.77.0.13,127.0.0.1:5432"
 

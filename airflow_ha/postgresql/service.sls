@@ -98,6 +98,7 @@ airflow_ha-postgresql-etcd-leader-units:
         - source: salt://airflow_ha/postgresql/files/airflow_ha-etcd-leader-elsewhere.service.jinja
         - template: jinja
         - context:
+            units: {{ [ah.etcd.service ~ ".service", pg.patroni.service ~ ".service"] | json }}
             endpoint: {{ ah.etcd.local_url }}
             tls_env: {{ ah.etcd.tls.etcdctl_root_env | json }}
             primary_url: http://{{ ah.address }}:{{ pg.patroni.rest_port }}/primary

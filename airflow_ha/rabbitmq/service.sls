@@ -68,6 +68,7 @@ airflow_ha-rabbitmq-heal-units:
         - source: salt://airflow_ha/rabbitmq/files/airflow_ha-rabbitmq-heal.service.jinja
         - template: jinja
         - context:
+            service: {{ rmq.service }}
             amqp_port: {{ rmq.port }}
             dist_port: {{ rmq.dist_port }}
             peers: {{ ah.members.broker | rejectattr("id", "equalto", ah.minion_id) | map(attribute="address") | list | json }}

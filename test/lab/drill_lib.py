@@ -123,10 +123,8 @@ def db_whole(names: list[str]) -> str | None:
     lead = leader(names)
     if not lead:
         return "no running leader"
-    tl = psql(lead, "select timeline_id from pg_control_checkpoint()")
-    members = {m["Member"]: m for m in patroni_members(lead)}
-    if lead in members and members[lead].get("TL"):
-        tl = str(members[lead]["TL"])
+    tl = next((str(m["TL"]) for m in patroni_members(lead) if m["Member"] == lead and m.get("TL")), None)
+    tl = tl or psql(lead, "select timeline_id from pg_control_checkpoint()")
     for node in names:
         if node == lead:
             continue

@@ -67,7 +67,7 @@ def heal(tools, tmp_path):
     fake(bin_dir, "rabbitmq-diagnostics", "exit 69")  # the app is not running
 
     def run(amqp, dist, *peers):
-        return run_ok(["bash", str(HEAL), str(amqp), str(dist), *peers], env, log)
+        return run_ok(["bash", str(HEAL), "rabbitmq-server", str(amqp), str(dist), *peers], env, log)
 
     return run, tmp_path / "down", env
 

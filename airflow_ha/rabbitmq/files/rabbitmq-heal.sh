@@ -1,5 +1,5 @@
 #!/bin/bash
-# rabbitmq-heal AMQP_PORT DIST_PORT PEER_ADDRESS... — run by
+# rabbitmq-heal SERVICE AMQP_PORT DIST_PORT PEER_ADDRESS... — run by
 # airflow_ha-rabbitmq-heal.timer every few seconds.
 #
 # After a network partition RabbitMQ heals by restarting the rabbit app inside
@@ -15,15 +15,15 @@
 set -u
 GRACE=30
 STAMP=${RABBITMQ_HEAL_STAMP:-/run/airflow_ha-rabbitmq-heal.down}  # tests point it elsewhere
-amqp=$1 dist=$2
-shift 2
+service=$1 amqp=$2 dist=$3
+shift 3
 
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
 # The app serves AMQP on loopback while it runs: the cheap, common path.
 if reachable 127.0.0.1 "$amqp"; then rm -f "$STAMP"; exit 0; fi
 # Not started, starting, or stopping: systemd's business, not ours.
-systemctl is-active -q rabbitmq-server || { rm -f "$STAMP"; exit 0; }
+systemctl is-active -q "$service" || { rm -f "$STAMP"; exit 0; }
 epmd -names 2>/dev/null | grep -q '^name rabbit ' || { rm -f "$STAMP"; exit 0; }
 
 up=1
@@ -40,6 +40,6 @@ now=$(date +%s)
 since=$(cat "$STAMP")
 [ $((now - since)) -ge "$GRACE" ] || exit 0
 if rabbitmq-diagnostics -q check_running >/dev/null 2>&1; then rm -f "$STAMP"; exit 0; fi
-echo "rabbit app stopped for $((now - since)) s with $up of $total broker nodes reachable: restarting rabbitmq-server"
+echo "rabbit app stopped for $((now - since)) s with $up of $total broker nodes reachable: restarting $service"
 rm -f "$STAMP"
-systemctl restart rabbitmq-server
+systemctl restart "$service"

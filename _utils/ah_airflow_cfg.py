@@ -265,7 +265,7 @@ def desired_config(ah):
             "secret_key": _need(ah, "secrets:api_secret_key"),
         }
         cfg["scheduler"]["dag_dir_list_interval"] = af.get("dag_refresh_interval", 10)
-    for section, keys in recovery_config(af.get("recovery") or {}, major).items():
+    for section, keys in recovery_config(af["recovery"], major).items():
         cfg.setdefault(section, {}).update(keys)
     overrides = af.get("config") or {}
     if not isinstance(overrides, dict):
@@ -295,8 +295,7 @@ def recovery_config(recovery, major=3):
     stale (30 s). The drill saw a lost task re-run 5.5 min after the kill for
     that. Here adoption (25 s + 10 s) ends before the heartbeat timeout.
     """
-    timeout = recovery.get("heartbeat_timeout", 40)
-    every = recovery.get("detection_interval", 5)
+    timeout, every = recovery["heartbeat_timeout"], recovery["detection_interval"]
     adoption = {"scheduler_health_check_threshold": 25, "orphaned_tasks_check_interval": 10}
     if int(major) >= 3:
         return {
@@ -305,7 +304,7 @@ def recovery_config(recovery, major=3):
                 "task_instance_heartbeat_timeout_detection_interval": every,
                 **adoption,
             },
-            "workers": {"max_failed_heartbeats": recovery.get("max_failed_heartbeats", 10)},
+            "workers": {"max_failed_heartbeats": recovery["max_failed_heartbeats"]},
         }
     return {
         "scheduler": {

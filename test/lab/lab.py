@@ -901,7 +901,7 @@ def cmd_start(args) -> int:
     node = node_cfg(cfg, name)
     node_prepare(cfg, node, lab_rootfs(cfg))
     node_boot(cfg, node)
-    (STATE / f"partitioned-{name}").unlink(missing_ok=True)  # a new veth, on the bridge
+    partition_marker(name).unlink(missing_ok=True)  # a new veth, on the bridge
     wait_node_ready(name)
     wait_minions([name])
     progress(f"{name} up")
@@ -916,6 +916,11 @@ def veth(name: str) -> str:
     return link
 
 
+def partition_marker(name: str) -> Path:
+    """The state file that says `labctl partition` cut NAME off the bridge."""
+    return STATE / f"partitioned-{name}"
+
+
 def partitioned() -> set[str]:
     return {p.name.removeprefix("partitioned-") for p in STATE.glob("partitioned-*")}
 
@@ -928,7 +933,7 @@ def cmd_partition(args) -> int:
     (name,) = args
     node_cfg(config(), name)
     run(["ip", "link", "set", veth(name), "nomaster"])
-    (STATE / f"partitioned-{name}").write_text(f"{time.time()}\n")
+    partition_marker(name).write_text(f"{time.time()}\n")
     progress(f"{name}: cut off the lab bridge")
     return 0
 
@@ -939,7 +944,7 @@ def cmd_heal(args) -> int:
     node_cfg(cfg, name)
     run(["ip", "link", "set", veth(name), "master", cfg["bridge"]])
     run(["ip", "link", "set", veth(name), "up"])
-    (STATE / f"partitioned-{name}").unlink(missing_ok=True)
+    partition_marker(name).unlink(missing_ok=True)
     progress(f"{name}: back on the lab bridge")
     return 0
 

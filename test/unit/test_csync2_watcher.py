@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import time
 
 import pytest
 
@@ -140,21 +141,11 @@ def test_tie_break_nothing_when_resolved(cs):
     assert cs.calls == [["-M"]]
 
 
-def test_unreachable_peer_is_left_out_until_it_answers(watch, tmp_path, monkeypatch):
+def test_every_peer_is_probed_before_a_push_and_a_silent_one_left_out(watch, tmp_path, monkeypatch):
+    """A peer that died since the last push costs one probe, not csync2's connect timeout."""
     monkeypatch.setattr(watch.socket, "gethostname", lambda: "node2")
     c = watch.Csync2({"nodes": ["node1", "node2", "node3"], "port": 30865, "state_dir": str(tmp_path)})
-    probes = []
-
-    def refuse(addr, timeout):
-        probes.append(addr[0])
-        raise OSError("No route to host")
-
-    monkeypatch.setattr(watch.socket, "create_connection", refuse)
-    assert c.peer_args() == [] and probes == []  # nobody known down: no probe at all
-    r = rec("sync_peer_down_v")  # recorded: node3 refused
-    c.record("watcher", r["retcode"], r["stderr"])
-    assert c.down == {"node3"}
-    assert c.peer_args() == ["-P", "node1"] and probes == ["node3"]
+    dead, probes = {"node3"}, []
 
     class Conn:
         def __enter__(self):
@@ -163,11 +154,53 @@ def test_unreachable_peer_is_left_out_until_it_answers(watch, tmp_path, monkeypa
         def __exit__(self, *a):
             return False
 
-    monkeypatch.setattr(watch.socket, "create_connection", lambda addr, timeout: Conn())
-    assert c.peer_args() == [] and c.down == set() and c.catch_up is True
-    c.down = {"node1", "node3"}
-    monkeypatch.setattr(watch.socket, "create_connection", refuse)
-    assert c.peer_args() is None
+    def connect(addr, timeout):
+        probes.append((addr, timeout))
+        if addr[0] in dead:
+            raise OSError("timed out")
+        return Conn()
+
+    monkeypatch.setattr(watch.socket, "create_connection", connect)
+    assert c.peer_args() == ["-P", "node1"] and c.down == {"node3"}
+    assert sorted(probes) == [(("node1", 30865), 0.3), (("node3", 30865), 0.3)]  # never itself
+    assert c.catch_up is False
+    dead.clear()
+    probes.clear()
+    assert c.peer_args() == ["-P", "node1"] and probes == [(("node1", 30865), 0.3)]  # known down: not asked
+    assert c.peer_args(recheck=True) == [] and c.down == set() and c.catch_up is True
+    dead.update({"node1", "node3"})
+    assert c.peer_args() is None and c.down == {"node1", "node3"}
+
+
+def test_a_peer_csync2_reported_unreachable_stays_out_until_a_probe_answers(watch, tmp_path, monkeypatch):
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node2")
+    c = watch.Csync2({"nodes": ["node1", "node2", "node3"], "port": 30865, "state_dir": str(tmp_path)})
+    r = rec("sync_peer_down_v")  # recorded: node3 refused
+    c.record("watcher", r["retcode"], r["stderr"])
+    assert c.down == {"node3"}
+    monkeypatch.setattr(watch.Csync2, "probe", lambda self, peers: set(peers) & {"node1"})
+    assert c.peer_args(recheck=True) == ["-P", "node1"] and c.catch_up is False
+
+
+def test_probes_run_in_parallel(watch, tmp_path, monkeypatch):
+    """Two silent peers cost one probe_s, not two."""
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node1")
+    c = watch.Csync2({"nodes": ["node1", "node2", "node3"], "probe_s": 0.3, "state_dir": str(tmp_path)})
+
+    def silent(addr, timeout):
+        time.sleep(timeout)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(watch.socket, "create_connection", silent)
+    t0 = time.monotonic()
+    assert c.probe(["node2", "node3"]) == set()
+    assert time.monotonic() - t0 < 0.55
+
+
+def test_full_sync_with_no_peer_reachable_only_checks(cs):
+    cs.peer_args = lambda: None
+    assert cs.full() == []
+    assert cs.calls == [["-c"]]
 
 
 def test_push_with_no_peer_reachable_only_checks(cs, tmp_path):

@@ -34,6 +34,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -196,39 +197,62 @@ class Csync2:
             log(f"cannot write state: {exc}")
         return sorted(set(lost))
 
-    def peer_args(self):
+    def peer_args(self, recheck=False):
         """
         ``-P`` arguments for the next push. csync2 contacts peers one after
         the other and a dead one costs a TCP timeout that would hold back
-        every other peer's update: once a push found a peer unreachable, it
-        is probed (0.3 s) before each push and left out (-P) until it answers;
-        it stays dirty and gets a full sync when it is back.
+        every other peer's update, so the peers are probed first, all at
+        once (a TCP connect to the csync2 port within probe_s): one that
+        does not answer is left out (-P) and stays dirty. A live peer costs
+        about a millisecond here, a peer that died since the last push
+        probe_s once (instead of connect_timeout_s inside csync2). Peers
+        already known down are probed only with ``recheck`` (the watch
+        loop's probe_interval_s), so they cost the pushes nothing; one that
+        answers again gets a full sync for what it missed.
         Returns [] (all peers), ["-P", "a,b"], or None (no peer reachable).
         """
-        if not self.down:
-            return []
-        port = int(self.conf.get("port", 30865))
-        back = set()
-        for peer in sorted(self.down):
-            try:
-                with socket.create_connection((peer, port), timeout=self.conf.get("probe_s", 0.3)):
-                    back.add(peer)
-            except OSError:
-                pass
+        peers = [n for n in self.conf.get("nodes", []) if n != self.myname]
+        asked = [p for p in peers if recheck or p not in self.down]
+        answered = self.probe(asked)
+        gone = {p for p in asked if p not in answered and p not in self.down}
+        back = self.down & answered
+        if gone:
+            log(f"peer(s) {', '.join(sorted(gone))} not answering: left out of pushes until they answer")
         if back:
             log(f"peers back: {', '.join(sorted(back))}; full sync for what they missed")
-            self.down -= back
             self.catch_up = True
+        self.down = (self.down | gone) - back
         if not self.down:
             return []
-        peers = [n for n in self.conf.get("nodes", []) if n != self.myname]
         up = [p for p in peers if p not in self.down]
         return ["-P", ",".join(up)] if up else None
+
+    def probe(self, peers):
+        """The peers whose csync2 port accepts a connection within probe_s (probed in parallel)."""
+        port, limit, answered = int(self.conf.get("port", 30865)), float(self.conf.get("probe_s", 0.3)), set()
+
+        def one(peer):
+            try:
+                with socket.create_connection((peer, port), timeout=limit):
+                    answered.add(peer)
+            except OSError:
+                pass
+
+        threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in peers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(limit + 0.5)
+        return set(answered)
 
     def full(self, source="timer"):
         # cut like a watcher push: the lock is held meanwhile, and a dead
         # node must not stall the watcher for ~40 s every timer run
-        rc, _, err, cut = self.run_push("-v", "-x", *(self.peer_args() or []))
+        only = self.peer_args()
+        if only is None:  # no peer reachable: record what changed, push when one is back
+            self.run("-c")
+            return []
+        rc, _, err, cut = self.run_push("-v", "-x", *only)
         lost = self.record(source, rc, err)
         if cut:
             only = self.peer_args()
@@ -412,7 +436,7 @@ def watch(conf):
                 retries.append((time.monotonic() + retry_after, lost))
         if cs.down and now >= next_probe:
             next_probe = now + probe_every
-            if not pending and cs.peer_args() is not None and cs.catch_up:
+            if not pending and cs.peer_args(recheck=True) is not None and cs.catch_up:
                 cs.catch_up = False
                 cs.full("catch-up")
         elif not cs.down:

@@ -247,6 +247,8 @@ def desired_config(ah):
     }
     if mq.get("queue_type", "quorum") == "quorum":
         cfg["celery"]["celery_config_options"] = CELERY_CONFIG_MODULE
+    if pgb.get("enabled"):  # the venv helper migrates around PgBouncer (airflow_ha_helper._direct_database)
+        cfg["airflow_ha"] = {"migration_db_port": (ah.get("haproxy") or {}).get("primary_port", 5000)}
     if major >= 3:
         cfg["core"]["execution_api_server_url"] = (
             af.get("execution_api_server_url") or f"http://127.0.0.1:{haproxy_api}/execution/"

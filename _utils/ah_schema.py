@@ -316,6 +316,9 @@ KEYS = {
     ),
     "pgbouncer:default_pool_size": _count(20, "server connections per user/database pair"),
     "pgbouncer:max_client_conn": _count(1000, "most client connections", where=PARAMETER),
+    "pgbouncer:idle_transaction_timeout": _count(
+        300, "close a server connection left idle in a transaction this long (Airflow can leak them)", unit="s"
+    ),
     "rabbitmq:pkg": _pkg("rabbitmq-server", "RabbitMQ"),
     "rabbitmq:service": Key("str", "rabbitmq-server", "RabbitMQ's systemd unit", where=PARAMETER),
     "rabbitmq:port": _port(5672, "RabbitMQ AMQP"),

@@ -214,3 +214,24 @@ def test_airflow_noise_never_reaches_the_answer_line(mod, airflow_env, tmp_path)
     assert "noise on stdout" in res.stderr
     assert res.stdout.splitlines() == ['AIRFLOW_HA_RESULT {"ok": true, "result": true}'], res.stdout
     assert mod.db_check(**dict(paths(airflow_env), home=str(home))) is True
+
+
+def test_helper_goes_around_pgbouncer_through_migration_db_port(
+    postgres, migrated, st, mod, airflow_env, tmp_path
+):
+    """With PgBouncer, airflow.cfg names PgBouncer's port (here: a port nothing
+    listens on) and [airflow_ha] migration_db_port the direct one: the helper's
+    sessions (migrations under advisory locks) must use the latter."""
+    home = tmp_path / "pgbouncer-node"
+    home.mkdir()
+    behind = airflow_env["_db_url"].replace(f":{postgres.port}/", ":9/")  # port 9: discard, closed
+    sections = base_config(home, behind)
+    ret = st.config_managed(name=str(home / "airflow.cfg"), sections=sections)
+    assert ret.result is True
+    p = dict(paths(airflow_env), home=str(home))
+    with pytest.raises(Exception, match="airflow"):
+        mod.db_check(**p)  # really goes to the configured (dead) port
+    sections["airflow_ha"] = {"migration_db_port": str(postgres.port)}
+    assert st.config_managed(name=str(home / "airflow.cfg"), sections=sections).result is True
+    assert mod.db_check(**p) is True
+    assert mod.db_pending_migrations(**p) == []

@@ -45,10 +45,10 @@ def vip_holders(nodes, names, vip):
     return out
 
 
-def write(node_exec, name, ah, host="127.0.0.1"):
+def write(node_exec, name, ah, host="127.0.0.1", port=None):
     pg = ah["postgresql"]
     dsn = (
-        f"host={host} port={ah['haproxy']['primary_port']} dbname={pg['database']} "
+        f"host={host} port={port or ah['haproxy']['primary_port']} dbname={pg['database']} "
         f"user={pg['user']} connect_timeout=3"
     )
     sql = "create table if not exists ha_failover_check (node text, at timestamptz); insert into ha_failover_check values ('{0}', now())"

@@ -174,3 +174,13 @@ def wait_whole(names: list[str], timeout: float, checks=(db_whole, broker_whole)
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
+
+
+def wait_for(check, timeout: float, interval: float = 2.0):
+    """CHECK()'s first truthy answer within TIMEOUT seconds, else None."""
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() >= end:
+            return value or None
+        time.sleep(interval)

@@ -442,6 +442,31 @@ def op_pool_set(name, slots, description="", include_deferred=False):
 OPS = {name[3:]: func for name, func in globals().items() if name.startswith("op_")}
 
 
+def _direct_database():
+    """
+    With PgBouncer (transaction pooling) in front of the database, session
+    state does not survive a transaction: the advisory locks that serialise
+    ``db migrate`` (ours and Airflow's own) would be taken on one server
+    connection and released on another. airflow.cfg then names the local
+    HAProxy's leader port as ``[airflow_ha] migration_db_port``, and this
+    helper (migrations, users, connections: short admin sessions) talks to
+    PostgreSQL through it instead. Set before Airflow is imported, in this
+    process' environment only.
+    """
+    import configparser
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    port = cfg.get("airflow_ha", "migration_db_port", fallback="")
+    url = cfg.get("database", "sql_alchemy_conn", fallback="")
+    if not (port and url):
+        return
+    from sqlalchemy.engine import make_url
+
+    direct = make_url(url).set(port=int(port))
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = direct.render_as_string(hide_password=False)
+
+
 def main():
     real_stdout = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # Airflow's noise goes to stderr
@@ -449,6 +474,7 @@ def main():
     warnings.simplefilter("ignore")
     try:
         request = json.loads(sys.stdin.read() or "{}")
+        _direct_database()
         op = request.get("op")
         if op not in OPS:
             raise HelperError(f"unknown operation {op!r}; known: {sorted(OPS)}")

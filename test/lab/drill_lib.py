@@ -184,3 +184,14 @@ def wait_for(check, timeout: float, interval: float = 2.0):
         if value or time.monotonic() >= end:
             return value or None
         time.sleep(interval)
+
+
+def airflow_healthy(node: str) -> bool:
+    """Airflow's API on NODE answers and reports the metadatabase and the scheduler healthy."""
+    address = next(n["address"] for n in lab.config()["nodes"] if n["name"] == node)
+    res = run_in(node, "curl", "-s", "-m", "5", f"http://{address}:8080/api/v2/monitor/health", timeout=10)
+    try:
+        health = json.loads(res.stdout)
+    except json.JSONDecodeError:
+        return False
+    return all((health.get(k) or {}).get("status") == "healthy" for k in ("metadatabase", "scheduler"))

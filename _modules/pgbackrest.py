@@ -158,7 +158,7 @@ def info(stanza=None, config=None, archive_times=True):
     return _info(_stanza(stanza, config), config, archive_times)
 
 
-def backup(type="full", stanza=None, config=None, repo=None, expire=True, timeout=None):  # pylint: disable=redefined-builtin
+def backup(type="full", stanza=None, config=None, repo=None, expire=True, standby=None, timeout=None):  # pylint: disable=redefined-builtin
     """
     Take a backup now and return it (label, type, repo, seconds, size, ...).
     Runs where the repository config is (the backup node); pgBackRest finds
@@ -171,6 +171,9 @@ def backup(type="full", stanza=None, config=None, repo=None, expire=True, timeou
     expire
         False: no automatic expire afterwards (the restore orchestration's
         backup must not expire what it restored from).
+    standby
+        False: read the files from the primary even with backup-standby in
+        the config (right after a restore there is no standby yet).
 
     CLI Example:
 
@@ -187,6 +190,7 @@ def backup(type="full", stanza=None, config=None, repo=None, expire=True, timeou
     args = [f"--stanza={stanza}", f"--type={type}"]
     args += [f"--repo={int(repo)}"] if repo is not None else []
     args += [] if expire else ["--no-expire-auto"]
+    args += ["--no-backup-standby"] if standby is False else []
     started = time.monotonic()
     _run([*args, "backup"], config, timeout=timeout)
     took = time.monotonic() - started

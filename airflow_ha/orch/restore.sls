@@ -114,6 +114,7 @@ airflow_ha-orch-restore-backup:
         stanza: {{ b.stanza }}
         config: {{ b.repo_config_file }}
         expire: false
+        standby: false
     - timeout: {{ r.timeout }}
     - failhard: true
     - require:

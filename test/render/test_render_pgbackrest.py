@@ -307,6 +307,7 @@ def test_restore_orchestration_steps(tmp_path, tls5):
         for k, v in i.items()
     }
     assert backup["kwarg"]["expire"] is False  # nothing the restore started from is expired
+    assert backup["kwarg"]["standby"] is False  # no standby exists yet
     boot = {
         k: v
         for i in data["airflow_ha-orch-restore-bootstrap"]["salt"]

@@ -127,11 +127,18 @@ def _after(label_json, new_label):
 def test_backup_returns_the_new_backup(fake, config):
     before = data("info_full_diff.json")
     fake.answers["info"] = [(0, before, ""), (0, _after(before, "20230320-004616F_20230321-010000D"), "")]
-    got = pgbackrest.backup("diff", config=config, repo=2, expire=False)
+    got = pgbackrest.backup("diff", config=config, repo=2, expire=False, standby=False)
     assert got["label"] == "20230320-004616F_20230321-010000D" and got["type"] == "diff"
     assert isinstance(got["took"], float)
     run = next(c for c, _ in fake.calls if c[-1] == "backup")
-    assert run[2:] == ["--stanza=airflow-ha", "--type=diff", "--repo=2", "--no-expire-auto", "backup"]
+    assert run[2:] == [
+        "--stanza=airflow-ha",
+        "--type=diff",
+        "--repo=2",
+        "--no-expire-auto",
+        "--no-backup-standby",
+        "backup",
+    ]
 
 
 def test_backup_that_left_no_trace_raises(fake, config):

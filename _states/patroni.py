@@ -79,12 +79,17 @@ def _same(want, have):
 
 
 def _diff(want, have, path=""):
-    """(patch, changes): the part of ``want`` that ``have`` lacks, and {path: {old, new}}."""
+    """(patch, changes): the part of ``want`` that ``have`` lacks, and {path: {old, new}}.
+    A ``None`` in ``want`` means "absent": patched (PATCH null removes a key) only when set."""
     patch, changes = {}, {}
     for key, value in want.items():
         where = f"{path}{key}"
         current = have.get(key) if isinstance(have, dict) else None
-        if isinstance(value, dict):
+        if value is None:
+            if current is not None:
+                patch[key] = None
+                changes[where] = {"old": current, "new": None}
+        elif isinstance(value, dict):
             sub_patch, sub_changes = _diff(value, current if isinstance(current, dict) else {}, where + ".")
             if sub_patch:
                 patch[key] = sub_patch
@@ -156,3 +161,46 @@ def dynamic_config(name, config, host=None, port=None, config_file=None):
             "`patronictl list` (Pending restart) and `patronictl restart` in a maintenance window"
         )
     return ret
+
+
+def members_running(name, members, timeout=300, interval=3, host=None, port=None, config_file=None):
+    """
+    Wait until every Patroni member in ``members`` (names) runs, one of them
+    as the cluster's only leader and the others as replicas with a known lag
+    (a replica still being cloned, e.g. restoring from pgBackRest, is not
+    running yet). Changes nothing; test mode asks once (True / None).
+
+    .. code-block:: yaml
+
+        airflow_ha-pgbackrest-restore-members:
+          patroni.members_running:
+            - name: airflow-ha
+            - members: [node1, node2, node3]
+    """
+    wanted = sorted(members or [])
+
+    def check():
+        found = {
+            m["name"]: m for m in __salt__["patroni.members"](host=host, port=port, config_file=config_file)
+        }
+        leaders = [n for n, m in found.items() if m.get("role") in ("leader", "master", "primary")]
+        waiting = [
+            n
+            for n in wanted
+            if n not in found
+            or found[n].get("state") not in ("running", "streaming")
+            or (n not in leaders and found[n].get("lag") in (None, "unknown"))
+        ]
+        ok = len(leaders) == 1 and not waiting
+        detail = f"leader {', '.join(leaders) or 'none'}; not yet running: {', '.join(waiting) or 'none'}"
+        return ok, detail
+
+    comments = {
+        "held": lambda detail: f"Patroni cluster {name}: {', '.join(wanted)} running ({detail})",
+        "pending": lambda detail, limit: f"Patroni cluster {name}: {detail}; would wait up to {limit:.0f} s",
+        "failed": lambda detail, waited: (
+            f"Patroni cluster {name} not whole after {waited:.0f} s ({detail}): see `patronictl list` and "
+            "`journalctl -u patroni` on the members still missing"
+        ),
+    }
+    return __utils__["ah_wait.wait"](name, check, timeout, interval, bool(__opts__["test"]), **comments)

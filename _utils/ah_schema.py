@@ -38,7 +38,11 @@ try:  # Python >= 3.9; the zone list is empty where tzdata is not installed
 except ImportError:  # pragma: no cover
     zoneinfo = None
 
-ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower")
+# What a node that lists no roles holds (the symmetric design).
+DEFAULT_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower")
+# backup: the pgBackRest repository host (repo1 and its TLS server), opt-in:
+# one node holds it when pgbackrest:enabled.
+ROLES = (*DEFAULT_ROLES, "backup")
 # Roles the cluster cannot work without. dag_processor is needed by Airflow 3
 # only (2.x schedulers parse DAGs themselves); flower is optional.
 REQUIRED_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer")
@@ -63,6 +67,12 @@ PILLAR, PARAMETER, FLAG, INTERNAL = "pillar", "parameter", "flag", "internal"
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 _IDENT_HINT = "use letters, digits, '_' and '-'"
+# A systemd OnCalendar expression: one line of the characters it uses.
+_CALENDAR = r"^[A-Za-z0-9*:.,/~ +-]{1,80}$"
+_CALENDAR_HINT = (
+    "is not a systemd calendar expression — e.g. 'Sun *-*-* 01:00:00' or daily (check it with "
+    "systemd-analyze calendar)"
+)
 
 
 class Key:
@@ -146,6 +156,22 @@ KEYS = {
     "clean": Key(
         "bool", False, "run a component's clean SLS (given on the command line, never kept)", where=FLAG
     ),
+    "restore:target_time": Key(
+        "str",
+        None,
+        "airflow_ha.orch.restore only: 'latest' or a time with its zone, e.g. '2024-05-01 12:00:00+00' "
+        "(given on the command line, never kept)",
+        where=FLAG,
+    ),
+    "restore:node": Key(
+        "str",
+        None,
+        "airflow_ha.orch.restore only: the db node that restores (default: the first)",
+        where=FLAG,
+    ),
+    "restore:timeout": _count(
+        3600, "airflow_ha.orch.restore only: how long the restore may take", unit="s", where=FLAG
+    ),
     "nodes": Key("map", {}, "minion id -> node; 3 or 5 `db` nodes (or single_node)", noun="node"),
     "nodes:*:address": Key(
         "ipv4",
@@ -162,7 +188,7 @@ KEYS = {
     ),
     "all_roles": Key(
         "list",
-        list(ROLES),
+        list(DEFAULT_ROLES),
         "the roles of a node that lists none",
         item=Key("enum", choices=ROLES, noun="role"),
         noun="role",
@@ -208,6 +234,17 @@ KEYS = {
     "secrets:api_secret_key": _secret(16, "Airflow [api] secret_key"),
     "secrets:jwt_secret": _secret(64, "Airflow [api_auth] jwt_secret"),
     "secrets:admin_password": _secret(8, "Airflow admin user"),
+    "secrets:pgbackrest_cipher_pass": _secret(
+        32,
+        "pgBackRest repository encryption passphrase (with pgbackrest:enabled; never change it once a "
+        "stanza exists: the repository could not be read any more)",
+    ),
+    "secrets:pgbackrest_s3_key": _secret(
+        4, "S3 access key of pgBackRest's repo2 (with pgbackrest:s3:enabled)"
+    ),
+    "secrets:pgbackrest_s3_key_secret": _secret(
+        8, "S3 secret key of pgBackRest's repo2 (with pgbackrest:s3:enabled)"
+    ),
     "etcd:pkg": _pkg("etcd-server", "the etcd server"),
     "etcd:client_pkg": _pkg("etcd-client", "etcdctl"),
     "etcd:service": Key("str", "etcd", "etcd's systemd unit", where=PARAMETER),
@@ -317,8 +354,104 @@ KEYS = {
     "pgbouncer:default_pool_size": _count(20, "server connections per user/database pair"),
     "pgbouncer:max_client_conn": _count(1000, "most client connections", where=PARAMETER),
     "pgbouncer:idle_transaction_timeout": _count(
-        300, "close a server connection left idle in a transaction this long (Airflow can leak them)", unit="s"
+        300,
+        "close a server connection left idle in a transaction this long (Airflow can leak them)",
+        unit="s",
     ),
+    "pgbackrest:enabled": Key(
+        "bool",
+        False,
+        "WAL archiving, backups and point-in-time restore with pgBackRest (one node holds role backup)",
+    ),
+    "pgbackrest:pkg": _pkg("pgbackrest", "pgBackRest"),
+    "pgbackrest:service": Key(
+        "str", "pgbackrest", "pgBackRest's TLS server unit (Debian's pgbackrest.service)", where=PARAMETER
+    ),
+    "pgbackrest:config_file": _file(
+        "/etc/pgbackrest/pgbackrest.conf", "the database side (archive-push/get, restore) and the TLS server"
+    ),
+    "pgbackrest:repo_config_file": _file(
+        "/etc/pgbackrest/repo.conf", "the repository side on the backup node (backup, expire, check, info)"
+    ),
+    "pgbackrest:repo_path": _file("/var/lib/pgbackrest", "repo1, on the backup node", where=PILLAR),
+    "pgbackrest:spool_path": _file("/var/spool/pgbackrest", "asynchronous archiving's queue"),
+    "pgbackrest:log_path": _file("/var/log/pgbackrest", "pgBackRest's log files"),
+    "pgbackrest:state_dir": _file(
+        "/var/lib/airflow_ha", "where the formula notes that pgbackrest check passed once"
+    ),
+    "pgbackrest:port": _port(8432, "pgBackRest TLS server"),
+    "pgbackrest:process_max": _count(
+        2, "processes for backup, restore and asynchronous archiving (each compresses)", high=32
+    ),
+    "pgbackrest:archive_async": Key(
+        "bool", True, "asynchronous archive-push and archive-get (WAL in batches through the spool path)"
+    ),
+    "pgbackrest:archive_timeout": _count(
+        60,
+        "PostgreSQL archive_timeout: a WAL segment with writes is archived at least this often, which "
+        "bounds what a restore to 'latest' can miss (0: off)",
+        low=0,
+        high=3600,
+        unit="s",
+    ),
+    "pgbackrest:backup_standby": Key(
+        "bool", False, "read a backup's files from a standby (the primary still starts and stops it)"
+    ),
+    "pgbackrest:retention:full": _count(2, "full backups kept; older ones expire with their WAL", high=100),
+    "pgbackrest:retention:diff": _count(6, "differential backups kept", high=100),
+    "pgbackrest:retention:archive_type": Key(
+        "enum",
+        "full",
+        "the backups archive counts: full ones, or full and differential ones",
+        choices=("full", "diff"),
+    ),
+    "pgbackrest:retention:archive": _count(
+        2,
+        "backups (of archive_type) whose WAL is kept: point-in-time restores reach back to the oldest",
+        high=100,
+    ),
+    "pgbackrest:schedule:full": Key(
+        "str",
+        "Sun *-*-* 01:00:00",
+        "systemd OnCalendar of the full backup (on the backup node)",
+        pattern=_CALENDAR,
+        hint=_CALENDAR_HINT,
+    ),
+    "pgbackrest:schedule:diff": Key(
+        "str",
+        "Mon..Sat *-*-* 01:00:00",
+        "systemd OnCalendar of the differential backup (on the backup node)",
+        pattern=_CALENDAR,
+        hint=_CALENDAR_HINT,
+    ),
+    "pgbackrest:tls:ca_cert": Key(
+        "str", "", "PEM of the CA of pgBackRest's TLS certificates (empty: etcd:tls's are reused)"
+    ),
+    "pgbackrest:tls:certs": Key(
+        "map", {}, "node -> {cert, key}: every db and backup node (empty: etcd:tls's)", noun="node"
+    ),
+    "pgbackrest:tls:certs:*:cert": Key(
+        "str", None, "the node's PEM certificate (CN and a DNS SAN = its minion id; serverAuth, clientAuth)"
+    ),
+    "pgbackrest:tls:certs:*:key": Key("str", None, "the node's unencrypted PEM private key", secret=True),
+    "pgbackrest:tls:dir": _file("/etc/pgbackrest/tls", "where the CA, certificate and key are written"),
+    "pgbackrest:s3:enabled": Key("bool", False, "a second repository (repo2) on S3-compatible storage"),
+    "pgbackrest:s3:endpoint": Key(
+        "str", "", "S3 endpoint, e.g. s3.eu-west-1.amazonaws.com or minio.internal"
+    ),
+    "pgbackrest:s3:bucket": Key("str", "", "the bucket (it must exist)"),
+    "pgbackrest:s3:region": Key(
+        "str", "", "the bucket's region (MinIO: its configured region, e.g. us-east-1)"
+    ),
+    "pgbackrest:s3:path": _file("/airflow-ha", "repo2's folder in the bucket", where=PILLAR),
+    "pgbackrest:s3:uri_style": Key(
+        "enum",
+        "host",
+        "bucket in the host name (host) or in the path (path: MinIO)",
+        choices=("host", "path"),
+    ),
+    "pgbackrest:s3:port": Key("int", 443, "the endpoint's HTTPS port", low=1, high=65535),
+    "pgbackrest:s3:verify_tls": Key("bool", True, "check the endpoint's TLS certificate"),
     "rabbitmq:pkg": _pkg("rabbitmq-server", "RabbitMQ"),
     "rabbitmq:service": Key("str", "rabbitmq-server", "RabbitMQ's systemd unit", where=PARAMETER),
     "rabbitmq:port": _port(5672, "RabbitMQ AMQP"),
@@ -456,8 +589,13 @@ for _path in SPECS:
         if _path[_i] not in CHILDREN[_path[:_i]]:
             CHILDREN[_path[:_i]].append(_path[_i])
 SECRETS = {p[-1]: k for p, k in SPECS.items() if p[0] == "secrets" and len(p) == 2}
-# Only needed when the feature using it is on.
-OPTIONAL_SECRETS = ("keepalived_password",)
+# Only needed when the feature using it is on: secret -> the switches (all true).
+OPTIONAL_SECRETS = {
+    "keepalived_password": ("vip:enabled",),
+    "pgbackrest_cipher_pass": ("pgbackrest:enabled",),
+    "pgbackrest_s3_key": ("pgbackrest:enabled", "pgbackrest:s3:enabled"),
+    "pgbackrest_s3_key_secret": ("pgbackrest:enabled", "pgbackrest:s3:enabled"),
+}
 
 
 def _show(value):

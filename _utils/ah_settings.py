@@ -25,6 +25,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import urllib.parse
 
 _spec = importlib.util.spec_from_file_location(
@@ -177,6 +178,7 @@ def derive(ah, minion_id, grains):
         "synchronous_mode": p["synchronous_mode"],
         "postgresql": {"use_pg_rewind": p["use_pg_rewind"], "parameters": p["parameters"]},
     }
+    _pgbackrest(ah)
     if minion_id is None:
         return
     ah["minion_id"] = minion_id
@@ -192,6 +194,10 @@ def derive(ah, minion_id, grains):
     ah["is_container"] = is_container(grains)
     # A container shares its host's clock: no time sync daemon inside.
     ah["time_sync"]["managed"] = not ah["is_container"]
+    b = ah["pgbackrest"]
+    b["here"] = minion_id in b["nodes"]
+    b["db_here"] = minion_id in b["db_nodes"]
+    b["repo_here"] = minion_id == b["repo_host"]
 
 
 def _etcd_urls(ah):
@@ -239,4 +245,104 @@ def _connection_urls(ah):
         "result_backend": f"db+postgresql://{db}",
         "broker_url": broker_url,
         "execution_api_server_url": f"http://127.0.0.1:{ah['haproxy']['api_port']}/execution/",
+    }
+
+
+def _pgbackrest(ah):
+    """pgBackRest's derived values (README "Backups and point-in-time
+    restore"): who runs what, the commands Patroni runs, and Patroni's dynamic
+    settings for archiving (added to postgresql:patroni:dcs, so the bootstrap
+    and the live PATCH carry them), all only when pgbackrest:enabled."""
+    b = ah["pgbackrest"]
+    parts = validator.pgbackrest_nodes(ah) if b["enabled"] else {}
+    b["stanza"] = ah["cluster_name"]
+    b["nodes"] = sorted(parts)
+    b["db_nodes"] = sorted(n for n, part in parts.items() if part["db"])
+    backup = [m["id"] for m in ah["members"]["backup"]]
+    b["repo_host"] = backup[0] if b["enabled"] and backup else None
+    b["repos"] = [1, 2] if b["s3"]["enabled"] else [1]
+    source = validator.pgbackrest_tls_source(ah)
+    tls = b["tls"]
+    tls["pillar"] = f"airflow_ha:{source}:tls"  # where the states read the PEMs (contents_pillar)
+    d = tls["dir"].rstrip("/")
+    tls.update(ca_file=f"{d}/ca.crt", cert_file=f"{d}/node.crt", key_file=f"{d}/node.key")
+    base = f"pgbackrest --stanza={b['stanza']}"
+    b["archive_push"] = f"{base} archive-push %p"
+    b["archive_get"] = f'{base} archive-get %f "%p"'
+    state = b["state_dir"].rstrip("/")
+    b["check_marker"] = f"{state}/pgbackrest-checked-{b['stanza']}.json"
+    # present on the db nodes while airflow_ha.orch.restore runs: Patroni is
+    # then started by the orchestration only (postgresql/service.sls refuses)
+    b["restore_marker"] = f"{state}/restore-in-progress"
+    b["restore_aside"] = ah["postgresql"]["data_dir"].rstrip("/") + ".pre-restore"
+    p = ah["postgresql"]["patroni"]
+    if b["enabled"]:
+        pg = p["dcs"]["postgresql"]
+        pg["parameters"] = {
+            **p["parameters"],
+            "archive_mode": "on",
+            "archive_command": b["archive_push"],
+            "archive_timeout": b["archive_timeout"],
+        }
+        pg["recovery_conf"] = {"restore_command": b["archive_get"]}
+        # A new replica restores the newest backup and replays WAL from the
+        # repository (--delta keeps the files that match), so it does not load
+        # the leader; pg_basebackup stays the fallback (no backup yet).
+        pg["create_replica_methods"] = ["pgbackrest", "basebackup"]
+        pg["pgbackrest"] = {
+            "command": f"/usr/bin/{base} --delta restore",
+            "keep_data": True,
+            "no_params": True,
+        }
+    # The live PATCH (postgresql/service.sls): the same settings; with backups
+    # off, pgBackRest's keys are removed from the DCS if an earlier apply set them.
+    p["dcs_live"] = p["dcs"]
+    if not b["enabled"]:
+        off = {k: None for k in validator.PGBACKREST_PARAMETERS if k not in p["parameters"]}
+        none = dict.fromkeys(("recovery_conf", "create_replica_methods", "pgbackrest"))
+        p["dcs_live"] = {
+            **p["dcs"],
+            "postgresql": {**p["dcs"]["postgresql"], "parameters": {**p["parameters"], **off}, **none},
+        }
+    p["restore_bootstrap"] = _restore_bootstrap(ah) if b["enabled"] else None
+    # airflow_ha.orch.restore's keys: which node restores, for how long at most
+    restore = ah["restore"] = ah.get("restore") if isinstance(ah.get("restore"), dict) else {}
+    restore.setdefault("timeout", schema.KEYS["restore:timeout"].default)
+    if restore.get("target_time") and b["enabled"]:
+        restore["target"] = validator.pgbackrest.parse_target_time(restore["target_time"])[0]
+        restore.setdefault("node", b["db_nodes"][0])
+
+
+def _restore_bootstrap(ah):
+    """Patroni's custom bootstrap for airflow_ha.orch.restore (airflow_ha:restore
+    given on the command line): pgBackRest restores the data directory and
+    PostgreSQL replays WAL to the target, then promotes (Patroni's documented
+    PITR bootstrap, docs/replica_bootstrap.rst). None without a restore."""
+    restore = ah.get("restore") or {}
+    if not restore.get("target_time"):
+        return None
+    target = validator.pgbackrest.parse_target_time(restore["target_time"])[0]
+    b = ah["pgbackrest"]
+    command = ["/usr/bin/pgbackrest", f"--stanza={b['stanza']}", "--delta"]
+    recovery = {"restore_command": b["archive_get"], "recovery_target_timeline": "latest"}
+    if target != "latest":
+        command += [
+            "--type=time",
+            f"--target={target}",
+            "--target-action=promote",
+            "--target-timeline=latest",
+        ]
+        recovery.update(recovery_target_time=target, recovery_target_action="promote")
+    return {
+        "name": "airflow_ha_restore",
+        "target": target,
+        "config": {
+            "command": shlex.join([*command, "restore"]),
+            # pgBackRest takes no --scope/--datadir: its config names the stanza and pg1-path
+            "no_params": True,
+            # Patroni writes the recovery settings (recovery_conf) itself and
+            # drops pgBackRest's copies from postgresql.auto.conf.
+            "keep_existing_recovery_conf": False,
+            "recovery_conf": recovery,
+        },
     }

@@ -38,6 +38,11 @@ _spec = importlib.util.spec_from_file_location(
 )
 schema = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(schema)
+_spec = importlib.util.spec_from_file_location(
+    "_airflow_ha_ah_pgbackrest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_pgbackrest.py")
+)
+pgbackrest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pgbackrest)
 
 HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -102,6 +107,8 @@ def validate(ah, pillar, minion_id, cluster=False):
     errors.extend(_rule_airflow(ah))
     errors.extend(_rule_timing(ah))
     errors.extend(_rule_etcd_tls(ah, pillar))
+    errors.extend(_rule_pgbackrest(ah, pillar))
+    errors.extend(_rule_restore(ah))
     return errors
 
 
@@ -239,7 +246,8 @@ def _rule_secrets(ah):
     errors = []
     secrets = ah.get("secrets") or {}
     for name, key in schema.SECRETS.items():
-        if name in schema.OPTIONAL_SECRETS and get(ah, "vip:enabled") is not True:
+        switches = schema.OPTIONAL_SECRETS.get(name, ())
+        if any(get(ah, switch) is not True for switch in switches):
             continue
         path, value, what = f"airflow_ha:secrets:{name}", secrets.get(name), key.doc
         if value is None or value == "":
@@ -297,7 +305,8 @@ def _check_fernet(path, value):
 def _rule_ports(ah):
     errors, seen = [], {}
     for path, what in PORTS.items():
-        if path.startswith("pgbouncer:") and get(ah, "pgbouncer:enabled") is not True:
+        feature = path.split(":", 1)[0]
+        if feature in ("pgbouncer", "pgbackrest") and get(ah, f"{feature}:enabled") is not True:
             continue
         port = get(ah, path)
         if not _is_int(port) or not 1 <= port <= 65535:
@@ -418,27 +427,39 @@ def _rule_etcd_tls(ah, pillar):
             )
     if tls.get("enabled") is not True:
         return errors
-    ca_cert = tls.get("ca_cert")
-    ca = None
-    if not isinstance(ca_cert, str) or PEM_CERT not in ca_cert:
-        errors.append(
-            f"{path}:ca_cert: missing or not a PEM certificate — set the CA certificate that signed "
-            f"the nodes' certificates ({PEM_CERT} ...)"
-        )
-    elif HAS_CRYPTOGRAPHY:
-        ca, problem = _load_cert(ca_cert)
-        if problem:
-            errors.append(f"{path}:ca_cert: {problem} — set the PEM of the CA certificate")
+    ca, more = _ca_cert(path, tls.get("ca_cert"))
+    errors.extend(more)
     for node_id, node in sorted(etcd_tls_nodes(ah).items()):
-        errors.extend(_node_tls(f"{path}:certs:{node_id}", certs.get(node_id), ca, node))
+
+        def check(entry_path, cert, key, node=node):
+            return _check_node_cert(entry_path, cert, key, ca, node)
+
+        errors.extend(_node_tls(f"{path}:certs:{node_id}", certs.get(node_id), check))
     return errors
 
 
-def _node_tls(entry_path, entry, ca, node):
+def _ca_cert(path, ca_cert):
+    """(the CA certificate or None, problems) of ``path``:ca_cert."""
+    if not isinstance(ca_cert, str) or PEM_CERT not in ca_cert:
+        return None, [
+            f"{path}:ca_cert: missing or not a PEM certificate — set the CA certificate that signed "
+            f"the nodes' certificates ({PEM_CERT} ...)"
+        ]
+    if not HAS_CRYPTOGRAPHY:
+        return None, []
+    ca, problem = _load_cert(ca_cert)
+    return ca, [f"{path}:ca_cert: {problem} — set the PEM of the CA certificate"] if problem else []
+
+
+def _node_tls(entry_path, entry, check, user="etcd", needs="a node that talks to etcd"):
+    """The PEM pair at ``entry_path`` ({cert, key}); ``check(path, cert, key or None)``
+    makes the deeper checks (cryptography available)."""
     if not isinstance(entry, dict):
         return [
-            f"{entry_path}: missing — a node that talks to etcd needs {{cert, key}} (PEM) when "
-            "airflow_ha:etcd:tls:enabled is true"
+            f"{entry_path}: missing — {needs} needs {{cert, key}} (PEM) when "
+            f"airflow_ha:{user}:tls:enabled is true"
+            if user == "etcd"
+            else f"{entry_path}: missing — {needs} needs {{cert, key}} (PEM)"
         ]
     errors = []
     cert, key = entry.get("cert"), entry.get("key")
@@ -447,13 +468,15 @@ def _node_tls(entry_path, entry, ca, node):
         errors.append(f"{entry_path}:cert: missing or not a PEM certificate ({PEM_CERT} ...)")
     key_ok = isinstance(key, str) and PEM_KEY_RE.search(key) is not None
     if not key_ok:
-        what = "encrypted (etcd cannot read it)" if "ENCRYPTED PRIVATE KEY" in str(key) else "missing or not"
+        what = (
+            f"encrypted ({user} cannot read it)" if "ENCRYPTED PRIVATE KEY" in str(key) else "missing or not"
+        )
         errors.append(
             f"{entry_path}:key: {what} a PEM private key (-----BEGIN ... PRIVATE KEY-----) — "
             "give the node's unencrypted key"
         )
     if cert_ok and HAS_CRYPTOGRAPHY:
-        errors.extend(_check_node_cert(entry_path, cert, key if key_ok else None, ca, node))
+        errors.extend(check(entry_path, cert, key if key_ok else None))
     return errors
 
 
@@ -466,16 +489,12 @@ def _load_cert(pem):
 
 
 def _check_node_cert(path, pem, key_pem, ca, node):
-    """The deeper checks of one node's certificate (cryptography available)."""
+    """The deeper checks of one node's etcd certificate (cryptography available)."""
     cert, problem = _load_cert(pem)
     if problem:
         return [f"{path}:cert: {problem}"]
     errors = []
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-    except x509.ExtensionNotFound:
-        ips = set()
+    ips = {str(ip) for ip in _sans(cert, x509.IPAddress)}
     # Server (and peer) certificates are checked against the address clients
     # connect to: the node's address, and 127.0.0.1 for the local clients.
     wanted = [node["address"], "127.0.0.1"] if node["server"] else []
@@ -485,20 +504,40 @@ def _check_node_cert(path, pem, key_pem, ca, node):
             f"{path}:cert: its subjectAltName lacks IP {', IP '.join(missing)} (has: "
             f"{', '.join(sorted(ips)) or 'no IP'}) — issue it with SANs IP:{node['address']},IP:127.0.0.1"
         )
+    lacking = _eku_lacking(cert, server=node["server"])
+    if lacking:
+        errors.append(
+            f"{path}:cert: its extendedKeyUsage lacks {' and '.join(lacking)} — etcd uses "
+            "one certificate as server, peer and client: issue it with serverAuth,clientAuth"
+        )
+    return errors + _cert_validity(path, cert, key_pem, ca, "airflow_ha:etcd:tls:ca_cert")
+
+
+def _sans(cert, kind):
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            kind
+        )
+    except x509.ExtensionNotFound:
+        return []
+
+
+def _eku_lacking(cert, server=True):
+    """The usages (clientAuth, and serverAuth when ``server``) the certificate's
+    extendedKeyUsage leaves out, sorted; none without the extension (any usage)."""
     try:
         eku = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        eku = None  # no restriction: any usage
-    if eku is not None:
-        need = {ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
-        if node["server"]:
-            need[ExtendedKeyUsageOID.SERVER_AUTH] = "serverAuth"
-        lacking = [name for oid, name in need.items() if oid not in eku]
-        if lacking:
-            errors.append(
-                f"{path}:cert: its extendedKeyUsage lacks {' and '.join(sorted(lacking))} — etcd uses "
-                "one certificate as server, peer and client: issue it with serverAuth,clientAuth"
-            )
+        return []
+    need = {ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
+    if server:
+        need[ExtendedKeyUsageOID.SERVER_AUTH] = "serverAuth"
+    return sorted(name for oid, name in need.items() if oid not in eku)
+
+
+def _cert_validity(path, cert, key_pem, ca, ca_path):
+    """Expiry, the CA's signature (the CA at ``ca_path``) and the key's match."""
+    errors = []
     not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
         tzinfo=datetime.timezone.utc
     )
@@ -509,8 +548,7 @@ def _check_node_cert(path, pem, key_pem, ca, node):
             cert.verify_directly_issued_by(ca)
         except (ValueError, TypeError, InvalidSignature):
             errors.append(
-                f"{path}:cert: not signed by airflow_ha:etcd:tls:ca_cert — issue it from that CA "
-                "or set the CA that signed it"
+                f"{path}:cert: not signed by {ca_path} — issue it from that CA or set the CA that signed it"
             )
     if key_pem is not None:
         errors.extend(_check_key_matches(path, key_pem, cert))
@@ -526,3 +564,198 @@ def _check_key_matches(path, key_pem, cert):
     if key.public_key().public_bytes(*fmt) != cert.public_key().public_bytes(*fmt):
         return [f"{path}:key: does not belong to {path}:cert — give the key of that certificate"]
     return []
+
+
+def pgbackrest_nodes(ah):
+    """The nodes pgBackRest runs on, each with its part: the db nodes (their
+    PostgreSQL archives and restores) and the backup node (the repository)."""
+    out = {}
+    for node_id, node in (ah.get("nodes") or {}).items():
+        roles = node_roles(ah, node)
+        roles = roles if isinstance(roles, list) else []
+        if "db" in roles or "backup" in roles:
+            out[node_id] = {"db": "db" in roles, "backup": "backup" in roles}
+    return out
+
+
+def pgbackrest_tls_source(ah):
+    """Where pgBackRest's CA and node certificates come from: its own
+    (pgbackrest:tls) or, when that has no certificates, etcd:tls's."""
+    return "pgbackrest" if get(ah, "pgbackrest:tls:certs") else "etcd"
+
+
+# PostgreSQL settings the formula sets itself once pgBackRest archives.
+PGBACKREST_PARAMETERS = ("archive_mode", "archive_command", "restore_command", "archive_timeout")
+
+
+def _rule_pgbackrest(ah, pillar):
+    errors = []
+    enabled = get(ah, "pgbackrest:enabled") is True
+    holders = [n for n, part in sorted(pgbackrest_nodes(ah).items()) if part["backup"]]
+    lookup_tls = get(pillar, "lookup:pgbackrest:tls")
+    if isinstance(lookup_tls, dict) and set(lookup_tls) & {"ca_cert", "certs"}:
+        errors.append(
+            "airflow_ha:lookup:pgbackrest:tls: ca_cert and certs belong under airflow_ha:pgbackrest:tls — "
+            "move them there"
+        )
+    certs = get(ah, "pgbackrest:tls:certs") or {}
+    for node_id in certs:
+        if node_id not in (ah.get("nodes") or {}):
+            errors.append(
+                f"airflow_ha:pgbackrest:tls:certs:{node_id}: not a node of airflow_ha:nodes — remove it or "
+                "fix the node name"
+            )
+    if not enabled:
+        errors.extend(
+            f"airflow_ha:nodes:{n}:roles: role 'backup' holds pgBackRest's repository, but "
+            "airflow_ha:pgbackrest:enabled is false — turn it on or drop the role"
+            for n in holders
+        )
+        if get(ah, "pgbackrest:s3:enabled") is True:
+            errors.append(
+                "airflow_ha:pgbackrest:s3:enabled: repo2 is pgBackRest's second repository — "
+                "set airflow_ha:pgbackrest:enabled: true too, or turn s3 off"
+            )
+        return errors
+    if len(holders) != 1:
+        errors.append(
+            f"airflow_ha:nodes: pgbackrest:enabled needs exactly one node with role 'backup' (the host of "
+            f"repo1 and of the scheduled backups); {len(holders)} have it"
+            + (f" ({', '.join(holders)})" if holders else "")
+            + " — add 'backup' to one node's roles (a db node, or a host of its own)"
+        )
+    parameters = get(ah, "postgresql:patroni:parameters") or {}
+    for name in PGBACKREST_PARAMETERS:
+        if isinstance(parameters, dict) and name in parameters:
+            errors.append(
+                f"airflow_ha:postgresql:patroni:parameters:{name}: set by the formula when "
+                "pgbackrest:enabled (pgBackRest archives and restores WAL) — remove it"
+            )
+    retention = get(ah, "pgbackrest:retention") or {}
+    full, diff, archive = (retention.get(k) for k in ("full", "diff", "archive"))
+    if all(_is_int(v) for v in (full, diff, archive)):
+        most = full if retention.get("archive_type") == "full" else full + diff
+        if archive > most:
+            errors.append(
+                f"airflow_ha:pgbackrest:retention:archive: {archive} is more backups than are kept "
+                f"({most}: retention:full{'' if retention.get('archive_type') == 'full' else ' + diff'}) — WAL "
+                f"is only kept for backups that exist: set at most {most}"
+            )
+    s3 = get(ah, "pgbackrest:s3") or {}
+    if s3.get("enabled") is True:
+        for name in ("endpoint", "bucket", "region"):
+            if not s3.get(name):
+                errors.append(f"airflow_ha:pgbackrest:s3:{name}: empty — repo2 on S3 needs its {name}")
+    errors.extend(_rule_pgbackrest_tls(ah))
+    return errors
+
+
+def _rule_pgbackrest_tls(ah):
+    """Every pgBackRest node's certificate: pgBackRest's TLS client checks the
+    server's certificate against the host name it dials (the node id, a DNS
+    SAN: it reads no IP SAN), its server authorizes a client by the
+    certificate's CN (tls-server-auth lists the node ids)."""
+    source = pgbackrest_tls_source(ah)
+    if source == "etcd" and get(ah, "etcd:tls:enabled") is not True:
+        return [
+            "airflow_ha:pgbackrest:tls:certs: empty and airflow_ha:etcd:tls is off — pgBackRest's TLS "
+            "server needs certificates: set pgbackrest:tls:ca_cert and certs (see pillar.example), or "
+            "turn on etcd:tls to reuse its certificates"
+        ]
+    path = f"airflow_ha:{source}:tls"
+    tls = get(ah, f"{source}:tls") or {}
+    errors = []
+    if source == "pgbackrest":
+        ca, errors = _ca_cert(path, tls.get("ca_cert"))
+    else:  # the etcd rule reports a bad CA already
+        ca = (
+            _load_cert(tls.get("ca_cert"))[0]
+            if HAS_CRYPTOGRAPHY and PEM_CERT in str(tls.get("ca_cert"))
+            else None
+        )
+    for node_id in sorted(pgbackrest_nodes(ah)):
+
+        def check(entry_path, cert, key, node_id=node_id):
+            return _check_pgbackrest_cert(entry_path, cert, key, ca, node_id, f"{path}:ca_cert")
+
+        entry = (tls.get("certs") or {}).get(node_id)
+        if source == "etcd" and isinstance(entry, dict) and node_id in etcd_tls_nodes(ah):
+            # etcd's rule checked the PEMs themselves: add what pgBackRest needs
+            cert = entry.get("cert")
+            if HAS_CRYPTOGRAPHY and isinstance(cert, str) and PEM_CERT in cert:
+                errors.extend(_check_pgbackrest_names(f"{path}:certs:{node_id}", cert, node_id))
+            continue
+        errors.extend(
+            _node_tls(
+                f"{path}:certs:{node_id}",
+                entry,
+                check,
+                user="pgbackrest",
+                needs="a db or backup node (pgBackRest's TLS server and client)",
+            )
+        )
+    return errors
+
+
+def _check_pgbackrest_names(path, pem, node_id):
+    cert, problem = _load_cert(pem)
+    if problem:
+        return [f"{path}:cert: {problem}"]
+    errors = []
+    names = list(_sans(cert, x509.DNSName))
+    if node_id not in names:
+        errors.append(
+            f"{path}:cert: its subjectAltName lacks DNS:{node_id} (has: {', '.join(names) or 'no DNS name'}) — "
+            f"pgBackRest checks a server's certificate against the host name it dials (the node id): issue "
+            f"it with SAN DNS:{node_id}"
+        )
+    cns = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    if cns != [node_id]:
+        errors.append(
+            f"{path}:cert: its CN is {', '.join(map(str, cns)) or 'empty'}, not {node_id} — pgBackRest's server "
+            f"authorizes a client by its certificate's CN (tls-server-auth lists the node ids): issue it "
+            f"with /CN={node_id}"
+        )
+    lacking = _eku_lacking(cert)
+    if lacking:
+        errors.append(
+            f"{path}:cert: its extendedKeyUsage lacks {' and '.join(lacking)} — a pgBackRest node is "
+            "server and client with one certificate: issue it with serverAuth,clientAuth"
+        )
+    return errors
+
+
+def _check_pgbackrest_cert(path, pem, key_pem, ca, node_id, ca_path):
+    errors = _check_pgbackrest_names(path, pem, node_id)
+    cert, problem = _load_cert(pem)
+    return errors if problem else errors + _cert_validity(path, cert, key_pem, ca, ca_path)
+
+
+def _rule_restore(ah):
+    """The restore orchestration's command-line keys (airflow_ha:restore)."""
+    restore = ah.get("restore")
+    if not isinstance(restore, dict) or not restore:
+        return []
+    errors = []
+    if get(ah, "pgbackrest:enabled") is not True:
+        errors.append(
+            "airflow_ha:restore: a restore needs pgBackRest's repository — airflow_ha:pgbackrest:enabled is false"
+        )
+    target = restore.get("target_time")
+    if target is None:
+        errors.append(
+            "airflow_ha:restore:target_time: missing — give 'latest' or a time with its zone, e.g. "
+            'pillar=\'{"restore": {"target_time": "2024-05-01 12:00:00+00"}}\''
+        )
+    elif isinstance(target, str):
+        try:
+            pgbackrest.parse_target_time(target)
+        except ValueError as exc:
+            errors.append(f"airflow_ha:restore:target_time: {exc}")
+    node = restore.get("node")
+    db = [n for n, part in pgbackrest_nodes(ah).items() if part["db"]]
+    if node is not None and node not in db:
+        errors.append(
+            f"airflow_ha:restore:node: {node!r} is not a db node — give one of {', '.join(sorted(db))}"
+        )
+    return errors

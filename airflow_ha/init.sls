@@ -9,6 +9,9 @@ include:
   - airflow_ha.etcd
   - airflow_ha.postgresql
 {%- endif %}
+{%- if ah.pgbackrest.here %}
+  - airflow_ha.pgbackrest
+{%- endif %}
   - airflow_ha.haproxy
 {%- if ah.vip.enabled and "db" in ah.roles %}
   - airflow_ha.keepalived

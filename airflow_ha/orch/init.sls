@@ -20,11 +20,13 @@ airflow_ha-orch-modules:
 {%- set raw = pillar.get("airflow_ha", {}) %}
 {%- set ah = salt["airflow_ha.settings"](defaults, os_layers, raw, cluster=True) %}
 {%- set nodes = ah.nodes %}
-{#- stage, role that selects its nodes (none: every node), whether it is on #}
+{#- stage, role that selects its nodes (none: every node; pgbackrest: the
+    db and backup nodes), whether it is on #}
 {%- set stages = [
       ("common", none, true),
       ("etcd", "db", true),
       ("postgresql", "db", true),
+      ("pgbackrest", "pgbackrest", ah.pgbackrest.enabled),
       ("haproxy", none, true),
       ("keepalived", "db", ah.vip.enabled),
       ("pgbouncer", none, ah.pgbouncer.enabled),
@@ -58,7 +60,13 @@ airflow_ha-orch-validate:
     - failhard: true
 {%-   set previous = "airflow_ha-orch-validate" %}
 {%-   for stage, role, enabled in stages if enabled %}
-{%-     set targets = nodes | list if role is none else ah.members[role] | map(attribute="id") | list %}
+{%-     if role is none %}
+{%-       set targets = nodes | list %}
+{%-     elif role == "pgbackrest" %}
+{%-       set targets = ah.pgbackrest.nodes %}
+{%-     else %}
+{%-       set targets = ah.members[role] | map(attribute="id") | list %}
+{%-     endif %}
 
 airflow_ha-orch-{{ stage }}:
   salt.state:

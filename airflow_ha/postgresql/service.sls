@@ -8,6 +8,22 @@ include:
   - .install
   - .config
 
+{%- if ah.pgbackrest.enabled %}
+
+{#- While airflow_ha.orch.restore runs (its marker on this node), only the
+    orchestration starts Patroni: started here, an emptied data directory
+    with no cluster in the DCS would initdb a new, empty cluster. #}
+airflow_ha-postgresql-no-restore-under-way:
+  test.fail_without_changes:
+    - name: >-
+        {{ ah.pgbackrest.restore_marker }} exists: airflow_ha.orch.restore has not finished on this
+        node (the old data is in {{ ah.pgbackrest.restore_aside }}). Run the restore orchestration
+        again, or, to give up the restore, move that data back and remove the marker
+    - onlyif: test -e {{ ah.pgbackrest.restore_marker }}
+    - require_in:
+      - service: airflow_ha-postgresql-patroni-service
+{%- endif %}
+
 airflow_ha-postgresql-patroni-service:
   service.running:
     - name: {{ pg.patroni.service }}
@@ -36,11 +52,12 @@ airflow_ha-postgresql-wait-leader:
       - service: airflow_ha-postgresql-patroni-service
 
 {#- Failover timing and PostgreSQL parameters live in the DCS after the
-    bootstrap: keep them equal to the pillar (PATCH /config, from the leader). #}
+    bootstrap: keep them equal to the pillar (PATCH /config, from the leader;
+    dcs_live = dcs, plus the removal of pgBackRest's keys with backups off). #}
 airflow_ha-postgresql-dynamic-config:
   patroni.dynamic_config:
     - name: {{ ah.cluster_name }}
-    - config: {{ pg.patroni.dcs | json }}
+    - config: {{ pg.patroni.dcs_live | json }}
     - config_file: {{ pg.patroni.config_file }}
     - onlyif:
       - fun: patroni.is_leader

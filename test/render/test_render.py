@@ -28,7 +28,10 @@ LAB = salt.utils.yaml.safe_load((ROOT / "test" / "lab" / "pillar" / "airflow_ha.
 
 def _variant(name, etcd_tls=None):
     if name == "lab":
-        return copy.deepcopy(LAB)
+        # as labctl writes it by default (LAB_ETCD_TLS=1): its etcd TLS, which pgBackRest reuses
+        lab = copy.deepcopy(LAB)
+        lab["airflow_ha"]["etcd"] = {"tls": copy.deepcopy(etcd_tls)}
+        return lab
     data = copy.deepcopy(EXAMPLE)
     ah = data["airflow_ha"]
     if name == "etcd-tls":
@@ -105,12 +108,13 @@ CASES += [
 
 def _secrets(pillar):
     """Every secret value of an airflow_ha pillar: airflow_ha:secrets and the
-    etcd TLS private keys."""
+    etcd and pgBackRest TLS private keys."""
     ah = pillar["airflow_ha"]
     found = [v for v in (ah.get("secrets") or {}).values() if isinstance(v, str)]
-    for entry in (((ah.get("etcd") or {}).get("tls") or {}).get("certs") or {}).values():
-        if isinstance(entry, dict) and entry.get("key"):
-            found.append(entry["key"])
+    for component in ("etcd", "pgbackrest"):
+        for entry in (((ah.get(component) or {}).get("tls") or {}).get("certs") or {}).values():
+            if isinstance(entry, dict) and entry.get("key"):
+                found.append(entry["key"])
     assert len(found) >= 12, found
     return found
 
@@ -191,6 +195,20 @@ print(json.dumps(out))
 """
 
 
+def render_files(tmp_path, wanted):
+    """{file name: text} of file templates rendered with the minion config
+    _render wrote in ``tmp_path``; ``wanted``: {destination: (source, context)}."""
+    proc = subprocess.run(
+        [sys.executable, "-c", RENDER_TEMPLATES, str(tmp_path / "conf" / "minion"), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {pathlib.Path(k).name: v for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+
+
 def _args(body):
     return {k: v for item in body for k, v in (item.items() if isinstance(item, dict) else [])}
 
@@ -245,15 +263,7 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
         str(tmp_path / "patroni"): template("airflow_ha-postgresql-patroni-config"),
         str(tmp_path / "unit"): template("airflow_ha-airflow-unit-dag-processor"),
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", RENDER_TEMPLATES, str(tmp_path / "conf" / "minion"), json.dumps(wanted)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    files = {pathlib.Path(k).name: v for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    files = render_files(tmp_path, wanted)
     etcd = dict(line.split("=", 1) for line in files["etcd"].splitlines() if "=" in line)
     assert etcd["ETCD_LISTEN_CLIENT_URLS"] == '"https://10.77.0.12:2379,https://127.0.0.1:2379"'
     assert (
@@ -304,7 +314,7 @@ def test_unknown_minion_renders_only_the_failing_check(tmp_path):
 SALT_RUN = [sys.executable, "-c", "import sys; from salt.scripts import salt_run; sys.exit(salt_run())"]
 
 
-def _orch_stages(tmp_path, pillar, raw=False, synced=True):
+def _orch_stages(tmp_path, pillar, raw=False, synced=True, sls="airflow_ha.orch"):
     pillar_dir = tmp_path / "pillar"
     pillar_dir.mkdir()
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - airflow_ha\n")
@@ -330,7 +340,7 @@ def _orch_stages(tmp_path, pillar, raw=False, synced=True):
             "--out=json",
             "--log-level=quiet",
             "state.orchestrate_show_sls",
-            "airflow_ha.orch",
+            sls,
         ],
         capture_output=True,
         text=True,

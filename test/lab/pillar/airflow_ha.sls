@@ -13,6 +13,8 @@ airflow_ha:
       address: 10.77.0.12
     node3:
       address: 10.77.0.13
+      # every role, and the pgBackRest repository (airflow_ha:pgbackrest)
+      roles: [db, broker, scheduler, api, worker, triggerer, dag_processor, flower, backup]
   network:
     prefix: 24
   timezone: UTC
@@ -32,6 +34,10 @@ airflow_ha:
     address: 10.77.0.10
     interface: host0
     virtual_router_id: 51
+  # Backups: repo1 on node3, its TLS server reusing the lab's etcd TLS
+  # certificates (LAB_ETCD_TLS=1, the default; lab_generated.sls has them).
+  pgbackrest:
+    enabled: true
   airflow:
     version: 3.3.2
     worker_concurrency: 2
@@ -58,3 +64,4 @@ airflow_ha:
     api_secret_key: lab-e944e7f5dfb33bb11dca90ca
     jwt_secret: lab-99f1bc9dd8fd978047cf3e0c1028283b37b212353b6d1ff7b6418d53af41fc1d
     admin_password: lab-admin-aba5c8
+    pgbackrest_cipher_pass: lab-3c9e71d0a4b85f26e1d7c09a3b4f6e82

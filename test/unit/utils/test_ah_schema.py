@@ -18,6 +18,7 @@ EXAMPLE_TEXT = (ROOT / "pillar.example").read_text()
 EXAMPLE = salt.utils.yaml.safe_load(EXAMPLE_TEXT)["airflow_ha"]
 # Pillar keys pillar.example shows only in comments: PEM text would not be an example.
 COMMENTED = {"etcd:tls:ca_cert", "etcd:tls:certs", "etcd:tls:certs:*:cert", "etcd:tls:certs:*:key"}
+COMMENTED |= {"pgbackrest:tls:certs:*:cert", "pgbackrest:tls:certs:*:key"}
 
 
 def _flatten(tree, prefix=()):

@@ -874,6 +874,11 @@ def cmd_salt(args) -> int:
     return run(salt_cmd(*args), check=False).returncode
 
 
+def cmd_salt_run(args) -> int:
+    """Runners (e.g. airflow_ha.health) against the lab master."""
+    return run([str(VENV_BIN / "salt-run"), "-c", str(master_dir() / "etc"), *args], check=False).returncode
+
+
 def cmd_exec(args) -> int:
     if len(args) < 2:
         raise LabError("usage: labctl exec NODE CMD...")
@@ -1369,6 +1374,7 @@ COMMANDS = {
     "down": cmd_down,
     "apply": cmd_apply,
     "salt": cmd_salt,
+    "salt-run": cmd_salt_run,
     "exec": cmd_exec,
     "kill": cmd_kill,
     "start": cmd_start,

@@ -394,6 +394,16 @@ KEYS = {
         high=3600,
         unit="s",
     ),
+    "pgbackrest:repo_probe_ms": _ms(
+        500,
+        "a standby's or a promotion's WAL fetch first checks that repo1's TLS server takes a TCP "
+        "connection within this time; if not, it answers 'not archived' at once and PostgreSQL "
+        "streams from the primary (pgBackRest alone waits ~2 min per file for a dead host)",
+    ),
+    "pgbackrest:archive_get_script": _file(
+        "/usr/local/lib/airflow_ha/pgbackrest-archive-get",
+        "PostgreSQL's restore_command on the db nodes (the probe, then pgbackrest archive-get)",
+    ),
     "pgbackrest:backup_standby": Key(
         "bool", False, "read a backup's files from a standby (the primary still starts and stops it)"
     ),

@@ -269,6 +269,9 @@ def _pgbackrest(ah):
     base = f"pgbackrest --stanza={b['stanza']}"
     b["archive_push"] = f"{base} archive-push %p"
     b["archive_get"] = f'{base} archive-get %f "%p"'
+    # Standbys and promotions fetch through the probe (files/archive-get.sh.jinja):
+    # a dead repository host must not stall a failover.
+    b["standby_restore_command"] = f'{b["archive_get_script"]} %f "%p"'
     state = b["state_dir"].rstrip("/")
     b["check_marker"] = f"{state}/pgbackrest-checked-{b['stanza']}.json"
     # present on the db nodes while airflow_ha.orch.restore runs: Patroni is
@@ -284,7 +287,7 @@ def _pgbackrest(ah):
             "archive_command": b["archive_push"],
             "archive_timeout": b["archive_timeout"],
         }
-        pg["recovery_conf"] = {"restore_command": b["archive_get"]}
+        pg["recovery_conf"] = {"restore_command": b["standby_restore_command"]}
         # A new replica restores the newest backup and replays WAL from the
         # repository (--delta keeps the files that match), so it does not load
         # the leader; pg_basebackup stays the fallback (no backup yet).

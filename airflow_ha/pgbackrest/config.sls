@@ -67,6 +67,18 @@ airflow_ha-pgbackrest-config:
       - pkg: airflow_ha-pgbackrest-package
 {%- if b.db_here %}
 
+{#- restore_command (Patroni's recovery_conf): a dead repository host must
+    not stall a standby or a promotion (the script's comment). #}
+airflow_ha-pgbackrest-archive-get-script:
+  file.managed:
+    - name: {{ b.archive_get_script }}
+    - source: salt://airflow_ha/pgbackrest/files/archive-get.sh.jinja
+    - template: jinja
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: "0755"
+
 airflow_ha-pgbackrest-spool:
   file.directory:
     - name: {{ b.spool_path }}

@@ -7,6 +7,9 @@ include:
   - airflow_ha.etcd.service
   - .install
   - .config
+{%- if ah.pgbackrest.enabled %}
+  - airflow_ha.pgbackrest.config
+{%- endif %}
 
 {%- if ah.pgbackrest.enabled %}
 
@@ -34,6 +37,15 @@ airflow_ha-postgresql-patroni-service:
       - service: airflow_ha-postgresql-patroni-release-after-install
       - file: airflow_ha-postgresql-data-dir
       - cmd: airflow_ha-postgresql-drop-debian-main
+{%- if ah.pgbackrest.enabled %}
+      {#- restore_command and the pgbackrest replica method must work at
+          Patroni's first start: a replica whose first start failed on
+          "pgbackrest: not found" was crash-recovered by Patroni in single-
+          user mode, wrote its own checkpoint and could never stream again. #}
+      - file: airflow_ha-pgbackrest-config
+      - file: airflow_ha-pgbackrest-archive-get-script
+      - file: airflow_ha-pgbackrest-tls-key
+{%- endif %}
     - watch:
       - file: airflow_ha-postgresql-patroni-config
 {%- if ah.etcd.tls.enabled %}

@@ -6,6 +6,10 @@ no secret in rendered state data, and the two orchestrations."""
 
 import copy
 import json
+import os
+import socket
+import subprocess
+import time
 
 import pytest
 import salt.utils.yaml
@@ -69,7 +73,9 @@ DB_IDS = [
     "airflow_ha-pgbackrest-tls-cert",
     "airflow_ha-pgbackrest-tls-dir",
     "airflow_ha-pgbackrest-tls-key",
+    "airflow_ha-pgbackrest-archive-get-script",
 ]
+DB_ONLY = ("airflow_ha-pgbackrest-spool", "airflow_ha-pgbackrest-archive-get-script")
 REPO_IDS = [
     "airflow_ha-pgbackrest-backup-units",
     "airflow_ha-pgbackrest-check",
@@ -119,7 +125,7 @@ def test_disabled_renders_nothing_of_it(tmp_path):
 def test_dedicated_backup_host(tmp_path, tls5):
     pillar = _pillar(tls5, dedicated=True)
     states = _states(_render(tmp_path, "node4", OS_GRAINS["Debian-12"], pillar))
-    assert _ids(states) == sorted([i for i in DB_IDS if i != "airflow_ha-pgbackrest-spool"] + REPO_IDS)
+    assert _ids(states) == sorted([i for i in DB_IDS if i not in DB_ONLY] + REPO_IDS)
     assert "airflow_ha-postgresql-patroni-service" not in states
     (tmp_path / "n1").mkdir()
     node1 = _states(_render(tmp_path / "n1", "node1", OS_GRAINS["Debian-12"], pillar))
@@ -341,3 +347,52 @@ def test_restore_orchestration_without_backups(tmp_path):
     data = _restore_orch(tmp_path, pillar, {"target_time": "latest"}, raw=True)
     assert list(data) == ["airflow_ha-orch-restore-pillar"]
     assert "pgbackrest:enabled is false" in json.dumps(data)
+
+
+def _run_probe(script, port):
+    """Run the rendered restore_command script (repo1 at 127.0.0.1:``port``;
+    no pgbackrest binary is on this host) and return (exit code, stderr, s)."""
+    text = script.replace("/dev/tcp/node3/8432", f"/dev/tcp/127.0.0.1/{port}")
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["bash", "-c", text, "archive-get", "000000010000000000000005", "pg_wal/RECOVERYXLOG"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.returncode, proc.stderr, time.monotonic() - start
+
+
+def test_restore_command_answers_not_archived_when_the_repository_is_down(tmp_path, tls5):
+    """Standbys and promotions fetch WAL through a probe of repo1's TLS
+    server: a dead repository host answers 'not archived' (exit 1) within
+    repo_probe_ms, so PostgreSQL streams instead of waiting on pgBackRest's
+    timeouts; a listening repository gets the real pgbackrest archive-get."""
+    pillar = _pillar(tls5)
+    pillar["airflow_ha"]["pgbackrest"]["repo_probe_ms"] = 300
+    states = _states(_render(tmp_path, "node1", OS_GRAINS["Debian-12"], pillar))
+    script = _files(tmp_path, states, {"get": ("airflow_ha-pgbackrest-archive-get-script", None)})["get"]
+    assert script.startswith("#!/bin/bash\n")
+    assert 'exec /usr/bin/pgbackrest --stanza=airflow-ha archive-get "$1" "$2"' in script
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    rc, err, took = _run_probe(script, port)
+    assert rc == 1 and "unreachable within 300 ms" in err, err
+    # a host that does not answer at all (SYNs dropped: a full accept queue)
+    with socket.socket() as full, socket.socket() as queued:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        queued.connect(full.getsockname())
+        rc, err, took = _run_probe(script, full.getsockname()[1])
+        assert rc == 1 and "unreachable within 300 ms" in err, err
+        assert took < 5, f"the probe took {took:.1f} s"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        rc, err, _ = _run_probe(script, server.getsockname()[1])
+    # reachable: the script execs pgbackrest (absent on a test host: 127)
+    assert "unreachable" not in err, err
+    if not os.path.exists("/usr/bin/pgbackrest"):
+        assert rc == 127 and "/usr/bin/pgbackrest" in err, err

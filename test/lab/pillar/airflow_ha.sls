@@ -13,6 +13,8 @@ airflow_ha:
       address: 10.77.0.12
     node3:
       address: 10.77.0.13
+      # every role, and the pgBackRest repository (airflow_ha:pgbackrest)
+      roles: [db, broker, scheduler, api, worker, triggerer, dag_processor, flower, backup]
   network:
     prefix: 24
   timezone: UTC
@@ -32,12 +34,10 @@ airflow_ha:
     address: 10.77.0.10
     interface: host0
     virtual_router_id: 51
-  # Backups stay off in the default lab: with repo1 on node3 (a db node), a
-  # kill of node3 stalled the failover in the CI lab (writes still failing
-  # 15 s after the new leader ran; a replica not streaming 180 s later) —
-  # suspected: restore_command fetching from the dead repository during
-  # promotion and recovery. The backup drill turns them on:
-  # test/lab/drills.d/backup_restore's docstring.
+  # Backups: repo1 on node3, its TLS server reusing the lab's etcd TLS
+  # certificates (LAB_ETCD_TLS=1, the default; lab_generated.sls has them).
+  pgbackrest:
+    enabled: true
   airflow:
     version: 3.3.2
     worker_concurrency: 2

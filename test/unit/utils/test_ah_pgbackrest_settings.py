@@ -233,7 +233,9 @@ def test_patroni_archive_settings_are_in_the_one_dcs(pki):
     assert pg["parameters"]["archive_command"] == "pgbackrest --stanza=airflow-ha archive-push %p"
     assert pg["parameters"]["max_connections"] == 300  # the pillar's parameters are kept
     assert "archive_mode" not in p["parameters"]  # the pillar's own map is not changed
-    assert pg["recovery_conf"]["restore_command"] == 'pgbackrest --stanza=airflow-ha archive-get %f "%p"'
+    # standbys and promotions fetch WAL through the repository probe
+    script = "/usr/local/lib/airflow_ha/pgbackrest-archive-get"
+    assert pg["recovery_conf"]["restore_command"] == f'{script} %f "%p"'
     assert pg["create_replica_methods"] == ["pgbackrest", "basebackup"]
     assert p["dcs_live"] is p["dcs"] or p["dcs_live"] == p["dcs"]
     assert p["restore_bootstrap"] is None

@@ -564,6 +564,14 @@ KEYS = {
         "failed heartbeats in a row (5 s apart) before a worker stops its own task (3.x [workers])",
         high=100,
     ),
+    "airflow:api_restart_timeout": _count(
+        300,
+        "a changed config or venv restarts the API servers one node at a time (an etcd lock): "
+        "each node waits at most this long for its turn and its server's health",
+        low=30,
+        high=3600,
+        unit="s",
+    ),
     "airflow:dag_processor:lock_ttl": _count(
         10, "lease of the dag-processor's etcd lock", unit="s", where=PARAMETER
     ),

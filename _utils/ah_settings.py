@@ -163,6 +163,7 @@ def derive(ah, minion_id, grains):
     af = ah["airflow"]
     af["major"] = int(af["version"].split(".")[0])
     af["dags_folder"] = af["home"].rstrip("/") + "/dags"
+    af["api_health_path"] = "/api/v2/monitor/health" if af["major"] == 3 else "/health"
     af["plugins_folder"] = af["home"].rstrip("/") + "/plugins"
     # The port `csync2 -p` reaches the peers on: what the socket listens on.
     ah["csync2"]["peer_port"] = ah["csync2"]["port"]
@@ -194,6 +195,15 @@ def derive(ah, minion_id, grains):
     ah["is_container"] = is_container(grains)
     # A container shares its host's clock: no time sync daemon inside.
     ah["time_sync"]["managed"] = not ah["is_container"]
+    # The API server restarts in turn (airflow-restart-in-turn) where this
+    # node can reach etcd: plain http, or a TLS certificate for it in pillar.
+    tls_ok = not ah["etcd"]["tls"]["enabled"] or ah["etcd"]["tls"]["here"]
+    af["api_restart"] = {
+        "in_turn": "api" in ah["roles"] and tls_ok,
+        "lock": f"{ah['cluster_name']}/airflow/api-restart",
+        "marker": f"{ah['pgbackrest']['state_dir'].rstrip('/')}/restart-pending-api",
+        "health_url": f"http://{ah['address']}:{af['api_port']}{af['api_health_path']}",
+    }
     b = ah["pgbackrest"]
     b["here"] = minion_id in b["nodes"]
     b["db_here"] = minion_id in b["db_nodes"]

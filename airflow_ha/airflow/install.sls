@@ -111,13 +111,23 @@ airflow_ha-airflow-helper-secrets:
     - require:
       - virtualenv: airflow_ha-airflow-venv
 
-{%- if af.major >= 3 and "dag_processor" in ah.roles %}
+{%- if (af.major >= 3 and "dag_processor" in ah.roles) or af.api_restart.in_turn %}
 
-# etcdctl for the dag-processor's lock, also on nodes without the db role.
+# etcdctl for the dag-processor's lock and the API servers' restart in turn,
+# also on nodes without the db role.
 airflow_ha-airflow-etcd-client:
   pkg.installed:
     - name: {{ ah.etcd.client_pkg }}
 {%- endif %}
+
+airflow_ha-airflow-restart-in-turn:
+  file.managed:
+    - name: /usr/local/lib/airflow_ha/airflow-restart-in-turn
+    - source: salt://airflow_ha/airflow/files/airflow-restart-in-turn.sh
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0755'
 
 airflow_ha-airflow-locked-run:
   file.managed:

@@ -3,19 +3,22 @@
     unit restarts when the venv changes or when a config group it reads
     changes (airflow.config_groups) - and only then. Airflow 3's
     dag-processor runs under an etcd lock (airflow-locked-run): exactly one
-    is active in the cluster, another node takes over when it dies. -#}
+    is active in the cluster, another node takes over when it dies. The API
+    server restarts in turn: one node at a time under an etcd lock, each
+    waiting for its server's health (airflow-restart-in-turn). -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set comps = salt["airflow.components"](ah.roles, af.major) %}
 {%- set groups = salt["airflow.config_groups"](salt["airflow.desired_config"](ah, secret_refs=True), af.major) %}
 {%- set tls = ah.etcd.tls %}
 {%- set locked_here = comps.get("dag-processor", {}).get("enabled", false) %}
+{%- set rr = af.api_restart %}
 
 include:
   - .install
   - .config
   - .db
-{%- if tls.enabled and locked_here %}
+{%- if tls.enabled and (locked_here or rr.in_turn) %}
   - airflow_ha.etcd.tls
 
 airflow_ha-airflow-etcd-tls-key:
@@ -52,6 +55,7 @@ airflow_ha-airflow-unit-{{ comp }}:
 {%- if locked and tls.etcdctl_env %}
         etcd_tls_env: {{ tls.etcdctl_env | json }}
 {%- endif %}
+{%- set in_turn = comp in ["api-server", "webserver"] and rr.in_turn %}
 {%- if c.enabled %}
 
 airflow_ha-airflow-service-{{ comp }}:
@@ -64,7 +68,21 @@ airflow_ha-airflow-service-{{ comp }}:
       - file: airflow_ha-airflow-locked-run
       - pkg: airflow_ha-airflow-etcd-client
 {%- endif %}
+{%- if in_turn %}
+
+{#- A running API server whose config, venv or unit changed is queued for a
+    restart in turn (the marker), never restarted here at once; a stopped
+    one is simply started with the new files by the state above. #}
+airflow_ha-airflow-restart-queued-{{ comp }}:
+  cmd.run:
+    - name: mkdir -p {{ rr.marker.rsplit("/", 1)[0] }} && touch {{ rr.marker }}
+    - onlyif: systemctl is-active -q {{ c.unit }}
+    - require_in:
+      - service: airflow_ha-airflow-service-{{ comp }}
+    - onchanges:
+{%- else %}
     - watch:
+{%- endif %}
       - file: airflow_ha-airflow-unit-{{ comp }}
 {%- if locked and tls.enabled %}
       - file: airflow_ha-etcd-tls-ca
@@ -79,6 +97,28 @@ airflow_ha-airflow-service-{{ comp }}:
 {%- endfor %}
 {%- if comp in ["worker", "scheduler", "flower"] %}
       - file: airflow_ha-airflow-celery-config
+{%- endif %}
+{%- if in_turn %}
+
+airflow_ha-airflow-restart-in-turn-{{ comp }}:
+  cmd.run:
+    - name: >-
+        /usr/local/lib/airflow_ha/airflow-restart-in-turn {{ rr.lock }} {{ c.unit }}
+        {{ rr.health_url }} {{ rr.marker }} {{ af.api_restart_timeout }}
+    - onlyif: test -e {{ rr.marker }}
+    - env:
+      - ETCDCTL_ENDPOINTS: {{ ah.etcd.endpoints | join(",") }}
+{%- for k, v in tls.etcdctl_env | dictsort %}
+      - {{ k }}: {{ v }}
+{%- endfor %}
+    - require:
+      - service: airflow_ha-airflow-service-{{ comp }}
+      - cmd: airflow_ha-airflow-restart-queued-{{ comp }}
+      - file: airflow_ha-airflow-restart-in-turn
+      - pkg: airflow_ha-airflow-etcd-client
+{%- if tls.enabled %}
+      - file: airflow_ha-airflow-etcd-tls-key
+{%- endif %}
 {%- endif %}
 {%- else %}
 

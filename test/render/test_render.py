@@ -429,3 +429,34 @@ def test_orchestration_without_the_modules_on_the_master_says_how_to_sync(tmp_pa
     data = _orch_stages(tmp_path, _variant("example"), raw=True, synced=False)
     assert list(data) == ["airflow_ha-orch-modules"]
     assert "salt-run saltutil.sync_all" in json.dumps(data)
+
+
+def test_api_servers_restart_in_turn(tmp_path, etcd_tls):
+    """A changed config, venv or unit queues the API server for a restart in
+    turn (an etcd lock, health before the next node) instead of a watch that
+    restarts every node's API server at once; other units keep their watch."""
+    pillar = _variant("etcd-tls", etcd_tls)
+    states = _states(_render(tmp_path, "node2", OS_GRAINS["Debian-12"], pillar))
+    api = _args(states["airflow_ha-airflow-service-api-server"]["service"])
+    assert "watch" not in api
+    queued = _args(states["airflow_ha-airflow-restart-queued-api-server"]["cmd"])
+    assert queued["onlyif"] == "systemctl is-active -q airflow-api-server"
+    assert {"airflow": "airflow_ha-airflow-config-common"} in queued["onchanges"]
+    assert {"pip": "airflow_ha-airflow-package"} in queued["onchanges"]
+    assert {"service": "airflow_ha-airflow-service-api-server"} in queued["require_in"]
+    turn = _args(states["airflow_ha-airflow-restart-in-turn-api-server"]["cmd"])
+    marker = "/var/lib/airflow_ha/restart-pending-api"
+    assert turn["name"].split() == [
+        "/usr/local/lib/airflow_ha/airflow-restart-in-turn",
+        "airflow-ha/airflow/api-restart",
+        "airflow-api-server",
+        "http://10.77.0.12:8080/api/v2/monitor/health",
+        marker,
+        "300",
+    ]
+    assert turn["onlyif"] == f"test -e {marker}"
+    env = {k: v for item in turn["env"] for k, v in item.items()}
+    assert env["ETCDCTL_ENDPOINTS"].count("https://") == 3
+    assert env["ETCDCTL_KEY"] == "/etc/etcd/airflow-ha-tls/airflow.key"
+    # the scheduler still restarts on its own watch
+    assert "watch" in _args(states["airflow_ha-airflow-service-scheduler"]["service"])

@@ -1,7 +1,8 @@
 """The small programs the formula installs on nodes, run for real with fake
 tools on PATH (each fake logs its argv) and real sockets on 127.0.0.1:
-rabbitmq-heal (rabbitmq/files/rabbitmq-heal.sh) and etcd-leader-elsewhere
-(postgresql/files/etcd-leader-elsewhere.py)."""
+rabbitmq-heal (rabbitmq/files/rabbitmq-heal.sh), etcd-leader-elsewhere
+(postgresql/files/etcd-leader-elsewhere.py) and airflow-restart-in-turn
+(airflow/files/airflow-restart-in-turn.sh)."""
 
 import http.server
 import json
@@ -18,6 +19,7 @@ import pytest
 FILES = Path(__file__).resolve().parents[2] / "airflow_ha"
 HEAL = FILES / "rabbitmq" / "files" / "rabbitmq-heal.sh"
 MOVER = FILES / "postgresql" / "files" / "etcd-leader-elsewhere.py"
+IN_TURN = FILES / "airflow" / "files" / "airflow-restart-in-turn.sh"
 
 
 def fake(bin_dir: Path, name: str, body: str) -> None:
@@ -170,3 +172,63 @@ def test_mover_hands_the_leadership_to_a_healthy_member(mover):
 def test_mover_never_moves_to_an_unhealthy_member(mover):
     out, calls = mover(me=1, leader=1, healthy=())
     assert "move-leader" not in calls and "left as is" in out
+
+
+# -- airflow-restart-in-turn ---------------------------------------------------------
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(type(self).status)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def in_turn(tools, tmp_path):
+    """The script with a fake etcdctl (its exec form: runs the command it is
+    given, as while holding the lock) and a fake systemctl; a real health
+    endpoint on loopback whose status the test sets."""
+    bin_dir, log, env = tools
+    fake(bin_dir, "etcdctl", 'shift 3; shift; exec "$@"')  # lock --ttl 30 NAME CMD...
+    fake(bin_dir, "systemctl", '[ "$1" = show ] && echo no; exit 0')
+    handler = type("Health", (_Health,), {"status": 200})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api/v2/monitor/health"
+    marker = tmp_path / "restart-pending-api"
+    yield handler, url, marker, env, log
+    server.shutdown()
+
+
+def _in_turn_cmd(url, marker, limit=20):
+    return [str(IN_TURN), "ah/airflow/api-restart", "airflow-api-server", url, str(marker), str(limit)]
+
+
+def test_in_turn_does_nothing_without_the_marker(in_turn):
+    _handler, url, marker, env, log = in_turn
+    _out, calls = run_ok(_in_turn_cmd(url, marker), env, log)
+    assert calls == ""
+
+
+def test_in_turn_restarts_under_the_lock_and_clears_the_marker_once_healthy(in_turn):
+    _handler, url, marker, env, log = in_turn
+    marker.touch()
+    out, calls = run_ok(_in_turn_cmd(url, marker), env, log)
+    lines = calls.splitlines()
+    assert lines[0].startswith("etcdctl lock --ttl 30 ah/airflow/api-restart ")
+    assert "systemctl restart airflow-api-server" in lines
+    assert not marker.exists() and "healthy" in out
+
+
+def test_in_turn_keeps_the_marker_when_the_server_stays_unhealthy(in_turn):
+    handler, url, marker, env, _log = in_turn
+    handler.status = 503
+    marker.touch()
+    proc = subprocess.run(_in_turn_cmd(url, marker, limit=3), env=env, capture_output=True, text=True,
+                          timeout=30, check=False)  # fmt: skip
+    assert proc.returncode == 124, proc.stderr
+    assert marker.exists() and "left to the next apply" in proc.stderr

@@ -150,12 +150,12 @@ def version(**kwargs):
         salt '*' airflow.version
         salt '*' airflow.version venv=/opt/airflow/venv
     """
-    paths = _paths(**kwargs)
-    if not os.path.isfile(paths["python"]):
+    python = os.path.join(_opt("venv", kwargs), "bin", "python")  # the venv only: no home or user needed
+    if not os.path.isfile(python):
         return ""
     res = __salt__["cmd.run_all"](
         [
-            paths["python"],
+            python,
             "-c",
             "import importlib.metadata as m; print(m.version('apache-airflow'))",
         ],

@@ -22,6 +22,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "test"), str(ROOT / "test" / "render")]
 
 import test_render as tr  # noqa: E402
+
+_run = tr.subprocess.run
+
+
+def _patient_run(*args, **kwargs):
+    """The render tier's subprocess.run with room for a loaded host (its 120 s
+    timeout is for CI; a snapshot must not lose a case to load)."""
+    kwargs["timeout"] = max(kwargs.get("timeout") or 0, 900)
+    return _run(*args, **kwargs)
+
+
+tr.subprocess.run = _patient_run
 from testlib import load_lab_pki  # noqa: E402
 
 NODES = {"node1": "10.77.0.11", "node2": "10.77.0.12", "node3": "10.77.0.13"}

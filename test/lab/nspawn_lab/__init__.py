@@ -1,6 +1,7 @@
 """The airflow_ha systemd-nspawn lab, as a package (run by test/lab/labctl).
 
-One module per thing the lab drives: config (environment, lab.json), procs
+One module per thing the lab drives: conf (environment, lab.json; not
+`config`, which the package exports as the function config()), procs
 (recorded host processes), rootfs, wheelhouse, network (bridge, apt proxy,
 partitions), nodes (overlay, nspawn, nsenter), salt (the master, jobs),
 lifecycle (up/down/start/kill), verify, drills, bench, kitchen, and cli (the
@@ -9,7 +10,7 @@ command table). The drills (drill_lib.py) and the verification suite
 """
 
 from .cli import COMMANDS, cmd_heal, cmd_partition, main
-from .config import LAB, REPO, STATE, VENV_BIN, LabError, config, master_dir, node_cfg, progress
+from .conf import LAB, REPO, STATE, VENV_BIN, LabError, config, master_dir, node_cfg, progress
 from .lifecycle import cmd_kill, cmd_start
 from .network import partition_marker, partitioned
 from .nodes import node_env, node_pid1, nsenter

@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from .config import ACNG_PORT, CACHE, STATE, WHEEL_PORT, config, figure, progress, run
+from .conf import ACNG_PORT, CACHE, STATE, WHEEL_PORT, config, figure, progress, run
 from .drills import run_scripts
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
 from .nodes import (

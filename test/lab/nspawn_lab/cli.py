@@ -14,7 +14,7 @@ import sys
 import time
 
 from .bench import cmd_bench
-from .config import (
+from .conf import (
     LAB,
     STATE,
     VENV_BIN,

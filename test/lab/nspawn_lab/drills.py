@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .config import ACNG_PORT, LAB, STATE, WHEEL_PORT, LabError, config, figure, progress, run
+from .conf import ACNG_PORT, LAB, STATE, WHEEL_PORT, LabError, config, figure, progress, run
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
 from .salt import apply_state
 

@@ -10,7 +10,17 @@ import shutil
 import subprocess
 import time
 
-from .config import ACNG_PORT, REPO, STATE, VENV_BIN, WHEEL_PORT, LabError, config, progress, run, write
+from .conf import (
+    REPO,
+    STATE,
+    VENV_BIN,
+    LabError,
+    config,
+    progress,
+    proxy_pillar,
+    run,
+    write,
+)
 from .nodes import extra_node, node_boot, node_prepare, node_remove, node_stop, nsenter, wait_node_ready
 from .rootfs import lab_rootfs
 from .salt import summarize
@@ -53,14 +63,7 @@ def cmd_kitchen(args) -> int:
         # The lab's proxies (the node has no route out), merged last.
         proxy = {
             "airflow_ha": {
-                "proxy": {
-                    "apt": f"http://{cfg['host']}:{ACNG_PORT}",
-                    "pip": {
-                        "find_links": [f"http://{cfg['host']}:{WHEEL_PORT}/"],
-                        "no_index": True,
-                        "trusted_hosts": [cfg["host"]],
-                    },
-                },
+                "proxy": proxy_pillar(cfg),
                 "network": {"prefix": cfg["prefix"]},
                 "vip": {"interface": "host0"},
             }

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from .config import (
+from .conf import (
     CGROUP_NAME,
     CGROUP_ROOTS,
     STATE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ACNG_PORT, CACHE, LAB_ID, STATE, LabError, run
+from .conf import ACNG_PORT, CACHE, LAB_ID, STATE, LabError, run
 from .procs import recorded_pid, spawn, wait_port
 
 

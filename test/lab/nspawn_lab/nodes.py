@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import (
+from .conf import (
     CGROUP_NAME,
     CGROUP_ROOTS,
     LAB_ID,

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .config import STATE, LabError
+from .conf import STATE, LabError
 
 
 def pid_file(name: str) -> Path:

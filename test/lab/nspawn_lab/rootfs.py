@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CACHE, LAB, VENV_BIN, LabError, mounts, progress, run
+from .conf import CACHE, LAB, VENV_BIN, LabError, mounts, progress, run
 
 
 def ensure_host_packages() -> None:

@@ -12,18 +12,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from .config import (
-    ACNG_PORT,
+from .conf import (
     LAB,
     REPO,
     SALT_PORTS,
     STATE,
     VENV_BIN,
-    WHEEL_PORT,
     LabError,
     config,
     master_dir,
     progress,
+    proxy_pillar,
     run,
     write,
 )
@@ -82,14 +81,7 @@ def write_generated_pillar(cfg: dict) -> None:
         "airflow_ha": {
             "nodes": {n["name"]: {"address": n["address"]} for n in cfg["nodes"]},
             "network": {"prefix": cfg["prefix"]},
-            "proxy": {
-                "apt": f"http://{cfg['host']}:{ACNG_PORT}",
-                "pip": {
-                    "find_links": [f"http://{cfg['host']}:{WHEEL_PORT}/"],
-                    "no_index": True,
-                    "trusted_hosts": [cfg["host"]],
-                },
-            },
+            "proxy": proxy_pillar(cfg),
             "vip": {"address": cfg["vip"]},
             "airflow": {"version": cfg["airflow_version"]},
         }

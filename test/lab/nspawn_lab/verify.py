@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .config import REPO, VENV_BIN, progress, run
+from .conf import REPO, VENV_BIN, progress, run
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
 from .nodes import nsenter
 from .salt import apply_state

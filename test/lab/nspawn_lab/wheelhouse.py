@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CACHE, STATE, VENV_BIN, WHEEL_PORT, LabError, constraints_file, progress, run
+from .conf import CACHE, STATE, VENV_BIN, WHEEL_PORT, LabError, constraints_file, progress, run
 from .procs import recorded_pid, spawn, wait_port
 
 

@@ -145,3 +145,16 @@ def write(path: Path, text: str, mode: int = 0o644) -> None:
 def figure(name: str, value, unit: str = "") -> None:
     """One bench figure per line on stdout: `name: value unit`."""
     print(f"{name}: {value}{' ' + unit if unit else ''}", flush=True)
+
+
+def proxy_pillar(cfg: dict) -> dict:
+    """airflow_ha:proxy for the lab's nodes (they have no route out): the apt
+    proxy and the wheelhouse server on the bridge address."""
+    return {
+        "apt": f"http://{cfg['host']}:{ACNG_PORT}",
+        "pip": {
+            "find_links": [f"http://{cfg['host']}:{WHEEL_PORT}/"],
+            "no_index": True,
+            "trusted_hosts": [cfg["host"]],
+        },
+    }

@@ -10,19 +10,19 @@ never appear in a process' argv: requests go to a small helper script
 Airflow's Python API. Its answer is one marker line on stdout; Airflow's log
 noise goes to stderr, so parsing does not depend on Airflow's log format.
 
-Settings come from keyword arguments, else from the minion's config/pillar
-(``airflow_ha:airflow:venv``, ``:home``, ``:user``), else the formula's
-defaults (/opt/airflow/venv, /var/lib/airflow, airflow).
+Paths come from keyword arguments, else from the formula's derived settings
+(``airflow_ha.settings``: ``airflow:venv``, ``:home``, ``:user``).
 
 No command runs before ``<home>/airflow.cfg`` exists: Airflow writes a config
 with RANDOM fernet/JWT/secret keys on first use, which must never happen on a
 cluster node (every node needs the pillar's keys).
 
 The module is split by concern: this file is the venv-helper client; the
-airflow.cfg code (parse, edit, the formula's desired values, key -> component
-groups) is pure Python in ``_utils/ah_airflow_cfg.py``; ``airflow.health`` and
-``airflow.wait_healthy`` are in ``_modules/airflow_health.py``, which shares the
-virtual name ``airflow`` (Salt's loader merges the files).
+formula's airflow.cfg (desired values, key -> component groups, components) is
+``_modules/airflow_config.py`` over pure Python in ``_utils/ah_airflow_cfg.py``;
+``airflow.health`` and ``airflow.wait_healthy`` are in
+``_modules/airflow_health.py``. All three share the virtual name ``airflow``
+(Salt's loader merges the files).
 """
 
 import json
@@ -38,11 +38,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "airflow"
 
 MARKER = "AIRFLOW_HA_RESULT "
-DEFAULTS = {
-    "venv": "/opt/airflow/venv",
-    "home": "/var/lib/airflow",
-    "user": "airflow",
-}
 
 
 def __virtual__():
@@ -51,10 +46,11 @@ def __virtual__():
 
 # -- plumbing -----------------------------------------------------------------
 def _opt(name, kwargs):
+    """``venv``, ``home`` or ``user``: the keyword argument, else the formula's
+    settings (``airflow_ha:airflow:<name>``: defaults.yaml, lookup, pillar)."""
     if kwargs.get(name):
         return kwargs[name]
-    value = __salt__["config.get"](f"airflow_ha:airflow:{name}", None)
-    return value or DEFAULTS[name]
+    return __salt__["airflow_ha.settings"]()["airflow"][name]
 
 
 def _paths(**kwargs):
@@ -154,12 +150,12 @@ def version(**kwargs):
         salt '*' airflow.version
         salt '*' airflow.version venv=/opt/airflow/venv
     """
-    paths = _paths(**kwargs)
-    if not os.path.isfile(paths["python"]):
+    python = os.path.join(_opt("venv", kwargs), "bin", "python")  # the venv only: no home or user needed
+    if not os.path.isfile(python):
         return ""
     res = __salt__["cmd.run_all"](
         [
-            paths["python"],
+            python,
             "-c",
             "import importlib.metadata as m; print(m.version('apache-airflow'))",
         ],
@@ -542,7 +538,7 @@ def dag_state(dag_id, run_id, **kwargs):
     return _helper("dag_state", {"dag_id": dag_id, "run_id": run_id}, **kwargs)
 
 
-# -- the formula's airflow.cfg (pure code in _utils/ah_airflow_cfg.py) ----------------
+# -- the node's airflow.cfg ------------------------------------------------------------
 def config_file(**kwargs):
     """
     The airflow.cfg this node's Airflow reads (``<home>/airflow.cfg`` unless
@@ -555,75 +551,3 @@ def config_file(**kwargs):
         salt '*' airflow.config_file
     """
     return _paths(**kwargs)["config"]
-
-
-def desired_config(ah, secret_refs=False):
-    """
-    The airflow.cfg values the formula sets on this node, ``{section: {key:
-    value}}``, computed from the formula settings ``ah`` (map.jinja), with
-    ``ah.airflow.config`` (user overrides) merged last.
-
-    secret_refs
-        Replace every secret by a reference to the pillar key that holds it
-        (``@@pillar:airflow_ha:secrets:fernet_key@@``; percent-encoded inside
-        the database and broker URLs; a sensitive ``airflow:config`` override
-        by its own pillar key), which ``airflow.config_managed`` resolves from
-        the minion's pillar when it runs. The SLS passes this: no secret is in
-        the rendered state data (``state.show_sls``, the job cache).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt node1 airflow.desired_config "$(salt-call --out=json airflow_ha.settings reveal=True)" secret_refs=True
-    """
-    cfg = __utils__["ah_airflow_cfg.desired_config"](ah)
-    if not secret_refs:
-        return cfg
-    secrets = ah.get("secrets") or {}
-    overrides = (ah.get("airflow") or {}).get("config") or {}
-    out = {}
-    for section, keys in cfg.items():
-        pillar_keys = {str(k).lower(): k for k in (overrides.get(section) or {})}
-        for key, value in keys.items():
-            text = __utils__["ah_secrets.to_refs"](value, secrets)
-            if (
-                key in pillar_keys
-                and __utils__["ah_secrets.is_sensitive"](section, key)
-                and not __utils__["ah_secrets.has_refs"](text)
-            ):
-                text = __utils__["ah_secrets.ref"](f"airflow_ha:airflow:config:{section}:{pillar_keys[key]}")
-            out.setdefault(section, {})[key] = text
-    return out
-
-
-def config_groups(values, major=3):
-    """
-    ``values`` grouped by the Airflow components that read them, ``{group:
-    {"units": [...], "values": {...}}}`` (``common``: read by all): config.sls
-    makes one ``airflow.config_managed`` state per group, service.sls restarts
-    a unit only for the groups naming it.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' airflow.config_groups '{"celery": {"worker_concurrency": 4}}'
-    """
-    return __utils__["ah_airflow_cfg.config_groups"](values, major)
-
-
-def components(roles, major=3):
-    """
-    The Airflow components (systemd units ``airflow-<component>``) of this
-    Airflow major version, each with ``enabled`` (this node's roles ask for
-    it) and the ``airflow`` sub-command it runs. 2.x has a webserver instead
-    of the api-server and no standalone dag-processor.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' airflow.components '[api, worker]' 3
-    """
-    return __utils__["ah_airflow_cfg.components"](roles, major)

@@ -16,13 +16,13 @@ person on the master or an orchestration can act on:
     salt node1 csync2.force /var/lib/airflow/dags/etl.py
     salt node1 csync2.status
 
-Settings (minion config or pillar, read with ``config.get``):
-
-- ``airflow_ha:csync2:port`` (default 30865): peers' port, passed as ``-p``.
-- ``csync2.config_file`` (default ``/etc/csync2.cfg``).
-- ``csync2.state_dir`` (default ``/var/lib/csync2``): csync2's databases, plus
-  ``airflow_ha-last-sync.json`` and ``airflow_ha-events.jsonl`` that this module
-  and the airflow_ha watcher write (last push, conflict events).
+Settings come from the formula's derived settings (``airflow_ha.settings``,
+the values the SLS wrote csync2.cfg and csync2.socket from):
+``airflow_ha:csync2:port`` (peers' port, passed as ``-p``) and
+``airflow_ha:csync2:config_file``. csync2's databases live in
+``/var/lib/csync2`` (minion option ``csync2.state_dir``), with
+``airflow_ha-last-sync.json`` and ``airflow_ha-events.jsonl`` that this module
+and the airflow_ha watcher write (last push, conflict events).
 
 Errors raise ``CommandExecutionError`` (csync2 failed, a peer refused or is
 unreachable: the message says which and what to do; for a push the partial
@@ -38,15 +38,12 @@ nodes; LINBIT's manual for the exit codes):
   explicitly (``-m``) before pushing;
 - ``-T`` compares csync2's databases, not the files: :py:func:`in_sync` runs a
   check (``-cr``, no push) first so the database reflects the disk;
-- peers pin each other's certificates in the ``x509_cert`` table: a changed
-  certificate fails with "Peer did provide a wrong SSL X509 cetrificate" until
-  the pin is cleared (:py:func:`reset_db`, or :py:func:`forget_peer_cert`).
+- a peer's changed certificate is refused until its pin is cleared
+  (:py:func:`forget_peer_cert`, :py:func:`reset_db`; ``_utils/ah_csync2_db.py``).
 """
 
-import json
 import logging
 import os
-import shutil
 import socket
 import sqlite3
 import time
@@ -58,9 +55,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "csync2"
 
-DEFAULT_CONFIG = "/etc/csync2.cfg"
 DEFAULT_STATE_DIR = "/var/lib/csync2"
-DEFAULT_PORT = 30865
 LAST_SYNC_FILE = "airflow_ha-last-sync.json"
 EVENTS_FILE = "airflow_ha-events.jsonl"
 
@@ -71,39 +66,31 @@ def __virtual__():
             False,
             "csync2 module: the csync2 binary is not installed (state airflow_ha.csync2 installs it)",
         )
-    cfg = _config_file()
-    if not os.path.isfile(cfg):
-        return (False, f"csync2 module: {cfg} does not exist (state airflow_ha.csync2 writes it)")
     return __virtualname__
 
 
 # --------------------------------------------------------------------------
 # settings and the csync2 configuration file
 # --------------------------------------------------------------------------
-def _opt(key, default):
-    try:
-        value = __salt__["config.get"](key, default)
-    except (NameError, KeyError):
-        return default
-    return default if value in (None, "") else value
+def _settings():
+    """The formula's csync2 settings (``airflow_ha.settings``, derived once per
+    run): the config file and port csync2.cfg and csync2.socket were written
+    with, a ``lookup`` override included."""
+    return __salt__["airflow_ha.settings"]()["csync2"]
 
 
 def _config_file():
-    return _opt("csync2.config_file", DEFAULT_CONFIG)
+    return _settings()["config_file"]
 
 
 def _state_dir():
-    return _opt("csync2.state_dir", DEFAULT_STATE_DIR)
+    """csync2's own database folder (built into the binary; a minion option
+    ``csync2.state_dir`` for tests and odd builds)."""
+    return __opts__.get("csync2.state_dir") or DEFAULT_STATE_DIR
 
 
 def _port():
-    port = _opt("airflow_ha:csync2:port", DEFAULT_PORT)
-    try:
-        return int(port)
-    except (TypeError, ValueError):
-        raise SaltInvocationError(
-            f"airflow_ha:csync2:port: {port!r} is not a port number — set an integer (default 30865)"
-        ) from None
+    return int(_settings()["port"])  # the schema makes it an integer in 1..65535
 
 
 def _myname():
@@ -129,22 +116,6 @@ def _u(name, *args):
         return __utils__[f"ah_csync2.{name}"](*args)
     except ValueError as exc:
         raise SaltInvocationError(str(exc)) from None
-
-
-def _my_groups(cfg, myname=None):
-    return _u("my_groups", cfg, myname or _myname())
-
-
-def _peers(cfg, myname=None):
-    return _u("peers", cfg, myname or _myname())
-
-
-def _validate_paths(paths, cfg, myname=None):
-    return _u("validate_paths", paths, cfg, myname or _myname())
-
-
-def _validate_peers(peers, cfg, myname=None):
-    return _u("validate_peers", peers, cfg, myname or _myname())
 
 
 def _check_ok(ret, what):
@@ -175,6 +146,10 @@ def _run(args, with_port=True):
     ret.setdefault("stdout", "")
     ret.setdefault("stderr", "")
     return ret
+
+
+def _db_files():
+    return __utils__["ah_csync2_db.db_files"](_state_dir())
 
 
 def _write_state(name, data, append=False):
@@ -224,7 +199,7 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     """
     cfg = _read_config()
     myname = _myname()
-    if not _my_groups(cfg, myname):
+    if not _u("my_groups", cfg, myname):
         raise CommandExecutionError(
             f"this host ({myname}) is in no group of {_config_file()}: the csync2 host names must be the "
             "nodes' hostnames (airflow_ha:nodes)"
@@ -232,7 +207,7 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     args = ["-v", "-x"]
     if dry_run:
         args.append("-d")
-    targets = _validate_peers(peers, cfg, myname) if peers else _peers(cfg, myname)
+    targets = _u("validate_peers", peers, cfg, myname) if peers else _u("peers", cfg, myname)
     # a node that is gone costs csync2 a ~40 s connect timeout per run and
     # holds back every peer after it: probe first, leave the dead ones out
     skipped = {}
@@ -254,7 +229,7 @@ def sync(paths=None, peers=None, dry_run=False, verbose=False, mark=True):
     if peers or skipped:
         args += ["-P", ",".join(live)]
     if paths:
-        paths = _validate_paths(paths, cfg, myname)
+        paths = _u("validate_paths", paths, cfg, myname)
         if mark and not dry_run:
             _check_ok(_run(["-m", *paths]), "-m")
         args += ["-r", *paths]
@@ -302,7 +277,7 @@ def check(paths=None):
     cfg = _read_config()
     args = ["-c", "-r"]
     if paths:
-        args += _validate_paths(paths, cfg)
+        args += _u("validate_paths", paths, cfg, _myname())
     else:
         args.append("/")
     _check_ok(_run(args, with_port=False), "-cr")
@@ -359,10 +334,10 @@ def in_sync(path=None, peer=None, check=True):  # pylint: disable=redefined-oute
     myname = _myname()
     args = ["-T"]
     if peer:
-        (peer,) = _validate_peers([peer], cfg, myname)
+        (peer,) = _u("validate_peers", [peer], cfg, myname)
         args += [myname, peer]
     if path:
-        (path,) = _validate_paths([path], cfg, myname)
+        (path,) = _u("validate_paths", [path], cfg, myname)
         args.append(path)
     if check:
         _check_ok(_run(["-c", "-r", path or "/"], with_port=False), "-cr")
@@ -454,7 +429,7 @@ def force(path, push=True):
     if not path:
         raise SaltInvocationError("path: give the file whose local version must win")
     cfg = _read_config()
-    (path,) = _validate_paths([path], cfg)
+    (path,) = _u("validate_paths", [path], cfg, _myname())
     # 1. check, so the push below finds nothing new to (re)mark; 2. mark the
     # path dirty for EVERY peer with the force flag (-F -m): `-f` alone only
     # flags existing dirty entries, and a peer that already took the other
@@ -509,21 +484,17 @@ def status():
     else:
         out["config_valid"] = True
         out["dirty_count"] = d["count"]
-    groups = _my_groups(cfg, myname)
+    groups = _u("my_groups", cfg, myname)
     out["groups"] = sorted(groups)
     out["synced_dirs"] = sorted({i for g in groups.values() for i in g["include"]})
     peers = {}
-    for peer in _peers(cfg, myname):
+    for peer in _u("peers", cfg, myname):
         ok, why = _reachable(peer, port)
         peers[peer] = {"reachable": ok} if ok else {"reachable": False, "error": why}
     out["peers"] = peers
-    try:
-        with open(os.path.join(_state_dir(), LAST_SYNC_FILE), encoding="utf-8") as fh:
-            last = json.load(fh)
-        last["age_seconds"] = round(time.time() - float(last.get("time", 0)), 1)
-        out["last_sync"] = last
-    except (OSError, ValueError, TypeError):
-        out["last_sync"] = None
+    out["last_sync"] = __utils__["ah_csync2.read_last_sync"](
+        os.path.join(_state_dir(), LAST_SYNC_FILE), time.time()
+    )
     down = [p for p, v in peers.items() if not v["reachable"]]
     if out["healthy"]:
         if down:
@@ -567,15 +538,6 @@ def genkey(path):
     return {"path": path, "comment": f"new key written to {path} (mode 0600)"}
 
 
-def _db_files():
-    sd = _state_dir()
-    try:
-        names = os.listdir(sd)
-    except OSError:
-        return []
-    return sorted(os.path.join(sd, n) for n in names if n.endswith((".db3", ".db", ".db3-journal")))
-
-
 def forget_peer_cert(peer):
     """
     Drop the certificate this node pinned for ``peer`` (after the peer's
@@ -588,18 +550,13 @@ def forget_peer_cert(peer):
         salt 'node*' csync2.forget_peer_cert node3
     """
     cfg = _read_config()
-    (peer,) = _validate_peers([peer], cfg)
-    removed = 0
-    for db in _db_files():
-        if not db.endswith(".db3"):
-            continue
-        try:
-            with sqlite3.connect(db, timeout=10) as con:
-                removed += con.execute("DELETE FROM x509_cert WHERE peername = ?", (peer,)).rowcount
-        except sqlite3.Error as exc:
-            raise CommandExecutionError(
-                f"cannot update {db}: {exc} (is a csync2 run holding it? try again)"
-            ) from None
+    (peer,) = _u("validate_peers", [peer], cfg, _myname())
+    try:
+        removed = __utils__["ah_csync2_db.forget_cert"](_db_files(), peer)
+    except sqlite3.Error as exc:
+        raise CommandExecutionError(
+            f"cannot update {exc.args[-1]}: {exc.args[0]} (is a csync2 run holding it? try again)"
+        ) from None
     return {
         "removed": removed,
         "comment": f"{removed} pinned certificate(s) of {peer} removed" if removed else f"no pin for {peer}",
@@ -632,11 +589,7 @@ def reset_db(confirm=False, listener="csync2.socket"):
     aside = os.path.join(_state_dir(), time.strftime("reset-%Y%m%dT%H%M%S"))
     moved = []
     try:
-        if dbs:
-            os.makedirs(aside, mode=0o700, exist_ok=True)
-        for db in dbs:
-            shutil.move(db, os.path.join(aside, os.path.basename(db)))
-            moved.append(db)
+        __utils__["ah_csync2_db.move_aside"](dbs, aside, moved)
     except OSError as exc:
         __salt__["service.start"](listener)
         raise CommandExecutionError(

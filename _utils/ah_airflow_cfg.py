@@ -12,11 +12,9 @@ the public ``airflow.desired_config`` / ``airflow.config_groups`` /
 
 import os
 import re
-from urllib.parse import quote
 
 from salt.exceptions import SaltInvocationError
 
-DEFAULT_HOME = "/var/lib/airflow"
 COMPONENTS_3 = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower")
 COMPONENTS_2 = ("webserver", "scheduler", "triggerer", "worker", "flower")
 
@@ -166,61 +164,46 @@ def major_of(version_string):
     return int(match.group(1))
 
 
+def _derived(ah, path):
+    """A value ``airflow_ha.settings`` derives (ah_settings.derive)."""
+    cur = ah
+    for part in path.split(":"):
+        if not isinstance(cur, dict) or cur.get(part) in (None, ""):
+            raise SaltInvocationError(
+                f"airflow_ha:{path} is derived by airflow_ha.settings: pass the settings "
+                "(map.jinja's ah, or salt-call airflow_ha.settings reveal=True), not the raw pillar"
+            )
+        cur = cur[part]
+    return cur
+
+
 def desired_config(ah):
     """
     The airflow.cfg values the formula sets on this node, ``{section: {key:
     value}}``, computed from the formula settings ``ah`` (map.jinja), with
-    ``ah.airflow.config`` (user overrides) merged last.
+    ``ah.airflow.config`` (user overrides) merged last. Every value is read
+    from the settings: defaults live in parameters/defaults.yaml, and the
+    database/broker URLs and the Execution API URL are derived there once.
     """
-    af = ah.get("airflow") or {}
-    major = major_of(af.get("version", "3.3.2"))
+    af = ah["airflow"]
+    major = major_of(af["version"])
     address = _need(ah, "address")
-    home = af.get("home", DEFAULT_HOME)
-
-    pg = ah.get("postgresql") or {}
-    pgb = ah.get("pgbouncer") or {}
-    db_port = (
-        pgb.get("port", 6432) if pgb.get("enabled") else (ah.get("haproxy") or {}).get("primary_port", 5000)
-    )
-    db_pw = quote(str(_need(ah, "secrets:airflow_db_password")), safe="")
-    db_url = (
-        f"postgresql+psycopg2://{quote(str(pg.get('user', 'airflow')), safe='')}:{db_pw}"
-        f"@127.0.0.1:{db_port}/{pg.get('database', 'airflow')}"
-    )
-
-    mq = ah.get("rabbitmq") or {}
-    mq_pw = quote(str(_need(ah, "secrets:rabbitmq_password")), safe="")
-    mq_user = quote(str(mq.get("user", "airflow")), safe="")
-    vhost = quote(str(mq.get("vhost", "airflow")), safe="")
-    brokers = [m["address"] for m in ((ah.get("members") or {}).get("broker") or [])]
-    if mq.get("broker_url_nodes", "all") == "local" or not brokers:
-        brokers = [address if address in brokers else "127.0.0.1"]
-    elif address in brokers:  # this node's broker first, then the others
-        idx = brokers.index(address)
-        brokers = brokers[idx:] + brokers[:idx]
-    broker_url = ";".join(f"amqp://{mq_user}:{mq_pw}@{b}:{mq.get('port', 5672)}/{vhost}" for b in brokers)
-
-    # The foundation's settings() derives the same URLs: prefer them when present.
-    db_url = af.get("sql_alchemy_conn") or db_url
-    broker_url = af.get("broker_url") or broker_url
-    result_backend = af.get("result_backend") or "db+" + db_url
-    api_port = af.get("api_port", 8080)
-    haproxy_api = (ah.get("haproxy") or {}).get("api_port", 8090)
+    home = af["home"]
     cfg = {
         "core": {
             "executor": "CeleryExecutor",
             "auth_manager": FAB_AUTH_MANAGER,
             "fernet_key": _need(ah, "secrets:fernet_key"),
-            "dags_folder": f"{home}/dags",
-            "plugins_folder": f"{home}/plugins",
-            "parallelism": af.get("parallelism", 32),
+            "dags_folder": _derived(ah, "airflow:dags_folder"),
+            "plugins_folder": _derived(ah, "airflow:plugins_folder"),
+            "parallelism": af["parallelism"],
             "load_examples": "False",
         },
-        "database": {"sql_alchemy_conn": db_url},
+        "database": {"sql_alchemy_conn": _derived(ah, "airflow:sql_alchemy_conn")},
         "celery": {
-            "broker_url": broker_url,
-            "result_backend": result_backend,
-            "worker_concurrency": af.get("worker_concurrency", 4),
+            "broker_url": _derived(ah, "airflow:broker_url"),
+            "result_backend": _derived(ah, "airflow:result_backend"),
+            "worker_concurrency": af["worker_concurrency"],
             # A publish may have to open a new broker connection, and kombu's
             # failover can hand it a dead node first, whose connect hangs
             # (airflow_ha_celery_config: broker_connection_timeout 2 s). With
@@ -228,45 +211,43 @@ def desired_config(ah):
             # without running them (task-recovery drill): leave room to fail over.
             "operation_timeout": 10,
             "flower_host": address,
-            "flower_port": af.get("flower_port", 5555),
+            "flower_port": af["flower_port"],
             # Flower can stop workers and revoke tasks: HTTP basic auth with the
             # Airflow admin's login (/healthcheck stays open for probes).
-            "flower_basic_auth": (
-                f"{(af.get('admin') or {}).get('username', 'admin')}:{_need(ah, 'secrets:admin_password')}"
-            ),
+            "flower_basic_auth": f"{af['admin']['username']}:{_need(ah, 'secrets:admin_password')}",
         },
         "scheduler": {
             "enable_health_check": "True",
             "scheduler_health_check_server_host": address,
-            "scheduler_health_check_server_port": af.get("scheduler_health_port", 8974),
+            "scheduler_health_check_server_port": af["scheduler_health_port"],
         },
         "logging": {
             "base_log_folder": f"{home}/logs",
             "logging_level": "INFO",
         },
     }
-    if mq.get("queue_type", "quorum") == "quorum":
+    if ah["rabbitmq"]["queue_type"] == "quorum":
         cfg["celery"]["celery_config_options"] = CELERY_CONFIG_MODULE
-    if pgb.get("enabled"):  # the venv helper migrates around PgBouncer (airflow_ha_helper._direct_database)
-        cfg["airflow_ha"] = {"migration_db_port": (ah.get("haproxy") or {}).get("primary_port", 5000)}
+    if ah["pgbouncer"][
+        "enabled"
+    ]:  # the venv helper migrates around PgBouncer (airflow_ha_helper._direct_database)
+        cfg["airflow_ha"] = {"migration_db_port": ah["haproxy"]["primary_port"]}
     if major >= 3:
-        cfg["core"]["execution_api_server_url"] = (
-            af.get("execution_api_server_url") or f"http://127.0.0.1:{haproxy_api}/execution/"
-        )
+        cfg["core"]["execution_api_server_url"] = _derived(ah, "airflow:execution_api_server_url")
         cfg["api"] = {
             "host": address,
-            "port": api_port,
+            "port": af["api_port"],
             "secret_key": _need(ah, "secrets:api_secret_key"),
         }
         cfg["api_auth"] = {"jwt_secret": _need(ah, "secrets:jwt_secret")}
-        cfg["dag_processor"] = {"refresh_interval": af.get("dag_refresh_interval", 10)}
+        cfg["dag_processor"] = {"refresh_interval": af["dag_refresh_interval"]}
     else:
         cfg["webserver"] = {
             "web_server_host": address,
-            "web_server_port": api_port,
+            "web_server_port": af["api_port"],
             "secret_key": _need(ah, "secrets:api_secret_key"),
         }
-        cfg["scheduler"]["dag_dir_list_interval"] = af.get("dag_refresh_interval", 10)
+        cfg["scheduler"]["dag_dir_list_interval"] = af["dag_refresh_interval"]
     for section, keys in recovery_config(af["recovery"], major).items():
         cfg.setdefault(section, {}).update(keys)
     overrides = af.get("config") or {}

@@ -470,3 +470,15 @@ def read_events(path, since):
     except OSError:
         pass
     return events
+
+
+def read_last_sync(path, now):
+    """The last push's record (``write_json`` of the module, the watcher or the
+    timer) with its ``age_seconds`` at ``now``; None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            last = json.load(fh)
+        last["age_seconds"] = round(now - float(last.get("time", 0)), 1)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return last

@@ -3,7 +3,7 @@
 The checks a careful operator would make on a converged airflow_ha cluster,
 one file per component. They run against:
 
-* the nspawn lab (default): nodes reached with nsenter through test/lab/lab.py,
+* the nspawn lab (default): nodes reached with nsenter through test/lab/nspawn_lab,
   the cluster's settings read from the lab's Salt master;
 * any testinfra hosts (kitchen, a real cluster): AIRFLOW_HA_HOSTS="docker://c1,
   ssh://node2" (or lab://NODE for an extra lab node) plus
@@ -18,10 +18,11 @@ etcdctl/curl command prefixes, TLS or not).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,10 +37,11 @@ ALL_ROLES = ["db", "broker", "scheduler", "api", "worker", "triggerer", "dag_pro
 
 
 def _load_lab():
-    spec = importlib.util.spec_from_file_location("airflow_ha_lab", REPO / "test/lab/lab.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """test/lab/nspawn_lab, the lab package (labctl's)."""
+    lab_dir = str(REPO / "test" / "lab")
+    if lab_dir not in sys.path:
+        sys.path.insert(0, lab_dir)
+    return importlib.import_module("nspawn_lab")
 
 
 LAB = _load_lab()

@@ -1,7 +1,7 @@
 """Shared pieces of the failure drills (test/lab/drills.d/*).
 
 A drill runs on the host against a converged lab. It reaches every node
-through its PID namespace (lab.py's nsenter), never over the network, so it
+through its PID namespace (nspawn_lab's nsenter), never over the network, so it
 keeps seeing a node that `labctl partition` cut off the bridge. The lab's
 node list comes from LAB_STATE/lab.json (LAB_ID/LAB_SUBNET change the
 addresses), the lab's secrets from test/lab/pillar and reach the nodes on
@@ -10,7 +10,6 @@ stdin, never in argv.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -21,9 +20,9 @@ from pathlib import Path
 import yaml
 
 LAB = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("lab", LAB / "lab.py")
-lab = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lab)
+if str(LAB) not in sys.path:
+    sys.path.insert(0, str(LAB))
+import nspawn_lab as lab  # noqa: E402 - test/lab/nspawn_lab, found through LAB
 
 PILLAR = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
 SECRETS = PILLAR["secrets"]

@@ -11,7 +11,7 @@ Every node certificate is an etcd server, peer and client certificate at once:
 SANs = the node's IP address, 127.0.0.1 and the node name; extended key usage
 serverAuth + clientAuth; ECDSA P-256; 10 years.
 
-No Salt import: test/lab/lab.py and the unit tests use it as a plain module.
+No Salt import: test/lab/nspawn_lab and the unit tests use it as a plain module.
 """
 
 from __future__ import annotations

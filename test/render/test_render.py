@@ -411,6 +411,17 @@ def test_orchestration_roles_default_from_the_settings(tmp_path):
     assert stages["airflow_ha-orch-airflow-db"][1] == "node2"  # the only api node
 
 
+def test_orchestration_of_the_airflow_layer_uses_the_one_time_node(tmp_path):
+    """airflow_ha.orch.airflow reads the same cluster view as airflow_ha.orch:
+    the schema and admin user from settings' one-time node (the first api
+    node), not the first node of the pillar."""
+    pillar = _variant("example")
+    pillar["airflow_ha"]["nodes"]["node1"]["roles"] = ["db", "broker", "worker", "scheduler"]
+    stages = _orch_stages(tmp_path, pillar, sls="airflow_ha.orch.airflow")
+    assert stages["airflow_ha-orch-airflow-db"] == (["airflow_ha.airflow.db"], "node2")
+    assert stages["airflow_ha-orch-airflow-install"][1] == ["node1", "node2", "node3"]
+
+
 def test_orchestration_with_a_bad_pillar_fails_first_with_every_problem(tmp_path):
     pillar = _variant("example")
     pillar["airflow_ha"]["rabbitmq"]["partition_handling"] = "pause-minority"

@@ -17,6 +17,7 @@ import salt.utils.yaml
 from testlib import ROOT, airflow_ha_dunders, load_module, utils_dunder
 
 airflow = load_module("airflow")
+airflow_config = load_module("airflow_config")
 airflow_ha = load_module("airflow_ha")
 ah_secrets = load_module("ah_secrets", "utils")
 MASK = ah_secrets.MASK
@@ -43,11 +44,17 @@ def run_all():
 def configure_loader_modules(run_all):
     return {
         airflow: {
-            "__salt__": {"cmd.run_all": run_all, "config.get": lambda key, default=None: default},
+            "__salt__": {
+                "cmd.run_all": run_all,
+                "airflow_ha.settings": lambda: {
+                    "airflow": {"venv": "/opt/airflow/venv", "home": "/var/lib/airflow", "user": "airflow"}
+                },
+            },
             "__opts__": {},
             "__grains__": {},
             "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
         },
+        airflow_config: {"__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg")},
         airflow_ha: airflow_ha_dunders(),
     }
 
@@ -67,7 +74,7 @@ def _secret_keys(version):
     value holds one of the pillar's secrets."""
     ah = airflow_ha.settings(DEFAULTS, OS_LAYERS, _example(version), "node1", reveal=True)
     secrets = [v for v in EXAMPLE["secrets"].values() if isinstance(v, str)]
-    cfg = airflow.desired_config(ah)
+    cfg = airflow_config.desired_config(ah)
     found = [
         (section, key, value)
         for section, keys in cfg.items()

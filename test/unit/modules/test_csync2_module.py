@@ -85,10 +85,7 @@ def fake():
 
 @pytest.fixture
 def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch):
-    opts = {"csync2.config_file": str(cfg_file), "csync2.state_dir": str(state_dir)}
-
-    def config_get(key, default=None):
-        return opts.get(key, default)
+    settings = {"csync2": {"config_file": str(cfg_file), "port": 30865}}
 
     def run_all(cmd, **kwargs):
         return fake["run"](cmd, **kwargs)
@@ -98,15 +95,15 @@ def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch)
     return {
         csync2_mod: {
             "__salt__": {
-                "config.get": config_get,
+                "airflow_ha.settings": lambda: settings,
                 "cmd.run_all": run_all,
                 "service.stop": lambda name: True,
                 "service.start": lambda name: True,
             },
-            "__opts__": {},
+            "__opts__": {"csync2.state_dir": str(state_dir)},
             "__grains__": {},
             "__context__": {},
-            "__utils__": utils_dunder("ah_csync2"),
+            "__utils__": utils_dunder("ah_csync2", "ah_csync2_db"),
         }
     }
 
@@ -116,10 +113,25 @@ def test_virtual_reasons(csync2_mod, monkeypatch, tmp_path):
     monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: None)
     ok, why = csync2_mod.__virtual__()
     assert ok is False and "not installed" in why
-    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: "/usr/sbin/csync2")
+
+
+def test_a_missing_config_file_is_named_with_the_fix(csync2_mod, monkeypatch, tmp_path):
+    """The config file comes from the formula's settings (a lookup override
+    included), read when a function runs, not at load time."""
     monkeypatch.setattr(csync2_mod, "_config_file", lambda: str(tmp_path / "missing.cfg"))
-    ok, why = csync2_mod.__virtual__()
-    assert ok is False and "does not exist" in why
+    with pytest.raises(CommandExecutionError, match="missing.cfg.*state airflow_ha.csync2 writes it"):
+        csync2_mod.sync()
+
+
+def test_port_and_config_file_come_from_the_settings(csync2_mod, fake, cfg_file):
+    """The port csync2.socket listens on (settings: lookup and pillar layered)."""
+    csync2_mod.__salt__["airflow_ha.settings"] = lambda: {
+        "csync2": {"config_file": str(cfg_file), "port": 30999}
+    }
+    seen = []
+    fake["run"] = lambda cmd, **kw: seen.append(cmd) or {"retcode": 2, "stdout": "", "stderr": ""}
+    csync2_mod.in_sync(check=False)
+    assert seen[-1][seen[-1].index("-p") + 1] == "30999"
 
 
 def test_virtual_loads(csync2_mod, monkeypatch):

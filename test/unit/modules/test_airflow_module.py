@@ -12,6 +12,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import ROOT, airflow_ha_dunders, load_module, utils_dunder
 
 airflow = load_module("airflow")
+airflow_config = load_module("airflow_config")
 airflow_health = load_module("airflow_health")
 airflow_ha = load_module("airflow_ha")
 ah_cfg = load_module("ah_airflow_cfg", "utils")
@@ -47,7 +48,9 @@ def configure_loader_modules(run_all):
         airflow: {
             "__salt__": {
                 "cmd.run_all": run_all,
-                "config.get": lambda key, default=None: default,
+                "airflow_ha.settings": lambda: {
+                    "airflow": {"venv": "/opt/airflow/venv", "home": "/var/lib/airflow", "user": "airflow"}
+                },
             },
             "__opts__": {},
             "__grains__": {},
@@ -57,6 +60,7 @@ def configure_loader_modules(run_all):
             "__salt__": {"airflow.config_file": airflow.config_file, "airflow.version": airflow.version},
             "__utils__": utils_dunder("ah_airflow_cfg", "ah_http"),
         },
+        airflow_config: {"__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg")},
         airflow_ha: airflow_ha_dunders(),
     }
 
@@ -142,7 +146,7 @@ def test_normalize_roles():
 # -- desired configuration --------------------------------------------------------------
 def test_desired_config_for_node1_of_the_example():
     ah = settings()
-    cfg = airflow.desired_config(ah)
+    cfg = airflow_config.desired_config(ah)
     assert cfg["core"]["executor"] == "CeleryExecutor"
     assert cfg["core"]["auth_manager"] == ah_cfg.FAB_AUTH_MANAGER
     assert cfg["core"]["fernet_key"] == EXAMPLE["secrets"]["fernet_key"]
@@ -169,8 +173,8 @@ def test_desired_config_secret_refs_hold_no_secret_and_resolve_to_the_same(versi
     pillar["airflow"]["version"] = version
     pillar["airflow"]["config"] = {"smtp": {"SMTP_Password": "smtp-Very-Secret", "smtp_host": "mail"}}
     ah = settings(pillar)
-    cfg = airflow.desired_config(ah)
-    refs = airflow.desired_config(ah, secret_refs=True)
+    cfg = airflow_config.desired_config(ah)
+    refs = airflow_config.desired_config(ah, secret_refs=True)
     text = json.dumps(refs)
     for secret in [*EXAMPLE["secrets"].values(), "smtp-Very-Secret"]:
         assert str(secret) not in text
@@ -192,7 +196,7 @@ def test_desired_config_task_recovery_timings():
         "detection_interval": 4,
         "max_failed_heartbeats": 12,
     }
-    cfg = airflow.desired_config(settings(pillar))
+    cfg = airflow_config.desired_config(settings(pillar))
     assert cfg["scheduler"]["task_instance_heartbeat_timeout"] == "45"
     assert cfg["scheduler"]["task_instance_heartbeat_timeout_detection_interval"] == "4"
     assert cfg["workers"]["max_failed_heartbeats"] == "12"
@@ -202,7 +206,7 @@ def test_desired_config_task_recovery_timings():
     assert ah_cfg.units_for_key("workers", "max_failed_heartbeats") == ["worker"]
     assert ah_cfg.units_for_key("scheduler", "task_instance_heartbeat_timeout") == ["scheduler"]
     pillar["airflow"]["version"] = "2.11.2"
-    cfg = airflow.desired_config(settings(pillar))
+    cfg = airflow_config.desired_config(settings(pillar))
     assert cfg["scheduler"]["scheduler_zombie_task_threshold"] == "45"
     assert cfg["scheduler"]["zombie_detection_interval"] == "4"
     assert "workers" not in cfg
@@ -212,7 +216,7 @@ def test_desired_config_pgbouncer_and_local_broker():
     pillar = copy.deepcopy(EXAMPLE)
     pillar["pgbouncer"]["enabled"] = True
     pillar["rabbitmq"]["broker_url_nodes"] = "local"
-    cfg = airflow.desired_config(settings(pillar, "node2"))
+    cfg = airflow_config.desired_config(settings(pillar, "node2"))
     assert ":6432/" in cfg["database"]["sql_alchemy_conn"]
     assert len(cfg["celery"]["broker_url"].split(";")) == 1
 
@@ -220,7 +224,7 @@ def test_desired_config_pgbouncer_and_local_broker():
 def test_desired_config_user_overrides_win_last():
     pillar = copy.deepcopy(EXAMPLE)
     pillar["airflow"]["config"] = {"core": {"parallelism": 7}, "webserver": {"expose_config": True}}
-    cfg = airflow.desired_config(settings(pillar))
+    cfg = airflow_config.desired_config(settings(pillar))
     assert cfg["core"]["parallelism"] == "7"
     assert cfg["webserver"]["expose_config"] == "True"
 
@@ -228,7 +232,7 @@ def test_desired_config_user_overrides_win_last():
 def test_desired_config_airflow_2_has_webserver_and_no_dag_processor():
     pillar = copy.deepcopy(EXAMPLE)
     pillar["airflow"]["version"] = "2.11.2"
-    cfg = airflow.desired_config(settings(pillar))
+    cfg = airflow_config.desired_config(settings(pillar))
     assert cfg["webserver"]["web_server_host"] == "10.77.0.11"
     assert cfg["webserver"]["secret_key"] == EXAMPLE["secrets"]["api_secret_key"]
     assert "dag_processor" not in cfg
@@ -240,14 +244,14 @@ def test_desired_config_names_a_missing_secret():
     ah = settings()
     del ah["secrets"]["fernet_key"]
     with pytest.raises(SaltInvocationError, match="airflow_ha:secrets:fernet_key"):
-        airflow.desired_config(ah)
+        airflow_config.desired_config(ah)
 
 
 def test_desired_config_rejects_bad_overrides():
     ah = settings()
     ah["airflow"]["config"] = {"core": "parallelism=3"}
     with pytest.raises(SaltInvocationError, match="airflow_ha:airflow:config:core"):
-        airflow.desired_config(ah)
+        airflow_config.desired_config(ah)
 
 
 @pytest.mark.parametrize("version", ["1.10.15", "4.0.0", "latest"])
@@ -268,7 +272,7 @@ def test_units_for_key():
 
 
 def test_config_groups_split_by_reader():
-    groups = airflow.config_groups(
+    groups = airflow_config.config_groups(
         {
             "core": {"executor": "C"},
             "celery": {"worker_concurrency": "2", "broker_url": "amqp://"},
@@ -284,11 +288,11 @@ def test_config_groups_split_by_reader():
 
 
 def test_components_follow_roles_and_version():
-    comps = airflow.components(["api", "worker", "dag_processor"], 3)
+    comps = airflow_config.components(["api", "worker", "dag_processor"], 3)
     assert {c for c, v in comps.items() if v["enabled"]} == {"api-server", "worker", "dag-processor"}
     assert comps["worker"]["command"] == "celery worker"
     assert comps["flower"]["unit"] == "airflow-flower"
-    comps2 = airflow.components(["api", "dag_processor", "scheduler"], 2)
+    comps2 = airflow_config.components(["api", "dag_processor", "scheduler"], 2)
     assert "dag-processor" not in comps2
     assert {c for c, v in comps2.items() if v["enabled"]} == {"webserver", "scheduler"}
 

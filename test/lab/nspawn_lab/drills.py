@@ -1,0 +1,66 @@
+"""Failure drills: test/lab/drills.d/* scripts, one (`labctl drill NAME`) on
+the lab as it is, or every one on a fresh lab (`labctl drills`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .conf import ACNG_PORT, LAB, STATE, WHEEL_PORT, LabError, config, figure, progress, run
+from .lifecycle import cmd_down, cmd_up, refuse_if_up
+from .salt import apply_state
+
+
+def drill_env(cfg: dict) -> dict:
+    return dict(
+        os.environ,
+        LABCTL=str(LAB / "labctl"),
+        LAB_STATE=str(STATE),
+        LAB_HOST=cfg["host"],
+        LAB_WHEELS=f"http://{cfg['host']}:{WHEEL_PORT}/",
+        LAB_APT_PROXY=f"http://{cfg['host']}:{ACNG_PORT}",
+    )
+
+
+def run_scripts(folder: str, cfg: dict) -> int:
+    """Run every executable of test/lab/FOLDER in name order; 1 if any failed."""
+    rc, env = 0, drill_env(cfg)
+    for script in sorted((LAB / folder).glob("*")):
+        if script.is_file() and os.access(script, os.X_OK):
+            progress(f"{folder}/{script.name}")
+            if run([script], check=False, env=env).returncode:
+                figure(f"{folder}/{script.name}", "FAILED")
+                rc = 1
+    return rc
+
+
+def cmd_drill(args) -> int:
+    """labctl drill NAME [ARGS...]: one failure drill (test/lab/drills.d/NAME)
+    on the lab as it is (converged); its figures on stdout."""
+    if not args:
+        names = sorted(p.name for p in (LAB / "drills.d").iterdir() if os.access(p, os.X_OK))
+        raise LabError("usage: labctl drill NAME [ARGS...]; drills: " + " ".join(names))
+    script = LAB / "drills.d" / args[0]
+    if not (script.is_file() and os.access(script, os.X_OK)):
+        raise LabError(f"no drill {args[0]} in {LAB / 'drills.d'}")
+    return run([script, *args[1:]], check=False, env=drill_env(config())).returncode
+
+
+def cmd_drills(_args) -> int:
+    """Every drill on a fresh lab: up, converge, each drills.d script in turn
+    (each restores the lab), down."""
+    refuse_if_up("drills")
+    os.environ.setdefault("LAB_SNAPSHOT", "1")
+    rc = 0
+    try:
+        cmd_up([])
+        summary, took = apply_state(quiet=True)
+        figure("drills: cold converge wall time", f"{took:.0f}", "s")
+        if any(failed for _, failed in summary.values()):
+            figure("drills: cold converge FAILED states", sum(len(f) for _, f in summary.values()))
+            return 1
+        rc = run_scripts("drills.d", config())
+    finally:
+        cmd_down([])
+    progress(f"drills {'PASSED' if rc == 0 else 'FAILED'}")
+    return rc

@@ -1,0 +1,59 @@
+"""The verification suite (test/integration) against the lab, and
+`test-cluster`: up, apply, verify, re-apply with 0 changes, down.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .conf import REPO, VENV_BIN, progress, run
+from .lifecycle import cmd_down, cmd_up, refuse_if_up
+from .nodes import nsenter
+from .salt import apply_state
+
+
+def verify(args=()) -> int:
+    progress("verify: pytest test/integration")
+    return run([VENV_BIN / "pytest", "-q", "-rs", REPO / "test" / "integration", *args],
+               check=False).returncode  # fmt: skip
+
+
+def cmd_verify(args) -> int:
+    return verify(args)
+
+
+def smoke(cfg: dict) -> None:
+    for node in cfg["nodes"]:
+        proc = nsenter(node["name"], "systemctl", "--failed", "--no-legend", "--plain",
+                       capture_output=True, text=True)  # fmt: skip
+        failed = proc.stdout.strip() or "none"
+        health = nsenter(
+            node["name"], "curl", "-s", "-m", "5", f"http://{node['address']}:8080/api/v2/monitor/health",
+            capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        print(f"  {node['name']}: failed units: {failed}; API health: {health or 'no answer'}")
+
+
+def cmd_test_cluster(_args) -> int:
+    refuse_if_up("test-cluster")
+    os.environ.setdefault("LAB_SNAPSHOT", "1")
+    rc = 1
+    try:
+        cmd_up([])
+        summary, _ = apply_state()
+        if any(failed for _, failed in summary.values()):
+            progress("first apply failed")
+            rc = 1
+            return rc
+        rc = verify()
+        summary, _ = apply_state()
+        nonzero = {n: c for n, (c, f) in summary.items() if c or f}
+        if nonzero:
+            progress(f"re-apply NOT idempotent: {nonzero}")
+            rc = rc or 1
+        else:
+            progress("re-apply: 0 changes on every node")
+    finally:
+        cmd_down([])
+    progress(f"test-cluster {'PASSED' if rc == 0 else 'FAILED'}")
+    return rc

@@ -1,0 +1,54 @@
+"""test/lab/nspawn_lab (labctl's package): its command table, the names the
+drills and the verification suite import, and the commands that need no lab."""
+
+import os
+import subprocess
+import sys
+
+from testlib import ROOT
+
+LABCTL = ROOT / "test" / "lab" / "labctl"
+COMMANDS = (
+    "up down apply salt salt-run exec kill start partition heal drill drills status wheels verify "
+    "demo test-cluster bench kitchen airflow-version"
+).split()
+
+
+def labctl(tmp_path, *args):
+    env = dict(os.environ, LAB_STATE=str(tmp_path / "state"), LAB_CACHE=str(tmp_path / "cache"))
+    env.pop("LAB_ID", None)
+    return subprocess.run([LABCTL, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def test_usage_names_every_command(tmp_path):
+    proc = labctl(tmp_path)
+    assert proc.returncode == 2
+    assert f"usage: labctl {'|'.join(COMMANDS)} [ARGS...]" in proc.stdout
+
+
+def test_status_of_a_lab_that_is_down(tmp_path):
+    proc = labctl(tmp_path, "status")
+    assert (proc.returncode, proc.stdout) == (1, "lab: down\n")
+    assert not (tmp_path / "state").exists()  # status writes nothing
+
+
+def test_drill_without_a_name_lists_the_drills(tmp_path):
+    proc = labctl(tmp_path, "drill")
+    drills = sorted(p.name for p in (ROOT / "test/lab/drills.d").iterdir() if os.access(p, os.X_OK))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("drills: " + " ".join(drills))
+
+
+def test_the_names_drills_and_the_suite_import(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import drill_lib as d; "
+        "names = 'LAB VENV_BIN STATE LabError config nsenter node_pid1 node_env salt_cmd salt_job "
+        "apply_state master_dir cmd_kill cmd_start cmd_partition cmd_heal'.split(); "
+        "missing = [n for n in names if not hasattr(d.lab, n)]; print(missing); sys.exit(bool(missing))"
+    )
+    env = dict(os.environ, LAB_STATE=str(tmp_path / "state"))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, ROOT / "test/lab"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr

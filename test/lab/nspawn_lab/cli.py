@@ -29,7 +29,7 @@ from .conf import (
 )
 from .drills import cmd_drill, cmd_drills
 from .kitchen import cmd_kitchen
-from .lifecycle import cmd_down, cmd_kill, cmd_start, cmd_up
+from .lifecycle import cmd_down, cmd_kill, cmd_start, cmd_up, cmd_wipe
 from .network import partition_marker, partitioned, veth
 from .nodes import node_pid1, node_pids, nsenter, pss_kib
 from .procs import recorded_pid
@@ -166,6 +166,7 @@ COMMANDS = {
     "exec": cmd_exec,
     "kill": cmd_kill,
     "start": cmd_start,
+    "wipe": cmd_wipe,
     "partition": cmd_partition,
     "heal": cmd_heal,
     "drill": cmd_drill,

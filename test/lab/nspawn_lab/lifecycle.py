@@ -1,4 +1,4 @@
-"""The lab's lifecycle: `up`, `down`, and one node's `start`/`kill`."""
+"""The lab's lifecycle: `up`, `down`, and one node's `start`/`kill`/`wipe`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from .network import acng_start, bridge_up, link_exists, partition_marker
 from .nodes import (
     all_node_dirs,
     node_boot,
+    node_dir,
     node_pid1,
     node_prepare,
     node_remove,
@@ -128,6 +129,26 @@ def cmd_start(args) -> int:
     wait_node_ready(name)
     wait_minions([name])
     progress(f"{name} up")
+    return 0
+
+
+def cmd_wipe(args) -> int:
+    """A dead node's disk replaced by a fresh copy of the base rootfs: a blank
+    host with the same id, address and minion key (issue 13's replacement)."""
+    (name,) = args
+    cfg = config()
+    node = node_cfg(cfg, name)
+    if node_pid1(name) is not None:
+        raise LabError(f"{name} is running: `labctl kill {name}` first (wipe replaces a dead node's disk)")
+    pki = node_dir(name) / "upper" / "etc" / "salt" / "pki" / "minion"
+    keep = {f: (pki / f).read_bytes() for f in ("minion.pem", "minion.pub") if (pki / f).is_file()}
+    node_remove(name)
+    merged = node_prepare(cfg, node, lab_rootfs(cfg))
+    if len(keep) == 2:
+        for f, data in keep.items():
+            (merged / "etc/salt/pki/minion" / f).write_bytes(data)
+        shutil.copy(merged / "etc/salt/pki/minion/minion.pub", master_dir() / "pki" / "minions" / name)
+    progress(f"{name}: disk wiped (base rootfs, same id, address and minion key); `labctl start {name}`")
     return 0
 
 

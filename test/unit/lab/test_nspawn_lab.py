@@ -9,7 +9,7 @@ from testlib import ROOT
 
 LABCTL = ROOT / "test" / "lab" / "labctl"
 COMMANDS = (
-    "up down apply salt salt-run exec kill start partition heal drill drills status wheels verify "
+    "up down apply salt salt-run exec kill start wipe partition heal drill drills status wheels verify "
     "demo test-cluster bench kitchen airflow-version"
 ).split()
 
@@ -52,3 +52,8 @@ def test_the_names_drills_and_the_suite_import(tmp_path):
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_wipe_needs_a_lab(tmp_path):
+    proc = labctl(tmp_path, "wipe", "node3")
+    assert proc.returncode == 1 and "labctl" in proc.stderr

@@ -29,7 +29,7 @@ $(STAMP): test/requirements.txt
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
-PY_DIRS   := $(wildcard _modules _states _utils test)
+PY_DIRS   := $(wildcard _modules _states _runners _utils test)
 YAML_PURE := $(wildcard pillar.example kitchen.yml airflow_ha/parameters test/lab/pillar)
 
 lint: venv

@@ -12,7 +12,7 @@ the cluster works) or ``down`` (a cluster-wide service has no quorum, no
 leader or no dag-processor). The exit code is 0 only when the verdict is ok.
 
 The aggregation (:func:`summarize`) is a pure function of the minions'
-returns, unit-tested in test/unit/test_health_runner.py.
+returns, unit-tested in test/unit/runners/test_airflow_ha_runner.py.
 """
 
 import salt.client

@@ -9,6 +9,9 @@ Jinja loops. Called by ``ah_settings.derive`` (valid settings only).
 Standard library only.
 """
 
+# Roles that run an Airflow component (each exports metrics through the bridge).
+AIRFLOW_ROLES = ("scheduler", "api", "worker", "triggerer", "dag_processor", "flower")
+
 
 def _targets(members, port):
     return [{"node": m["id"], "address": m["address"], "port": port} for m in members]
@@ -21,8 +24,14 @@ def derive(ah, minion_id):
     every = [{"id": n, "address": d["address"]} for n, d in sorted(ah["nodes"].items())]
     members = ah["members"]
     p = ah["postgresql"]["patroni"]
+    airflow = [
+        {"id": n, "address": d["address"]}
+        for n, d in sorted(ah["nodes"].items())
+        if set(d["roles"]) & set(AIRFLOW_ROLES)
+    ]
     jobs = [
         ("node", "/metrics", _targets(every, m["node_exporter"]["port"])),
+        ("airflow", "/metrics", _targets(airflow, m["airflow_port"])),
         ("haproxy", "/metrics", _targets(every, m["haproxy_port"])),
         ("etcd", "/metrics", _targets(members["db"], m["etcd_port"])),
         ("patroni", "/metrics", _targets(members["db"], p["rest_port"])),
@@ -33,6 +42,18 @@ def derive(ah, minion_id):
     if m["alertmanager"]["enabled"]:
         jobs.append(("alertmanager", "/metrics", _targets(members["monitor"], m["alertmanager"]["port"])))
     m["jobs"] = [{"name": n, "path": path, "targets": t} for n, path, t in jobs if t]
+    if m["enabled"]:
+        # Airflow pushes its metrics to the bridge (airflow.cfg [metrics]);
+        # the pillar's airflow:config still wins key by key.
+        otel = {
+            "otel_on": "True",
+            "otel_host": "127.0.0.1",
+            "otel_port": str(m["otlp_port"]),
+            "otel_interval_milliseconds": str(m["scrape_interval"] * 1000),
+            "otel_ssl_active": "False",
+        }
+        user = ah["airflow"].get("config") or {}
+        ah["airflow"]["config"] = {**user, "metrics": {**otel, **(user.get("metrics") or {})}}
     m["alertmanagers"] = [
         f"{t['address']}:{m['alertmanager']['port']}" for t in _targets(members["monitor"], 0)
     ]
@@ -44,6 +65,7 @@ def derive(ah, minion_id):
         "alertmanager": bool(m["enabled"] and m["alertmanager"]["enabled"]) and "monitor" in roles,
         "postgres_exporter": bool(m["enabled"]) and "db" in roles,
         "rabbitmq": bool(m["enabled"]) and "broker" in roles,
+        "airflow": bool(m["enabled"]) and bool(set(roles) & set(AIRFLOW_ROLES)),
     }
     m["alertmanager_peers"] = [
         f"{x['address']}:{m['alertmanager']['cluster_port']}"

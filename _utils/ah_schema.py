@@ -504,6 +504,12 @@ KEYS = {
     "monitoring:haproxy_port": _port(8405, "HAProxy Prometheus exporter", "HAProxy's built-in exporter"),
     "monitoring:rabbitmq_port": _port(15692, "RabbitMQ Prometheus", "the rabbitmq_prometheus plugin's port"),
     "monitoring:etcd_port": _port(2381, "etcd metrics", "etcd's plain-http listen-metrics URL"),
+    "monitoring:airflow_port": _port(
+        9112, "Airflow metrics", "Airflow's metrics in Prometheus' format (the formula's OTLP bridge)"
+    ),
+    "monitoring:otlp_port": _port(
+        4318, "Airflow OTLP receiver", "where Airflow pushes its OpenTelemetry metrics (127.0.0.1)"
+    ),
     "monitoring:formula_interval": _count(
         30, "how often the formula's own metrics (csync2, dag-processor) are written", high=600, unit="s"
     ),

@@ -7,6 +7,9 @@ include:
   - airflow_ha.validate
   - .exporters
   - .metrics
+{%- if ah.monitoring.here.airflow %}
+  - .airflow
+{%- endif %}
 {%- if ah.monitoring.here.prometheus %}
   - .prometheus
 {%- endif %}

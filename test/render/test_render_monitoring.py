@@ -21,6 +21,10 @@ EXPORTER_IDS = [
     "airflow_ha-monitoring-postgres-exporter-package",
     "airflow_ha-monitoring-postgres-exporter-service",
     "airflow_ha-monitoring-rabbitmq-plugin",
+    "airflow_ha-monitoring-airflow-bridge-script",
+    "airflow_ha-monitoring-airflow-bridge-unit",
+    "airflow_ha-monitoring-airflow-bridge-daemon-reload",
+    "airflow_ha-monitoring-airflow-bridge-service",
 ]
 PROMETHEUS_IDS = [
     "airflow_ha-monitoring-prometheus-args",
@@ -53,7 +57,8 @@ def test_monitor_node_gets_exporters_and_prometheus(tmp_path, etcd_tls):
     assert jobs["etcd"] == ["10.77.0.11:2381", "10.77.0.12:2381", "10.77.0.13:2381"]
     assert jobs["patroni"] == ["10.77.0.11:8008", "10.77.0.12:8008", "10.77.0.13:8008"]
     assert jobs["prometheus"] == ["10.77.0.11:9090", "10.77.0.12:9090"]
-    assert set(jobs) == {"node", "haproxy", "etcd", "patroni", "postgres", "rabbitmq", "prometheus"}
+    assert jobs["airflow"] == ["10.77.0.11:9112", "10.77.0.12:9112", "10.77.0.13:9112"]
+    assert set(jobs) == {"node", "airflow", "haproxy", "etcd", "patroni", "postgres", "rabbitmq", "prometheus"}
     args = _args(states["airflow_ha-monitoring-prometheus-args"]["file"])["contents"]
     assert "--web.listen-address=10.77.0.11:9090" in args
 
@@ -88,6 +93,8 @@ def test_component_listeners_follow_the_switch(tmp_path, etcd_tls):
     assert "prometheus.tcp.ip = 10.77.0.12" in rmq
     plugins = _args(states["airflow_ha-rabbitmq-plugins"]["file"])["contents"]
     assert plugins == "[rabbitmq_management,rabbitmq_prometheus]."
+    unit = _args(states["airflow_ha-monitoring-airflow-bridge-unit"]["file"])["contents"]
+    assert "--otlp 127.0.0.1:4318 --listen 10.77.0.12:9112" in unit
 
 
 def test_off_by_default_nothing_rendered(tmp_path):

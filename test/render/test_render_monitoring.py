@@ -58,7 +58,16 @@ def test_monitor_node_gets_exporters_and_prometheus(tmp_path, etcd_tls):
     assert jobs["patroni"] == ["10.77.0.11:8008", "10.77.0.12:8008", "10.77.0.13:8008"]
     assert jobs["prometheus"] == ["10.77.0.11:9090", "10.77.0.12:9090"]
     assert jobs["airflow"] == ["10.77.0.11:9112", "10.77.0.12:9112", "10.77.0.13:9112"]
-    assert set(jobs) == {"node", "airflow", "haproxy", "etcd", "patroni", "postgres", "rabbitmq", "prometheus"}
+    assert set(jobs) == {
+        "node",
+        "airflow",
+        "haproxy",
+        "etcd",
+        "patroni",
+        "postgres",
+        "rabbitmq",
+        "prometheus",
+    }
     args = _args(states["airflow_ha-monitoring-prometheus-args"]["file"])["contents"]
     assert "--web.listen-address=10.77.0.11:9090" in args
 

@@ -50,6 +50,15 @@ def _label_value(value):
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def number(value):
+    """A sample value in full precision (``%g`` would round a Unix time to
+    six digits): integers as integers, other floats as Python's repr."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
 def metrics_text(samples, helps=None):
     """Prometheus' text format for ``samples`` [(name, {label: value}, number)],
     with ``# HELP``/``# TYPE gauge`` from ``helps`` {name: text}, grouped by name
@@ -69,5 +78,5 @@ def metrics_text(samples, helps=None):
         out.append(f"# TYPE {name} gauge")
         for labels, value in by_name[name]:
             text = ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(labels.items()))
-            out.append(f"{name}{{{text}}} {float(value):g}" if text else f"{name} {float(value):g}")
+            out.append(f"{name}{{{text}}} {number(value)}" if text else f"{name} {number(value)}")
     return "\n".join(out) + "\n"

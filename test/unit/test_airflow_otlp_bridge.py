@@ -77,6 +77,8 @@ def test_two_processes_add_up_and_a_finished_one_is_kept(bridge):
     push(otlp, lambda m: m.create_counter("airflow.ti_successes").add(5, {"dag_id": "a"}))
     push(otlp, lambda m: m.create_counter("airflow.ti_successes").add(7, {"dag_id": "a"}))
     assert 'airflow_ti_successes_total{dag_id="a"} 12' in scrape(metrics)
+    push(otlp, lambda m: m.create_counter("airflow.big").add(123456789))
+    assert "airflow_big_total 123456789\n" in scrape(metrics)
 
 
 def test_garbage_is_refused(bridge):

@@ -115,8 +115,14 @@ class Store:
                 lines.append(f"# TYPE {name} {kind}")
                 for labels, value in sorted(points):
                     text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    lines.append(f"{name}{{{text}}} {float(value):g}" if text else f"{name} {float(value):g}")
+                    lines.append(f"{name}{{{text}}} {_fmt(value)}" if text else f"{name} {_fmt(value)}")
             return "\n".join(lines) + "\n"
+
+
+def _fmt(value):
+    """Full precision (``%g`` would round large counters to six digits)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def _escape(value):

@@ -65,6 +65,11 @@ def test_metrics_text_groups_by_name_with_help_and_type():
     )
 
 
+def test_metrics_text_keeps_full_precision():
+    text = ah_health.metrics_text([("t", {}, 1796192000.25), ("big", {}, 123456789)])
+    assert "t 1796192000.25\n" in text and "big 123456789\n" in text
+
+
 def test_metrics_text_refuses_bad_names():
     with pytest.raises(ValueError, match="bad metric"):
         ah_health.metrics_text([("bad-name", {}, 1)])

@@ -66,18 +66,39 @@ airflow_ha-monitoring-postgres-exporter-role:
     - require:
       - sls: airflow_ha.postgresql
 
-{#- The connection string holds the password: a template rendered on the
-    minion (never in the SLS data), 0600 root (systemd reads it for the unit),
-    no diff in the changes; the daemon gets it in its environment, not argv. #}
+{#- Debian's postinst makes this file prometheus:prometheus 0640 ("it may
+    contain auth credentials"), so the user and group come first (as its
+    adduser --system would make them) and the file gets exactly that: a later
+    package upgrade changes nothing. The connection string holds the
+    password: a template rendered on the minion (never in the SLS data), no
+    diff in the changes; the daemon gets it in its environment, not argv. #}
+airflow_ha-monitoring-prometheus-group:
+  group.present:
+    - name: prometheus
+    - system: true
+
+airflow_ha-monitoring-prometheus-user:
+  user.present:
+    - name: prometheus
+    - system: true
+    - gid: prometheus
+    - home: /var/lib/prometheus
+    - createhome: false
+    - shell: /usr/sbin/nologin
+    - require:
+      - group: airflow_ha-monitoring-prometheus-group
+
 airflow_ha-monitoring-postgres-exporter-env:
   file.managed:
     - name: /etc/default/{{ pe.pkg }}
     - source: salt://airflow_ha/monitoring/files/postgres-exporter.default.jinja
     - template: jinja
-    - user: root
-    - group: root
-    - mode: "0600"
+    - user: prometheus
+    - group: prometheus
+    - mode: "0640"
     - show_changes: false
+    - require:
+      - user: airflow_ha-monitoring-prometheus-user
 
 airflow_ha-monitoring-postgres-exporter-package:
   pkg.installed:

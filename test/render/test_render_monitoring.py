@@ -17,6 +17,8 @@ EXPORTER_IDS = [
     "airflow_ha-monitoring-metrics-daemon-reload",
     "airflow_ha-monitoring-metrics-service",
     "airflow_ha-monitoring-postgres-exporter-role",
+    "airflow_ha-monitoring-prometheus-group",
+    "airflow_ha-monitoring-prometheus-user",
     "airflow_ha-monitoring-postgres-exporter-env",
     "airflow_ha-monitoring-postgres-exporter-package",
     "airflow_ha-monitoring-postgres-exporter-service",
@@ -83,7 +85,7 @@ def test_exporter_password_only_in_a_minion_rendered_private_file(tmp_path, etcd
     lab = _variant("lab", etcd_tls)
     states = _states(_render(tmp_path, "node2", OS_GRAINS["Debian-12"], lab))
     a = _args(states["airflow_ha-monitoring-postgres-exporter-env"]["file"])
-    assert (a["mode"], a["user"], a["show_changes"], a["template"]) == ("0600", "root", False, "jinja")
+    assert (a["mode"], a["user"], a["show_changes"], a["template"]) == ("0640", "prometheus", False, "jinja")
     text = _file(tmp_path, states, "airflow_ha-monitoring-postgres-exporter-env", "pe.env")
     password = lab["airflow_ha"]["secrets"]["postgres_exporter_password"]
     assert f"airflow_ha_exporter:{password}@127.0.0.1:5432" in text

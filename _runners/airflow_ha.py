@@ -89,7 +89,7 @@ def summarize(returns, timeout=None):
     expected = sorted({n for ret in answered.values() for n in ret.get("nodes", [])} | set(answered))
     rows = []
     for node in expected:
-        if node in failed:
+        if node in failed and not failed[node].startswith("Minion did not return"):
             rows.append(_row("node", node, DOWN, f"the health check failed: {failed[node]}"))
         elif node not in answered:
             wait = f" within {timeout} s" if timeout else ""

@@ -75,6 +75,13 @@ def test_node_that_does_not_answer_is_down_and_counts_for_etcd():
     assert "not: node3" in report["components"]["etcd"]["cluster"]["reason"]
 
 
+def test_minion_that_did_not_return_is_no_answer():
+    returns = cluster()
+    returns["node3"] = {"ret": "Minion did not return. [Not connected]", "retcode": 254}
+    report = runner.summarize(returns, timeout=20)
+    assert report["components"]["node"]["node3"]["reason"].startswith("no answer within 20 s")
+
+
 def test_etcd_quorum_lost_is_cluster_down():
     bad = {"status": "down", "reason": "cannot reach"}
     report = runner.summarize(cluster(node2=node("node2", etcd=bad), node3=node("node3", etcd=bad)))

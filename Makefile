@@ -8,12 +8,12 @@ BIN          := $(VENV)/bin
 STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt | md5sum | cut -c1-8)
 LABCTL       := test/lab/labctl
 
-.PHONY: help venv lint unit render factories functional test-fast test test-cluster test-cluster-ci demo demo-down bench drills clean
+.PHONY: help venv lint unit render factories functional rules test-fast test test-cluster test-cluster-ci demo demo-down bench drills clean
 
 help:
 	@echo "make demo        build the 3-node lab, apply the formula, print the URLs"
 	@echo "make demo-down   tear the lab down"
-	@echo "make test-fast   lint + unit + render + salt-factories tiers"
+	@echo "make test-fast   lint + alert rules (promtool) + unit + render + salt-factories tiers"
 	@echo "make test        everything CI runs (.ci/run)"
 	@echo "make test-cluster lab tier: up, apply, verify, re-apply (0 changes), down"
 	@echo "make bench       performance figures, one per line"
@@ -29,7 +29,7 @@ $(STAMP): test/requirements.txt
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
-PY_DIRS   := $(wildcard _modules _states _utils test)
+PY_DIRS   := $(wildcard _modules _states _runners _utils test)
 YAML_PURE := $(wildcard pillar.example kitchen.yml airflow_ha/parameters test/lab/pillar)
 
 lint: venv
@@ -52,8 +52,14 @@ factories: venv
 functional: venv
 	$(BIN)/pytest -q test/functional
 
+# The alert rules through promtool (Debian's prometheus package, fetched and
+# unpacked under ~/.cache by the script when promtool is not on PATH).
+rules: venv
+	$(BIN)/python test/tools/promtool_rules.py
+
 test-fast: venv
 	$(MAKE) lint
+	$(MAKE) rules
 	$(BIN)/pytest -q test/unit test/render test/factories
 
 # CI (.ci/run): the fast tiers, Airflow against a real PostgreSQL, then the lab

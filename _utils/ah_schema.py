@@ -41,8 +41,9 @@ except ImportError:  # pragma: no cover
 # What a node that lists no roles holds (the symmetric design).
 DEFAULT_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower")
 # backup: the pgBackRest repository host (repo1 and its TLS server), opt-in:
-# one node holds it when pgbackrest:enabled.
-ROLES = (*DEFAULT_ROLES, "backup")
+# one node holds it when pgbackrest:enabled. monitor: a Prometheus server
+# (with monitoring:enabled; two nodes, so monitoring survives a node loss).
+ROLES = (*DEFAULT_ROLES, "backup", "monitor")
 # Roles the cluster cannot work without. dag_processor is needed by Airflow 3
 # only (2.x schedulers parse DAGs themselves); flower is optional.
 REQUIRED_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer")
@@ -238,6 +239,9 @@ KEYS = {
         32,
         "pgBackRest repository encryption passphrase (with pgbackrest:enabled; never change it once a "
         "stanza exists: the repository could not be read any more)",
+    ),
+    "secrets:postgres_exporter_password": _secret(
+        12, "PostgreSQL role of prometheus-postgres-exporter (with monitoring:enabled)"
     ),
     "secrets:pgbackrest_s3_key": _secret(
         4, "S3 access key of pgBackRest's repo2 (with pgbackrest:s3:enabled)"
@@ -491,6 +495,63 @@ KEYS = {
         "broker_url lists every broker node (all) or this one (local)",
         choices=("all", "local"),
     ),
+    "monitoring:enabled": Key(
+        "bool",
+        False,
+        "Prometheus metrics: exporters on every node, Prometheus and its alert rules on `monitor` nodes",
+    ),
+    "monitoring:scrape_interval": _count(15, "how often Prometheus scrapes every target", high=300, unit="s"),
+    "monitoring:retention_days": _count(15, "how long Prometheus keeps samples", high=3650, unit="d"),
+    "monitoring:node_exporter:pkg": _pkg("prometheus-node-exporter", "the host exporter"),
+    "monitoring:node_exporter:port": _port(9100, "node exporter"),
+    "monitoring:node_exporter:textfile_dir": _file(
+        "/var/lib/prometheus/node-exporter",
+        "the node exporter's textfile collector folder (Debian's default)",
+    ),
+    "monitoring:postgres_exporter:pkg": _pkg("prometheus-postgres-exporter", "the PostgreSQL exporter"),
+    "monitoring:postgres_exporter:port": _port(9187, "PostgreSQL exporter"),
+    "monitoring:postgres_exporter:user": _name("airflow_ha_exporter", "its PostgreSQL role (pg_monitor)"),
+    "monitoring:haproxy_port": _port(8405, "HAProxy Prometheus exporter", "HAProxy's built-in exporter"),
+    "monitoring:rabbitmq_port": _port(15692, "RabbitMQ Prometheus", "the rabbitmq_prometheus plugin's port"),
+    "monitoring:etcd_port": _port(2381, "etcd metrics", "etcd's plain-http listen-metrics URL"),
+    "monitoring:airflow_port": _port(
+        9112, "Airflow metrics", "Airflow's metrics in Prometheus' format (the formula's OTLP bridge)"
+    ),
+    "monitoring:otlp_port": _port(
+        4318, "Airflow OTLP receiver", "where Airflow pushes its OpenTelemetry metrics (127.0.0.1)"
+    ),
+    "monitoring:formula_interval": _count(
+        30, "how often the formula's own metrics (csync2, dag-processor) are written", high=600, unit="s"
+    ),
+    "monitoring:prometheus:pkg": _pkg("prometheus", "Prometheus"),
+    "monitoring:prometheus:port": _port(9090, "Prometheus"),
+    "monitoring:alertmanager:enabled": Key(
+        "bool", False, "Alertmanager beside Prometheus on `monitor` nodes"
+    ),
+    "monitoring:alertmanager:pkg": _pkg("prometheus-alertmanager", "Alertmanager"),
+    "monitoring:alertmanager:port": _port(9093, "Alertmanager"),
+    "monitoring:alertmanager:cluster_port": _port(9094, "Alertmanager cluster"),
+    "monitoring:alertmanager:webhook_url": Key(
+        "url", "", "where Alertmanager posts alerts (a webhook receiver); empty: alerts stay in its UI"
+    ),
+    "monitoring:alerts:for_minutes": _count(
+        1, "how long a condition must hold before its alert fires", high=60, unit="min"
+    ),
+    "monitoring:alerts:replica_lag_bytes": _count(
+        16777216, "a replica lagging more than this alerts", unit="bytes"
+    ),
+    "monitoring:alerts:scheduler_stale_seconds": _count(
+        120, "no scheduler heartbeat for this long alerts", low=30, unit="s"
+    ),
+    "monitoring:alerts:csync2_unsynced_seconds": _count(
+        600, "files waiting to be pushed for this long alert", low=60, unit="s"
+    ),
+    "monitoring:alerts:backup_max_age_hours": _count(
+        30, "the newest backup older than this alerts (with pgbackrest:enabled)", unit="h"
+    ),
+    "monitoring:alerts:disk_free_percent": _count(
+        10, "a filesystem with less free space alerts", high=90, unit="%"
+    ),
     "csync2:pkg": _pkg("csync2", "csync2"),
     "csync2:watcher_pkg": _pkg("inotify-tools", "the watcher's inotify tools"),
     "csync2:config_file": _file("/etc/csync2.cfg", "csync2's configuration"),
@@ -609,6 +670,7 @@ for _path in SPECS:
 SECRETS = {p[-1]: k for p, k in SPECS.items() if p[0] == "secrets" and len(p) == 2}
 # Only needed when the feature using it is on: secret -> the switches (all true).
 OPTIONAL_SECRETS = {
+    "postgres_exporter_password": ("monitoring:enabled",),
     "keepalived_password": ("vip:enabled",),
     "pgbackrest_cipher_pass": ("pgbackrest:enabled",),
     "pgbackrest_s3_key": ("pgbackrest:enabled", "pgbackrest:s3:enabled"),

@@ -34,6 +34,11 @@ _spec = importlib.util.spec_from_file_location(
 validator = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(validator)
 schema = validator.schema
+_mon_spec = importlib.util.spec_from_file_location(
+    "_airflow_ha_ah_monitoring", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_monitoring.py")
+)
+monitoring = importlib.util.module_from_spec(_mon_spec)
+_mon_spec.loader.exec_module(monitoring)
 
 CONTAINERS = ("container", "systemd-nspawn", "lxc", "docker", "podman", "openvzve")
 # Derived values that embed a secret.
@@ -180,6 +185,7 @@ def derive(ah, minion_id, grains):
         "postgresql": {"use_pg_rewind": p["use_pg_rewind"], "parameters": p["parameters"]},
     }
     _pgbackrest(ah)
+    monitoring.derive(ah, minion_id)
     if minion_id is None:
         return
     ah["minion_id"] = minion_id

@@ -109,7 +109,19 @@ def validate(ah, pillar, minion_id, cluster=False):
     errors.extend(_rule_etcd_tls(ah, pillar))
     errors.extend(_rule_pgbackrest(ah, pillar))
     errors.extend(_rule_restore(ah))
+    errors.extend(_rule_monitoring(ah))
     return errors
+
+
+def _rule_monitoring(ah):
+    """A `monitor` node runs Prometheus only with monitoring:enabled."""
+    holders = [n for n, node in sorted((ah.get("nodes") or {}).items()) if "monitor" in node_roles(ah, node)]
+    if holders and get(ah, "monitoring:enabled") is not True:
+        return [
+            f"airflow_ha:nodes:{holders[0]}:roles: role 'monitor' runs Prometheus, but "
+            "monitoring:enabled is false — turn monitoring on or remove the role"
+        ]
+    return []
 
 
 def _rule_general(ah):
@@ -306,7 +318,7 @@ def _rule_ports(ah):
     errors, seen = [], {}
     for path, what in PORTS.items():
         feature = path.split(":", 1)[0]
-        if feature in ("pgbouncer", "pgbackrest") and get(ah, f"{feature}:enabled") is not True:
+        if feature in ("pgbouncer", "pgbackrest", "monitoring") and get(ah, f"{feature}:enabled") is not True:
             continue
         port = get(ah, path)
         if not _is_int(port) or not 1 <= port <= 65535:

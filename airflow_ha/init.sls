@@ -24,4 +24,7 @@ include:
 {%- endif %}
   - airflow_ha.csync2
   - airflow_ha.airflow
+{%- if ah.monitoring.enabled %}
+  - airflow_ha.monitoring
+{%- endif %}
 {%- endif %}

@@ -72,7 +72,7 @@ airflow_ha-rabbitmq-env:
 airflow_ha-rabbitmq-plugins:
   file.managed:
     - name: {{ rmq.conf_dir }}/enabled_plugins
-    - contents: "[rabbitmq_management]."
+    - contents: "{{ "[rabbitmq_management,rabbitmq_prometheus]." if ah.monitoring.enabled else "[rabbitmq_management]." }}"
     - user: rabbitmq
     - group: rabbitmq
     - mode: "0644"

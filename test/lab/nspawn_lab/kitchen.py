@@ -51,7 +51,7 @@ def cmd_kitchen(args) -> int:
         merged = node_prepare(cfg, node, lab_rootfs(cfg), minion=False, hostname=minion_id)
         # The formula and the suite's pillars, as kitchen-salt lays them out.
         srv = merged / "srv"
-        for sub in ("airflow_ha", "_modules", "_states", "_utils"):
+        for sub in ("airflow_ha", "_modules", "_states", "_utils", "_runners"):
             if (REPO / sub).is_dir():
                 shutil.copytree(REPO / sub, srv / "salt" / sub, ignore=shutil.ignore_patterns("__pycache__"))
         top = prov.get("pillars", {}).get("top.sls", {"base": {"*": []}})

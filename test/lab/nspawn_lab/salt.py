@@ -38,7 +38,7 @@ def file_root() -> Path:
         return REPO
     snap = STATE / "snapshot"
     if not snap.exists():
-        for sub in ("airflow_ha", "_modules", "_states", "_utils"):
+        for sub in ("airflow_ha", "_modules", "_states", "_utils", "_runners"):
             if (REPO / sub).is_dir():
                 shutil.copytree(REPO / sub, snap / sub, ignore=shutil.ignore_patterns("__pycache__"))
     return snap
@@ -62,6 +62,8 @@ def master_conf(cfg: dict) -> Path:
         "key_logfile": str(root / "key.log"),
         "log_level_logfile": "info",
         "file_roots": {"base": [str(file_root())]},
+        # the formula's runners (salt-run airflow_ha.health), from the served tree
+        "runner_dirs": [str(file_root() / "_runners")],
         "pillar_roots": {"base": [str(LAB / "pillar"), str(STATE / "pillar")]},
         "file_ignore_regex": [r"(^|/)\.venv(/|$)", r"(^|/)\.git(/|$)", r"(^|/)\.pytest_cache"],
         "auto_accept": False,

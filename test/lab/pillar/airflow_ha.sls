@@ -6,11 +6,14 @@
 airflow_ha:
   cluster_name: airflow-ha-lab
   single_node: false
+  # node1 and node2 also run Prometheus (role monitor: monitoring below).
   nodes:
     node1:
       address: 10.77.0.11
+      roles: [db, broker, scheduler, api, worker, triggerer, dag_processor, flower, monitor]
     node2:
       address: 10.77.0.12
+      roles: [db, broker, scheduler, api, worker, triggerer, dag_processor, flower, monitor]
     node3:
       address: 10.77.0.13
       # every role, and the pgBackRest repository (airflow_ha:pgbackrest)
@@ -38,6 +41,9 @@ airflow_ha:
   # certificates (LAB_ETCD_TLS=1, the default; lab_generated.sls has them).
   pgbackrest:
     enabled: true
+  # Prometheus metrics and alerts, on in the lab (README "Monitoring").
+  monitoring:
+    enabled: true
   airflow:
     version: 3.3.2
     worker_concurrency: 2
@@ -64,4 +70,5 @@ airflow_ha:
     api_secret_key: lab-e944e7f5dfb33bb11dca90ca
     jwt_secret: lab-99f1bc9dd8fd978047cf3e0c1028283b37b212353b6d1ff7b6418d53af41fc1d
     admin_password: lab-admin-aba5c8
+    postgres_exporter_password: lab-7d2c94e1b8a05f36c1e9d4a2
     pgbackrest_cipher_pass: lab-3c9e71d0a4b85f26e1d7c09a3b4f6e82

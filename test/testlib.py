@@ -1,10 +1,12 @@
 """Helpers shared by the test tiers."""
 
 import http.server
+import importlib.machinery
 import importlib.util
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT / "test" / "unit" / "data"  # outputs recorded from the real binaries
 
 
 def load_module(name, kind="modules"):
@@ -20,12 +22,20 @@ def load_module(name, kind="modules"):
     return module
 
 
+def load_file(path, name):
+    """Import any Python file of the repo by path as module ``name`` (the
+    programs the formula ships: helpers, the csync2 watcher, whose names may
+    lack ``.py``). Each call returns a fresh module object."""
+    loader = importlib.machinery.SourceFileLoader(name, str(ROOT / path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 def load_lab_pki():
     """Import test/lab/lab_pki.py (the lab's etcd TLS PKI) by path."""
-    spec = importlib.util.spec_from_file_location("airflow_ha_lab_pki", ROOT / "test" / "lab" / "lab_pki.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("test/lab/lab_pki.py", "airflow_ha_lab_pki")
 
 
 def utils_dunder(*names):

@@ -1,16 +1,15 @@
 """Unit tests of the csync2 watcher (airflow_ha/csync2/files/csync2-watch.py),
 fed with outputs recorded from the real csync2 binary."""
 
-import importlib.util
 import json
 import os
-import pathlib
 import time
 
 import pytest
+import testlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DATA = pathlib.Path(__file__).parent / "data" / "csync2"
+ROOT = testlib.ROOT
+DATA = testlib.DATA / "csync2"
 
 
 def rec(name):
@@ -21,12 +20,7 @@ def rec(name):
 def watch(monkeypatch):
     # Installed, ah_secrets.py sits next to the watcher; here it is in _utils.
     monkeypatch.syspath_prepend(str(ROOT / "_utils"))
-    path = ROOT / "airflow_ha" / "csync2" / "files" / "csync2-watch.py"
-    loader = importlib.machinery.SourceFileLoader("csync2_watch", str(path))
-    spec = importlib.util.spec_from_loader("csync2_watch", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return testlib.load_file("airflow_ha/csync2/files/csync2-watch.py", "csync2_watch")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-FILES = Path(__file__).resolve().parents[2] / "airflow_ha"
+FILES = Path(__file__).resolve().parents[3] / "airflow_ha"
 HEAL = FILES / "rabbitmq" / "files" / "rabbitmq-heal.sh"
 MOVER = FILES / "postgresql" / "files" / "etcd-leader-elsewhere.py"
 IN_TURN = FILES / "airflow" / "files" / "airflow-restart-in-turn.sh"

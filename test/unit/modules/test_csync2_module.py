@@ -7,10 +7,11 @@ import pathlib
 import time
 
 import pytest
+import testlib
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import load_module, utils_dunder
 
-DATA = pathlib.Path(__file__).parent / "data" / "csync2"
+DATA = testlib.DATA / "csync2"
 
 CONFIG = """\
 # Managed by Salt (airflow_ha.csync2)

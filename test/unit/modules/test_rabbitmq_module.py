@@ -4,14 +4,14 @@ passwords, the standalone-node plan and the restart check."""
 import copy
 import json
 import os
-import pathlib
 
 import pytest
+import testlib
 from salt.exceptions import CommandExecutionError
 from testlib import load_module, utils_dunder
 
 mod = load_module("airflow_ha_rabbitmq")
-DATA = pathlib.Path(__file__).parent / "data" / "rabbitmq"
+DATA = testlib.DATA / "rabbitmq"
 REAL_STATUS = json.loads((DATA / "cluster_status_node2_down.json").read_text())
 NODES = ["rabbit@node1", "rabbit@node2", "rabbit@node3"]
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"

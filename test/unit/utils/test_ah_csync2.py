@@ -2,16 +2,16 @@
 recorded from the real csync2 2.0 binary (test/unit/data/csync2/*.json)."""
 
 import json
-import pathlib
 import time
 
 import pytest
+import testlib
 from testlib import load_module
 
 ah_csync2 = load_module("ah_csync2", "utils")
-DATA = pathlib.Path(__file__).parents[1] / "data" / "csync2"
+DATA = testlib.DATA / "csync2"
 CONFIG = (
-    (pathlib.Path(__file__).parents[1] / "test_csync2_module.py")
+    (testlib.ROOT / "test/unit/modules/test_csync2_module.py")
     .read_text()
     .split('CONFIG = """\\\n', 1)[1]
     .split('"""', 1)[0]

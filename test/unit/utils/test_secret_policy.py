@@ -5,7 +5,6 @@ names, in any section) unless reveal=True; the helper that runs in the Airflow
 venv masks exactly the same set, through the same file."""
 
 import copy
-import importlib.util
 import json
 import pathlib
 import sys
@@ -14,7 +13,7 @@ from unittest.mock import MagicMock
 
 import pytest
 import salt.utils.yaml
-from testlib import ROOT, airflow_ha_dunders, load_module, utils_dunder
+from testlib import ROOT, airflow_ha_dunders, load_file, load_module, utils_dunder
 
 airflow = load_module("airflow")
 airflow_config = load_module("airflow_config")
@@ -156,10 +155,7 @@ def helper(monkeypatch):
     fake.conf = conf
     monkeypatch.setitem(sys.modules, "airflow", types.ModuleType("airflow"))
     monkeypatch.setitem(sys.modules, "airflow.configuration", fake)
-    path = ROOT / "airflow_ha" / "airflow" / "files" / "airflow_ha_helper.py"
-    spec = importlib.util.spec_from_file_location("airflow_ha_helper", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_file("airflow_ha/airflow/files/airflow_ha_helper.py", "airflow_ha_helper")
     mod.values = values
     return mod
 

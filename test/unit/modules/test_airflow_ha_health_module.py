@@ -87,7 +87,7 @@ def test_converged_node_is_all_ok(loader):
     assert out["member"] is True and out["nodes"] == ["node1", "node2", "node3"]
     grades = {k: v["status"] for k, v in out["components"].items()}
     assert grades == {k: "ok" for k in ("etcd", "patroni", "haproxy", "rabbitmq", "csync2", "airflow")}
-    assert out["components"]["haproxy"]["reason"] == "primary backend -> node1"
+    assert out["components"]["haproxy"]["reason"] == "primary backend -> node2"
     assert out["components"]["patroni"]["detail"]["leaders_seen"] == ["node1"]
     assert out["components"]["etcd"]["detail"]["is_leader"] is True
     assert out["components"]["airflow"]["detail"]["dag_processor_holder"] is False

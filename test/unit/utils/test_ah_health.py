@@ -11,7 +11,7 @@ DATA = ROOT / "test" / "unit" / "data" / "health"
 def test_haproxy_csv_rows_by_header():
     rows = ah_health.parse_haproxy_csv((DATA / "haproxy_show_stat.csv").read_text())
     primary = {r["svname"]: r["status"] for r in rows if r["pxname"] == "postgres_primary"}
-    assert primary == {"FRONTEND": "OPEN", "node1": "UP", "node2": "DOWN", "node3": "DOWN", "BACKEND": "UP"}
+    assert primary == {"FRONTEND": "OPEN", "node1": "DOWN", "node2": "UP", "node3": "DOWN", "BACKEND": "UP"}
 
 
 def test_haproxy_csv_without_header_is_empty():

@@ -193,7 +193,12 @@ def in_turn(tools, tmp_path):
     given, as while holding the lock) and a fake systemctl; a real health
     endpoint on loopback whose status the test sets."""
     bin_dir, log, env = tools
-    fake(bin_dir, "etcdctl", 'shift 3; shift; exec "$@"')  # lock --ttl 30 NAME CMD...
+    # lock --ttl 30 NAME CMD...: like etcdctl, a dashed word after NAME is a flag it refuses
+    fake(
+        bin_dir,
+        "etcdctl",
+        'shift 4; for a in "$@"; do case $a in -*) echo "unknown flag: $a" >&2; exit 1;; esac; done; exec "$@"',
+    )
     fake(bin_dir, "systemctl", '[ "$1" = show ] && echo no; exit 0')
     handler = type("Health", (_Health,), {"status": 200})
     server = http.server.HTTPServer(("127.0.0.1", 0), handler)

@@ -13,7 +13,7 @@
 # etcdctl's exec form keeps the lock while the restart runs; a lost session
 # does not stop it, which is fine for a bounded restart.
 set -u
-if [ $# -eq 4 ] && [ "$1" = "--turn" ]; then
+if [ $# -eq 4 ] && [ "$1" = "turn" ]; then  # run by etcdctl, holding the lock
     unit=$2 url=$3 marker=$4
     echo "$(hostname): holding the lock, restarting $unit"
     if [ "$(systemctl show -p NeedDaemonReload --value "$unit")" = yes ]; then
@@ -38,7 +38,8 @@ if [ $# -ne 5 ]; then
 fi
 lock=$1 unit=$2 url=$3 marker=$4 limit=$5
 [ -e "$marker" ] || exit 0
-timeout "$limit" etcdctl lock --ttl 30 "$lock" "$0" --turn "$unit" "$url" "$marker"
+# no dashed word after the lock name: etcdctl would take it for its own flag
+timeout "$limit" etcdctl lock --ttl 30 "$lock" "$0" turn "$unit" "$url" "$marker"
 rc=$?
 [ $rc -eq 124 ] && echo "$unit: no turn and health within ${limit} s (lock $lock); restart left to the next apply" >&2
 exit $rc

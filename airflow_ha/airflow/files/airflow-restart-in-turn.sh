@@ -13,9 +13,11 @@
 # etcdctl's exec form keeps the lock while the restart runs; a lost session
 # does not stop it, which is fine for a bounded restart.
 set -u
+# to stdout (the state's return) and the journal (the rolling-restart drill reads it)
+say() { echo "$*"; logger -t airflow-restart-in-turn -- "$*" 2>/dev/null || true; }
 if [ $# -eq 4 ] && [ "$1" = "turn" ]; then  # run by etcdctl, holding the lock
     unit=$2 url=$3 marker=$4
-    echo "$(hostname): holding the lock, restarting $unit"
+    say "holding the lock, restarting $unit"
     if [ "$(systemctl show -p NeedDaemonReload --value "$unit")" = yes ]; then
         systemctl daemon-reload || exit 1
     fi
@@ -24,7 +26,7 @@ if [ $# -eq 4 ] && [ "$1" = "turn" ]; then  # run by etcdctl, holding the lock
         if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$url" \
             2>/dev/null; then
             rm -f "$marker"
-            echo "$unit healthy at $url"
+            say "$unit healthy at $url"
             exit 0
         fi
         sleep 1

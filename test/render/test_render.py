@@ -453,6 +453,8 @@ def test_api_servers_restart_in_turn(tmp_path, etcd_tls):
         "http://10.77.0.12:8080/api/v2/monitor/health",
         marker,
         "300",
+        "http://10.77.0.11:8080/api/v2/monitor/health",
+        "http://10.77.0.13:8080/api/v2/monitor/health",
     ]
     assert turn["onlyif"] == f"test -e {marker}"
     env = {k: v for item in turn["env"] for k, v in item.items()}

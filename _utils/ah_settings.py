@@ -209,6 +209,12 @@ def derive(ah, minion_id, grains):
         "lock": f"{ah['cluster_name']}/airflow/api-restart",
         "marker": f"{ah['pgbackrest']['state_dir'].rstrip('/')}/restart-pending-api",
         "health_url": f"http://{ah['address']}:{af['api_port']}{af['api_health_path']}",
+        # a healthy server is not taken down while one of these does not answer
+        "peer_health_urls": [
+            f"http://{m['address']}:{af['api_port']}{af['api_health_path']}"
+            for m in ah["members"]["api"]
+            if m["id"] != minion_id
+        ],
     }
     b = ah["pgbackrest"]
     b["here"] = minion_id in b["nodes"]

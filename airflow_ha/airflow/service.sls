@@ -104,7 +104,7 @@ airflow_ha-airflow-restart-in-turn-{{ comp }}:
   cmd.run:
     - name: >-
         /usr/local/lib/airflow_ha/airflow-restart-in-turn {{ rr.lock }} {{ c.unit }}
-        {{ rr.health_url }} {{ rr.marker }} {{ af.api_restart_timeout }}
+        {{ rr.health_url }} {{ rr.marker }} {{ af.api_restart_timeout }} {{ rr.peer_health_urls | join(" ") }}
     - onlyif: test -e {{ rr.marker }}
     - env:
       - ETCDCTL_ENDPOINTS: {{ ah.etcd.endpoints | join(",") }}

@@ -169,9 +169,11 @@ def test_whole_tree_renders(tmp_path, etcd_tls, node, osfinger, variant):
     assert "airflow_ha-validate-pillar" in states
     bad_ids = [sid for sid in states if not sid.startswith("airflow_ha-")]
     assert not bad_ids, f"state IDs must be airflow_ha-<component>-<thing>: {bad_ids}"
-    # etcdctl for the dag-processor lock wherever a 3.x dag-processor may run
+    # etcdctl for the dag-processor lock wherever a 3.x dag-processor may run,
+    # and for the API server's restart in turn
     locker = variant != "airflow-2" and not (variant == "split-roles" and node == "node3")
-    assert ("airflow_ha-airflow-etcd-client" in states) == locker
+    in_turn = any(sid.startswith("airflow_ha-airflow-restart-in-turn-") for sid in states)
+    assert ("airflow_ha-airflow-etcd-client" in states) == (locker or in_turn)
     tls_ids = [sid for sid in states if "-tls-" in sid]
     assert bool(tls_ids) == (variant == "etcd-tls"), tls_ids  # etcd TLS is off by default
     if "airflow_ha-etcd-wait-healthy" in states:
@@ -464,6 +466,8 @@ def test_api_servers_restart_in_turn(tmp_path, etcd_tls):
         "http://10.77.0.12:8080/api/v2/monitor/health",
         marker,
         "300",
+        "http://10.77.0.11:8080/api/v2/monitor/health",
+        "http://10.77.0.13:8080/api/v2/monitor/health",
     ]
     assert turn["onlyif"] == f"test -e {marker}"
     env = {k: v for item in turn["env"] for k, v in item.items()}

@@ -211,7 +211,9 @@ def test_the_files_on_the_backup_node(tmp_path, tls5):
     assert pg["parameters"]["archive_mode"] == "on"
     assert pg["parameters"]["archive_command"] == "pgbackrest --stanza=airflow-ha archive-push %p"
     assert pg["parameters"]["archive_timeout"] == 60
-    assert pg["recovery_conf"] == {"restore_command": 'pgbackrest --stanza=airflow-ha archive-get %f "%p"'}
+    # standbys fetch through the repository probe; the PITR restore below does not
+    probe = "/usr/local/lib/airflow_ha/pgbackrest-archive-get"
+    assert pg["recovery_conf"] == {"restore_command": f'{probe} %f "%p"'}
     assert pg["create_replica_methods"] == ["pgbackrest", "basebackup"]
     assert pg["pgbackrest"] == {
         "command": "/usr/bin/pgbackrest --stanza=airflow-ha --delta restore",

@@ -190,8 +190,8 @@ class _Health(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def in_turn(tools, tmp_path):
     """The script with a fake etcdctl (its exec form: runs the command it is
-    given, as while holding the lock) and a fake systemctl; a real health
-    endpoint on loopback whose status the test sets."""
+    given, as while holding the lock) and a fake systemctl; real health
+    endpoints on loopback (this node's and a peer's) whose status the test sets."""
     bin_dir, log, env = tools
     # lock --ttl 30 NAME CMD...: like etcdctl, a dashed word after NAME is a flag it refuses
     fake(
@@ -200,40 +200,55 @@ def in_turn(tools, tmp_path):
         'shift 4; for a in "$@"; do case $a in -*) echo "unknown flag: $a" >&2; exit 1;; esac; done; exec "$@"',
     )
     fake(bin_dir, "systemctl", '[ "$1" = show ] && echo no; exit 0')
-    handler = type("Health", (_Health,), {"status": 200})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/api/v2/monitor/health"
+    servers, urls = [], {}
+    for name in ("own", "peer"):
+        handler = type(f"Health{name}", (_Health,), {"status": 200})
+        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        urls[name] = (handler, f"http://127.0.0.1:{server.server_port}/api/v2/monitor/health")
     marker = tmp_path / "restart-pending-api"
-    yield handler, url, marker, env, log
-    server.shutdown()
+    yield urls, marker, env, log
+    for server in servers:
+        server.shutdown()
 
 
-def _in_turn_cmd(url, marker, limit=20):
-    return [str(IN_TURN), "ah/airflow/api-restart", "airflow-api-server", url, str(marker), str(limit)]
+def _in_turn(urls, marker, env, limit=20):
+    cmd = [str(IN_TURN), "ah/airflow/api-restart", "airflow-api-server", urls["own"][1], str(marker),
+           str(limit), urls["peer"][1]]  # fmt: skip
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_in_turn_does_nothing_without_the_marker(in_turn):
-    _handler, url, marker, env, log = in_turn
-    _out, calls = run_ok(_in_turn_cmd(url, marker), env, log)
-    assert calls == ""
+    urls, marker, env, log = in_turn
+    proc = _in_turn(urls, marker, env)
+    assert proc.returncode == 0 and log.read_text() == ""
 
 
 def test_in_turn_restarts_under_the_lock_and_clears_the_marker_once_healthy(in_turn):
-    _handler, url, marker, env, log = in_turn
+    urls, marker, env, log = in_turn
     marker.touch()
-    out, calls = run_ok(_in_turn_cmd(url, marker), env, log)
-    lines = calls.splitlines()
+    proc = _in_turn(urls, marker, env)
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
     assert lines[0].startswith("etcdctl lock --ttl 30 ah/airflow/api-restart ")
     assert "systemctl restart airflow-api-server" in lines
-    assert not marker.exists() and "healthy" in out
+    assert not marker.exists() and "healthy" in proc.stdout
 
 
 def test_in_turn_keeps_the_marker_when_the_server_stays_unhealthy(in_turn):
-    handler, url, marker, env, _log = in_turn
-    handler.status = 503
+    urls, marker, env, _log = in_turn
     marker.touch()
-    proc = subprocess.run(_in_turn_cmd(url, marker, limit=3), env=env, capture_output=True, text=True,
-                          timeout=30, check=False)  # fmt: skip
-    assert proc.returncode == 124, proc.stderr
-    assert marker.exists() and "left to the next apply" in proc.stderr
+    urls["own"][0].status = 503  # down before and after the restart: it is restarted
+    proc = _in_turn(urls, marker, env, limit=3)
+    assert proc.returncode == 1 and marker.exists()
+    assert "not healthy" in proc.stdout and "refuse" in proc.stdout
+
+
+def test_in_turn_never_takes_a_healthy_server_down_while_a_peer_is_down(in_turn):
+    urls, marker, env, log = in_turn
+    marker.touch()
+    urls["peer"][0].status = 503
+    proc = _in_turn(urls, marker, env)
+    assert proc.returncode == 3 and "refused" in proc.stdout
+    assert "systemctl restart" not in log.read_text() and marker.exists()

@@ -17,7 +17,6 @@ Settings come from ``airflow_ha.settings`` (masked: no secret is read or
 returned). A check that fails is a grade with its reason, not an error.
 """
 
-import os
 import socket
 import time
 
@@ -155,17 +154,7 @@ def _csync2(ah):
 
 def _dag_processor_running():
     """True when an ``airflow dag-processor`` (not its lock wrapper) runs here."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = fh.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if __utils__["ah_health.is_dag_processor"](argv):
-            return True
-    return False
+    return __utils__["ah_health.dag_processor_running"]()
 
 
 def _airflow(ah):

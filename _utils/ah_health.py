@@ -43,6 +43,22 @@ def is_dag_processor(argv):
     return os.path.basename(argv[1]) == "airflow" and argv[2] == "dag-processor"
 
 
+def dag_processor_running(proc="/proc"):
+    """True when an ``airflow dag-processor`` (not its lock wrapper) runs on
+    this host: the runner's node grade and the node's metrics script ask."""
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if is_dag_processor(argv):
+            return True
+    return False
+
+
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 

@@ -171,17 +171,7 @@ def unit_active(unit):
 
 
 def dag_processor_running():
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = fh.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if ah_health.is_dag_processor(argv):
-            return True
-    return False
+    return ah_health.dag_processor_running()
 
 
 def collect(now, dirty_since, state_dir=STATE_DIR):

@@ -75,3 +75,21 @@ def test_metrics_text_refuses_bad_names():
         ah_health.metrics_text([("bad-name", {}, 1)])
     with pytest.raises(ValueError, match="bad metric"):
         ah_health.metrics_text([("ok_name", {"bad-label": "x"}, 1)])
+
+
+def test_dag_processor_running_reads_proc(tmp_path):
+    """The /proc scan the runner and the metrics script share: the real
+    processor counts, its lock wrapper does not."""
+    wrapper = tmp_path / "10"
+    wrapper.mkdir()
+    (wrapper / "cmdline").write_bytes(
+        b"bash\0/usr/local/lib/airflow_ha/airflow-locked-run\0x\0--\0airflow\0dag-processor\0"
+    )
+    (tmp_path / "self").mkdir()
+    assert ah_health.dag_processor_running(str(tmp_path)) is False
+    proc = tmp_path / "11"
+    proc.mkdir()
+    (proc / "cmdline").write_bytes(
+        b"/opt/airflow/venv/bin/python3\0/opt/airflow/venv/bin/airflow\0dag-processor\0"
+    )
+    assert ah_health.dag_processor_running(str(tmp_path)) is True

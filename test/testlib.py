@@ -58,6 +58,22 @@ def utils_dunder(*names):
 GRAINS = {"os_family": "Debian", "osfinger": "Debian-12", "virtual": "physical"}
 
 
+def airflow_dunders(run_all):
+    """The loader dunders of _modules/airflow.py: cmd.run_all faked by
+    ``run_all``, the settings' airflow paths, the real _utils."""
+    return {
+        "__salt__": {
+            "cmd.run_all": run_all,
+            "airflow_ha.settings": lambda: {
+                "airflow": {"venv": "/opt/airflow/venv", "home": "/var/lib/airflow", "user": "airflow"}
+            },
+        },
+        "__opts__": {},
+        "__grains__": {},
+        "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
+    }
+
+
 def airflow_ha_dunders(pillar=None, minion_id="node1", **extra):
     """The loader dunders of _modules/airflow_ha.py for configure_loader_modules:
     Debian 12 grains, this minion's id, the pillar, the real _utils, a fresh

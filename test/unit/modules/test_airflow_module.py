@@ -9,7 +9,7 @@ from unittest.mock import MagicMock
 import pytest
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import ROOT, airflow_ha_dunders, load_module, utils_dunder
+from testlib import ROOT, airflow_dunders, airflow_ha_dunders, load_module, utils_dunder
 
 airflow = load_module("airflow")
 airflow_config = load_module("airflow_config")
@@ -45,17 +45,7 @@ def home(tmp_path):
 @pytest.fixture
 def configure_loader_modules(run_all):
     return {
-        airflow: {
-            "__salt__": {
-                "cmd.run_all": run_all,
-                "airflow_ha.settings": lambda: {
-                    "airflow": {"venv": "/opt/airflow/venv", "home": "/var/lib/airflow", "user": "airflow"}
-                },
-            },
-            "__opts__": {},
-            "__grains__": {},
-            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
-        },
+        airflow: airflow_dunders(run_all),
         airflow_health: {
             "__salt__": {"airflow.config_file": airflow.config_file, "airflow.version": airflow.version},
             "__utils__": utils_dunder("ah_airflow_cfg", "ah_http"),

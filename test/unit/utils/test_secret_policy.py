@@ -13,7 +13,7 @@ from unittest.mock import MagicMock
 
 import pytest
 import salt.utils.yaml
-from testlib import ROOT, airflow_ha_dunders, load_file, load_module, utils_dunder
+from testlib import ROOT, airflow_dunders, airflow_ha_dunders, load_file, load_module, utils_dunder
 
 airflow = load_module("airflow")
 airflow_config = load_module("airflow_config")
@@ -42,17 +42,7 @@ def run_all():
 @pytest.fixture
 def configure_loader_modules(run_all):
     return {
-        airflow: {
-            "__salt__": {
-                "cmd.run_all": run_all,
-                "airflow_ha.settings": lambda: {
-                    "airflow": {"venv": "/opt/airflow/venv", "home": "/var/lib/airflow", "user": "airflow"}
-                },
-            },
-            "__opts__": {},
-            "__grains__": {},
-            "__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg"),
-        },
+        airflow: airflow_dunders(run_all),
         airflow_config: {"__utils__": utils_dunder("ah_secrets", "ah_airflow_cfg")},
         airflow_ha: airflow_ha_dunders(),
     }

@@ -16,6 +16,7 @@ import time
 from .bench import cmd_bench
 from .conf import (
     LAB,
+    REPO,
     STATE,
     VENV_BIN,
     LabError,
@@ -147,11 +148,23 @@ def cmd_demo(_args) -> int:
     lab_pillar = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
     admin = lab_pillar["airflow"]["admin"]["username"]
     password = lab_pillar["secrets"]["admin_password"]  # fixed lab-only secret
+    print("\nairflow_ha health (salt-run airflow_ha.health):")
+    cmd_salt_run(["airflow_ha.health"])
     print("\nairflow_ha lab:")
     for node in cfg["nodes"]:
         a = node["address"]
         print(f"  {node['name']}: Airflow UI/API http://{a}:8080  Flower http://{a}:5555  "
               f"RabbitMQ http://{a}:15672  HAProxy stats http://{a}:7000/")  # fmt: skip
+    mon = lab_pillar.get("monitoring") or {}
+    if mon.get("enabled"):
+        defaults = yaml.safe_load((REPO / "airflow_ha/parameters/defaults.yaml").read_text())["monitoring"]
+        port = (mon.get("prometheus") or {}).get("port") or defaults["prometheus"]["port"]
+        roles = {n: (d or {}).get("roles") or [] for n, d in lab_pillar["nodes"].items()}
+        for node in cfg["nodes"]:
+            if "monitor" in roles.get(node["name"], []):
+                print(
+                    f"  {node['name']}: Prometheus http://{node['address']}:{port}/ (targets: /targets, alerts: /alerts)"
+                )
     print(f"  Airflow (and Flower) login: {admin} / {password}")
     print("  tear down: make demo-down")
     return rc

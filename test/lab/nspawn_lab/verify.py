@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from .conf import REPO, VENV_BIN, progress, run
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
@@ -22,16 +23,41 @@ def cmd_verify(args) -> int:
     return verify(args)
 
 
+def api_health(node: dict) -> str:
+    """The node's Airflow API health answer ('' while it does not answer)."""
+    return nsenter(
+        node["name"], "curl", "-s", "-m", "5", f"http://{node['address']}:8080/api/v2/monitor/health",
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def wait_api(cfg: dict, timeout: float = 300.0, interval: float = 5.0, ask=api_health) -> dict:
+    """{node: health answer}, waiting (bounded, with progress) until every
+    node's API answers: right after an apply an API server may still start."""
+    answers, deadline = {}, time.monotonic() + timeout
+    while True:
+        for node in cfg["nodes"]:
+            if node["name"] not in answers:
+                answer = ask(node)
+                if answer:
+                    answers[node["name"]] = answer
+        pending = [n["name"] for n in cfg["nodes"] if n["name"] not in answers]
+        left = deadline - time.monotonic()
+        if not pending or left <= 0:
+            return answers
+        progress(f"waiting for the Airflow API on {', '.join(pending)} ({left:.0f} s left)")
+        time.sleep(interval)
+
+
 def smoke(cfg: dict) -> None:
+    answers = wait_api(cfg)
     for node in cfg["nodes"]:
         proc = nsenter(node["name"], "systemctl", "--failed", "--no-legend", "--plain",
                        capture_output=True, text=True)  # fmt: skip
         failed = proc.stdout.strip() or "none"
-        health = nsenter(
-            node["name"], "curl", "-s", "-m", "5", f"http://{node['address']}:8080/api/v2/monitor/health",
-            capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
-        print(f"  {node['name']}: failed units: {failed}; API health: {health or 'no answer'}")
+        print(
+            f"  {node['name']}: failed units: {failed}; API health: {answers.get(node['name']) or 'no answer'}"
+        )
 
 
 def cmd_test_cluster(_args) -> int:

@@ -57,3 +57,25 @@ def test_the_names_drills_and_the_suite_import(tmp_path):
 def test_wipe_needs_a_lab(tmp_path):
     proc = labctl(tmp_path, "wipe", "node3")
     assert proc.returncode == 1 and "labctl" in proc.stderr
+
+
+def test_demo_waits_for_every_api_bounded():
+    """make demo's smoke check asks until each node's API answers (a node
+    still starting is not reported 'no answer' at once), within a bound."""
+    sys.path.insert(0, str(ROOT / "test" / "lab"))
+    from nspawn_lab import verify
+
+    cfg = {"nodes": [{"name": "node1"}, {"name": "node2"}]}
+    asked = []
+
+    def ask(node):
+        asked.append(node["name"])
+        return '{"ok": 1}' if node["name"] == "node1" or asked.count("node2") >= 3 else ""
+
+    assert verify.wait_api(cfg, timeout=30, interval=0, ask=ask) == {
+        "node1": '{"ok": 1}',
+        "node2": '{"ok": 1}',
+    }
+    assert asked.count("node1") == 1 and asked.count("node2") == 3
+    never = verify.wait_api(cfg, timeout=0.2, interval=0.05, ask=lambda node: "")
+    assert never == {}

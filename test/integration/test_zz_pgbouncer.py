@@ -102,6 +102,15 @@ def test_leader_kill_through_pgbouncer_needs_no_airflow_restart(
             f"{s}: Airflow not healthy after the failover"
         )
     after = {n: restarts(nodes, n) for n in survivors}
+
+    # The dag-processor's lock wrapper exits on purpose when its etcd session
+    # is lost (fencing: no second processor), and systemd starts it again;
+    # every other unit must ride through the failover on PgBouncer.
+    def db_clients(counts):
+        return {u: c for u, c in counts.items() if u != "airflow-dag-processor.service"}
+
+    before = {n: db_clients(c) for n, c in before.items()}
+    after = {n: db_clients(c) for n, c in after.items()}
     assert after == before, f"Airflow units restarted by systemd during the failover: {before} -> {after}"
 
     def rejoined():

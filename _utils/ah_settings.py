@@ -204,16 +204,20 @@ def derive(ah, minion_id, grains):
     # The API server restarts in turn (airflow-restart-in-turn) where this
     # node can reach etcd: plain http, or a TLS certificate for it in pillar.
     tls_ok = not ah["etcd"]["tls"]["enabled"] or ah["etcd"]["tls"]["here"]
+
+    def api_health_url(address):
+        return f"http://{address}:{af['api_port']}{af['api_health_path']}"
+
+    # this node's API server health (the restart in turn, the node metrics)
+    af["api_health_url"] = api_health_url(ah["address"])
     af["api_restart"] = {
         "in_turn": "api" in ah["roles"] and tls_ok,
+        "script": "/usr/local/lib/airflow_ha/airflow-restart-in-turn",
         "lock": f"{ah['cluster_name']}/airflow/api-restart",
         "marker": f"{ah['pgbackrest']['state_dir'].rstrip('/')}/restart-pending-api",
-        "health_url": f"http://{ah['address']}:{af['api_port']}{af['api_health_path']}",
         # a healthy server is not taken down while one of these does not answer
         "peer_health_urls": [
-            f"http://{m['address']}:{af['api_port']}{af['api_health_path']}"
-            for m in ah["members"]["api"]
-            if m["id"] != minion_id
+            api_health_url(m["address"]) for m in ah["members"]["api"] if m["id"] != minion_id
         ],
     }
     b = ah["pgbackrest"]

@@ -122,7 +122,7 @@ airflow_ha-airflow-etcd-client:
 
 airflow_ha-airflow-restart-in-turn:
   file.managed:
-    - name: /usr/local/lib/airflow_ha/airflow-restart-in-turn
+    - name: {{ af.api_restart.script }}
     - source: salt://airflow_ha/airflow/files/airflow-restart-in-turn.sh
     - makedirs: true
     - user: root

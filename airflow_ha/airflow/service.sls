@@ -103,8 +103,8 @@ airflow_ha-airflow-restart-queued-{{ comp }}:
 airflow_ha-airflow-restart-in-turn-{{ comp }}:
   cmd.run:
     - name: >-
-        /usr/local/lib/airflow_ha/airflow-restart-in-turn {{ rr.lock }} {{ c.unit }}
-        {{ rr.health_url }} {{ rr.marker }} {{ af.api_restart_timeout }} {{ rr.peer_health_urls | join(" ") }}
+        {{ rr.script }} {{ rr.lock }} {{ c.unit }}
+        {{ af.api_health_url }} {{ rr.marker }} {{ af.api_restart_timeout }} {{ rr.peer_health_urls | join(" ") }}
     - onlyif: test -e {{ rr.marker }}
     - env:
       - ETCDCTL_ENDPOINTS: {{ ah.etcd.endpoints | join(",") }}

@@ -11,7 +11,7 @@
 {%-   do args.extend(["--scheduler", "http://" ~ ah.address ~ ":" ~ af.scheduler_health_port ~ "/health"]) %}
 {%- endif %}
 {%- if "api" in ah.roles %}
-{%-   do args.extend(["--api", "http://" ~ ah.address ~ ":" ~ af.api_port ~ ("/api/v2/monitor/health" if af.major == 3 else "/health")]) %}
+{%-   do args.extend(["--api", af.api_health_url]) %}
 {%- endif %}
 {%- if m.here.rabbitmq %}
 {%-   do args.append("--rabbitmq") %}

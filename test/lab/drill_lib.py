@@ -143,6 +143,18 @@ def db_whole(names: list[str]) -> str | None:
     return None
 
 
+def db_diagnosis(names: list[str], lines: int = 25) -> str:
+    """What to read when db_whole keeps complaining: patronictl's view and,
+    for each node, its WAL receiver and the tail of its Patroni journal."""
+    out = [f"patronictl list: {patroni_members(names[0]) or patroni_members(names[-1])}"]
+    for node in names:
+        receiver = psql(node, "select status || ' tl ' || received_tli from pg_stat_wal_receiver")
+        out.append(f"--- {node}: wal receiver {receiver or 'none'}; journal of patroni:")
+        res = run_in(node, "journalctl", "-u", "patroni", "-n", str(lines), "--no-pager", "-o", "cat")
+        out.append(res.stdout.strip()[-4000:])
+    return "\n".join(out)
+
+
 def broker_whole(names: list[str]) -> str | None:
     """None when every node's RabbitMQ runs every node and lists no partition."""
     for node in names:

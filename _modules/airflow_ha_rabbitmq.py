@@ -296,8 +296,10 @@ def cluster_plan(nodes, node=None):
     ``action``
         ``ok`` (already clustered, or alone with no peer reachable: the seed),
         ``join`` (a node that came up standalone by mistake and holds only
-        defaults: reset it and join ``peer``) or ``refuse`` (standalone but
-        holding data, or forgotten by its peers: needs an operator).
+        defaults: reset it and join ``peer``), ``rejoin`` (a rebuilt, blank
+        node its peers still list: ``peer`` forgets it, then it joins) or
+        ``refuse`` (standalone but holding data, or too few peers running:
+        needs an operator).
     ``peer``, ``members``, ``reason``.
 
     A node whose cluster has any other member is never touched: re-applying
@@ -320,7 +322,7 @@ def cluster_plan(nodes, node=None):
     peers = [n for n in nodes if n != me]
     if not peers:
         return dict(plan, action="ok", reason="the only broker node")
-    seen = {}
+    seen, running = {}, {}
     for peer in peers:
         try:
             status = cluster_status(node=peer)
@@ -330,19 +332,12 @@ def cluster_plan(nodes, node=None):
         if peer not in status["running"]:
             continue
         seen[peer] = status["members"]
+        running[peer] = status["running"]
     if not seen:
         return dict(plan, action="ok", reason="standalone; no peer reachable yet (this node is the seed)")
     for peer, peer_members in seen.items():
         if me in peer_members:
-            return dict(
-                plan,
-                action="refuse",
-                peer=peer,
-                reason=(
-                    f"{peer} still lists {me} as a member but {me} is standalone: run "
-                    f"`rabbitmqctl forget_cluster_node {me}` on {peer}, then re-apply"
-                ),
-            )
+            return _rejoin_plan(plan, me, peer, peer_members, running[peer])
     # Join the largest cluster; among standalone peers the first name is the
     # seed, so two standalone nodes never try to join each other.
     target = sorted(seen, key=lambda p: (-len(seen[p]), p))[0]
@@ -365,6 +360,68 @@ def cluster_plan(nodes, node=None):
         peer=target,
         reason=f"standalone with defaults only; {target} runs a cluster of {', '.join(seen[target])}",
     )
+
+
+def _rejoin_plan(plan, me, peer, peer_members, peer_running):
+    """A standalone node its peers still list: a rebuilt host (blank broker)
+    is forgotten on ``peer`` and joins again, when the others keep a majority
+    of the smaller cluster running; a node holding data is left to an operator."""
+    if me in peer_running:
+        return dict(
+            plan,
+            action="refuse",
+            peer=peer,
+            reason=f"{peer} sees {me} running in its cluster while {me} sees itself alone: wait, then re-apply",
+        )
+    if not is_untouched():
+        return dict(
+            plan,
+            action="refuse",
+            peer=peer,
+            reason=(
+                f"{peer} still lists {me} as a member but {me} is standalone and holds users, vhosts or "
+                f"queues: move its data, run `rabbitmqctl forget_cluster_node {me}` on {peer}, then re-apply"
+            ),
+        )
+    left = len(peer_members) - 1
+    up = len([n for n in peer_running if n != me])
+    if up < left // 2 + 1:
+        return dict(
+            plan,
+            action="refuse",
+            peer=peer,
+            reason=(
+                f"only {up} of {left} other broker nodes run: forgetting {me} now could leave quorum "
+                "queues without a majority; bring them back first"
+            ),
+        )
+    return dict(
+        plan,
+        action="rejoin",
+        peer=peer,
+        reason=f"{peer} still lists {me}, which is blank (rebuilt): forget it there and join again",
+    )
+
+
+def forget(node, peer):
+    """
+    Make ``peer`` forget the cluster member ``node`` (``rabbitmqctl -n peer
+    forget_cluster_node node``): only for a node whose broker was rebuilt
+    blank (:func:`cluster_plan` says ``rejoin``), before it joins again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node3 airflow_ha_rabbitmq.forget rabbit@node3 rabbit@node1
+    """
+    res = _ctl(["forget_cluster_node", node], node=peer, timeout=120)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"rabbitmqctl -n {peer} forget_cluster_node {node} failed (exit {res['retcode']}): "
+            f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+        )
+    return True
 
 
 def _self_name(local):

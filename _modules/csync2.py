@@ -46,6 +46,7 @@ import logging
 import os
 import socket
 import sqlite3
+import ssl
 import time
 
 import salt.utils.path
@@ -561,6 +562,36 @@ def forget_peer_cert(peer):
         "removed": removed,
         "comment": f"{removed} pinned certificate(s) of {peer} removed" if removed else f"no pin for {peer}",
     }
+
+
+def stale_pins(certs):
+    """
+    The peers whose certificate pinned here differs from the one in
+    ``certs`` ({peer: PEM certificate}, e.g. pillar ``airflow_ha:csync2:certs``
+    without the keys): sorted names. A peer not pinned yet is not stale (its
+    first connection pins it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 csync2.stale_pins '{node2: "-----BEGIN CERTIFICATE-----..."}'
+    """
+    if not isinstance(certs, dict):
+        raise SaltInvocationError("csync2.stale_pins: certs must map peer names to PEM certificates")
+    try:
+        pins = __utils__["ah_csync2_db.pinned"](_db_files())
+    except sqlite3.Error as exc:
+        raise CommandExecutionError(f"cannot read {exc.args[-1]}: {exc.args[0]} (try again)") from None
+    stale = []
+    for peer, pem in sorted(certs.items()):
+        try:
+            want = ssl.PEM_cert_to_DER_cert(str(pem).strip()).hex().upper()
+        except ValueError:
+            raise SaltInvocationError(f"csync2.stale_pins: the certificate of {peer} is not PEM") from None
+        if peer in pins and pins[peer] != want:
+            stale.append(peer)
+    return stale
 
 
 def reset_db(confirm=False, listener="csync2.socket"):

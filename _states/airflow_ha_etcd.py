@@ -1,12 +1,26 @@
 """
-etcd (Patroni's DCS): ``healthy`` holds the state run until this node's etcd
+etcd (Patroni's DCS). ``healthy`` holds the state run until this node's etcd
 member reports a leader (the cluster has quorum), so that one ``state.apply``
 on fresh nodes converges the whole cluster. It checks in test mode too (True
 when healthy, None when the real run would wait), unlike Salt's
 ``http.wait_for_successful_query``; same polling as ``patroni.leader_running``
-(``_utils/ah_wait.py``). Named ``airflow_ha_etcd`` because Salt core owns the
-state name ``etcd`` (``salt.states.etcd_mod``). Changes nothing.
+(``_utils/ah_wait.py``). Changes nothing.
+
+``joined`` lets a node with a blank etcd data directory into a running
+cluster before its member starts: a rebuilt host (the survivors still list
+its old member: removed and added again) or a new node (added). Salt has no
+state for etcd membership. It writes the join settings
+(``ETCD_INITIAL_CLUSTER_STATE=existing`` and the cluster as it is) to an
+environment file etcd's unit reads after ``/etc/default/etcd``; once the
+member has data, etcd ignores them.
+
+Named ``airflow_ha_etcd`` because Salt core owns the state name ``etcd``
+(``salt.states.etcd_mod``).
 """
+
+import os
+
+from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_etcd"
 
@@ -51,3 +65,95 @@ def healthy(name, timeout=300, interval=3, cacert=None, cert=None, key=None):
         "unusable": lambda exc: f"etcd member {name} cannot be asked ({exc})",
     }
     return __utils__["ah_wait.wait"](name, check, timeout, interval, bool(__opts__["test"]), **comments)
+
+
+def _initial_cluster(members, name, peer_url):
+    """ETCD_INITIAL_CLUSTER for joining: every started member, and this one."""
+    parts = []
+    for m in members:
+        if peer_url in m["peer_urls"]:
+            parts.append(f"{name}={peer_url}")
+        elif m["name"]:
+            parts.extend(f"{m['name']}={u}" for u in m["peer_urls"])
+    return ",".join(parts)
+
+
+def _write_env(path, initial_cluster):
+    text = (
+        "# Written by airflow_ha_etcd.joined when this member joined a running cluster.\n"
+        "# etcd reads it only while its data directory is empty.\n"
+        'ETCD_INITIAL_CLUSTER_STATE="existing"\n'
+        f'ETCD_INITIAL_CLUSTER="{initial_cluster}"\n'
+    )
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None, key=None):
+    """
+    Let the etcd member ``name`` (peer URL ``peer_url``) into the cluster
+    reached through the other members' client URLs ``endpoints`` when its
+    ``data_dir`` is blank (see ``airflow_ha_etcd.join_plan``): nothing to do
+    for a member with data, the day-1 bootstrap or a configured member that
+    never started; a stale member of a rebuilt host is removed and added
+    again, a new node added, and ``join_env`` written for etcd's unit. Fails,
+    changing nothing, when that would leave the cluster without quorum.
+
+    .. code-block:: yaml
+
+        airflow_ha-etcd-joined:
+          airflow_ha_etcd.joined:
+            - name: node3
+            - peer_url: http://10.77.0.13:2380
+            - endpoints: [http://10.77.0.11:2379, http://10.77.0.12:2379]
+            - data_dir: /var/lib/etcd/airflow-ha
+            - join_env: /var/lib/etcd/airflow-ha.join.env
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    tls = {"cacert": cacert, "cert": cert, "key": key}
+    try:
+        plan = __salt__["airflow_ha_etcd.join_plan"](name, peer_url, list(endpoints), data_dir, **tls)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"etcd member {name}: cannot plan the join: {exc}"
+        return ret
+    action = plan["action"]
+    if action in ("member", "bootstrap", "start"):
+        ret["result"] = True
+        ret["comment"] = f"etcd member {name}: {plan['reason']}; nothing to do"
+        return ret
+    if action == "refuse":
+        ret["comment"] = f"etcd member {name}: {plan['reason']}"
+        return ret
+    stale = plan["stale"]
+    change = {
+        "old": f"{stale['name']} ({stale['id']}), data lost" if stale else "not a member",
+        "new": "member",
+    }
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"member": change}
+        what = f"remove stale member {stale['id']} and add {name}" if stale else f"add {name}"
+        ret["comment"] = f"etcd member {name}: would {what} through {plan['via']} ({plan['reason']})"
+        return ret
+    via = plan["via"]
+    try:
+        if stale:
+            __salt__["airflow_ha_etcd.member_remove"](via, stale["id"], **tls)
+        listed = __salt__["airflow_ha_etcd.member_add"](via, peer_url, **tls)
+        _write_env(join_env, _initial_cluster(listed, name, peer_url))
+    except (CommandExecutionError, OSError) as exc:
+        ret["comment"] = f"etcd member {name}: joining through {via} failed: {exc}"
+        return ret
+    ret["changes"] = {"member": change}
+    if not any(peer_url in m["peer_urls"] for m in listed):
+        ret["comment"] = (
+            f"etcd member {name}: added through {via}, but the member list does not show {peer_url}"
+        )
+        return ret
+    ret["result"] = True
+    done = f"removed stale member {stale['id']} and added {name}" if stale else f"added {name}"
+    ret["comment"] = f"etcd member {name}: {done} through {via}; {join_env} makes it join as existing"
+    return ret

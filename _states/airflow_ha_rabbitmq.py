@@ -115,8 +115,10 @@ def clustered(name, nodes, settle=60, interval=5):
     Ensure the local RabbitMQ node ``name`` (e.g. ``rabbit@node2``) belongs to
     the cluster of ``nodes``. Clustering itself happens at first boot through
     ``classic_config`` peer discovery; this state only repairs a node that
-    booted standalone by mistake (stop_app, reset, join_cluster, start_app),
-    and only when it never joined and holds nothing but defaults.
+    booted standalone (stop_app, reset, join_cluster, start_app), and only
+    when it holds nothing but defaults: one that never joined, or a rebuilt
+    host its peers still list (forgotten on a running peer first, when the
+    others keep a majority).
 
     A node still joining looks standalone to itself for a moment while its
     peers already list it (seen in the lab under load). So a plan other than
@@ -153,12 +155,16 @@ def clustered(name, nodes, settle=60, interval=5):
         ret["comment"] = f"{name}: {plan['reason']} (unchanged for {float(settle):.0f} s)."
         return ret
     change = {"old": plan["members"], "new": f"member of {plan['peer']}'s cluster"}
+    rejoin = plan["action"] == "rejoin"
     if __opts__["test"]:
         ret["result"] = None
         ret["changes"] = {"cluster": change}
-        ret["comment"] = f"{name} would be reset and join {plan['peer']} ({plan['reason']})."
+        forget = f"be forgotten on {plan['peer']}, " if rejoin else ""
+        ret["comment"] = f"{name} would {forget}be reset and join {plan['peer']} ({plan['reason']})."
         return ret
     try:
+        if rejoin:
+            __salt__["airflow_ha_rabbitmq.forget"](name, plan["peer"])
         status = __salt__["airflow_ha_rabbitmq.join"](plan["peer"])
     except CommandExecutionError as exc:
         ret["comment"] = f"{name}: joining {plan['peer']} failed: {exc}"
@@ -168,8 +174,9 @@ def clustered(name, nodes, settle=60, interval=5):
     if plan["peer"] not in status["members"]:
         ret["comment"] = f"{name}: joined {plan['peer']} but cluster_status shows {status['members']}"
         return ret
+    how = f"forgotten on {plan['peer']} (rebuilt host), " if rejoin else ""
     return _members_everywhere(
-        ret, name, f"{name} was standalone with defaults only; reset and joined {plan['peer']}."
+        ret, name, f"{name} was standalone with defaults only; {how}reset and joined {plan['peer']}."
     )
 
 

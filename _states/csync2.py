@@ -1,9 +1,12 @@
 """
-State: this node's csync2 folders are in sync with its peers.
+States: this node's csync2 folders are in sync with its peers
+(``synced``); the peer certificates pinned here match pillar's
+(``pins_current``).
 
 Why custom: Salt has no csync2 state. An orchestration needs a requisite
 meaning "every node has pushed its DAG changes and csync2 sees no
-difference", and ``test=True`` must say which files would be pushed where.
+difference", and ``test=True`` must say which files would be pushed where;
+and csync2 has no command to drop a pinned certificate.
 
 .. code-block:: yaml
 
@@ -110,4 +113,54 @@ def synced(name, paths=None, peers=None):
     else:
         ret["result"] = False
         ret["comment"] = f"pushed ({done.get('comment')}) but still not in sync: {after.get('differences')}"
+    return ret
+
+
+def pins_current(name, certs_pillar="airflow_ha:csync2:certs"):
+    """
+    Drop every pinned peer certificate that differs from the peer's
+    certificate in pillar ``certs_pillar`` ({node: {cert, key}}; only the
+    certificates are read), so that nodes switched to pillar certificates,
+    or given new ones, are accepted again. Nothing to do when the pillar key
+    is empty or every pin matches.
+
+    Changes: ``forgotten`` (the peers), the same key in ``test=True``.
+
+    .. code-block:: yaml
+
+        airflow_ha-csync2-pins:
+          csync2.pins_current: []
+    """
+    ret = _ret(name)
+    entries = __salt__["pillar.get"](certs_pillar, {}) or {}
+    certs = {peer: e.get("cert") for peer, e in entries.items() if isinstance(e, dict) and e.get("cert")}
+    try:
+        stale = __salt__["csync2.stale_pins"](certs)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        ret["comment"] = f"cannot compare csync2's pinned certificates with {certs_pillar}: {exc}"
+        return ret
+    if not stale:
+        ret["comment"] = f"every pinned peer certificate matches {certs_pillar}"
+        return ret
+    ret["changes"] = {"forgotten": stale}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"would forget the outdated pinned certificate of {', '.join(stale)}"
+        return ret
+    try:
+        for peer in stale:
+            __salt__["csync2.forget_peer_cert"](peer)
+        left = __salt__["csync2.stale_pins"](certs)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        ret["comment"] = f"forgetting the pinned certificates of {', '.join(stale)} failed: {exc}"
+        return ret
+    if left:
+        ret["result"] = False
+        ret["comment"] = f"pinned certificates of {', '.join(left)} still differ from {certs_pillar}"
+        return ret
+    ret["comment"] = (
+        f"forgot the outdated pinned certificate of {', '.join(stale)}; the next connection pins the new one"
+    )
     return ret

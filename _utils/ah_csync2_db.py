@@ -1,6 +1,6 @@
 """
-csync2's own database files (``<state_dir>/*.db3``, sqlite): list them, drop a
-peer's pinned certificate, move them aside. Standard library only; the
+csync2's own database files (``<state_dir>/*.db3``, sqlite): list them, read and drop
+peers' pinned certificates, move them aside. Standard library only; the
 ``csync2`` execution module calls these as ``__utils__["ah_csync2_db.<name>"]``
 and turns their errors (``sqlite3.Error``, ``OSError``) into
 ``CommandExecutionError`` with the fix.
@@ -25,6 +25,25 @@ def db_files(state_dir):
     except OSError:
         return []
     return sorted(os.path.join(state_dir, n) for n in names if n.endswith(DB_SUFFIXES))
+
+
+def pinned(dbs):
+    """{peer: pinned certificate as csync2 stores it (hex of the DER, upper
+    case)} over every ``.db3`` of ``dbs``. Raises ``sqlite3.Error`` (the file
+    in ``args[-1]``) when a database cannot be read."""
+    pins = {}
+    for db in dbs:
+        if not db.endswith(".db3"):
+            continue
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as con:
+                pins.update(
+                    (str(p), str(c).upper())
+                    for p, c in con.execute("SELECT peername, certdata FROM x509_cert")
+                )
+        except sqlite3.Error as exc:
+            raise sqlite3.Error(str(exc), db) from None
+    return pins
 
 
 def forget_cert(dbs, peer):

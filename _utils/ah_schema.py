@@ -568,6 +568,17 @@ KEYS = {
     ),
     "csync2:ssl_key": _file("/etc/csync2_ssl_key.pem", "this node's csync2 TLS key"),
     "csync2:ssl_cert": _file("/etc/csync2_ssl_cert.pem", "this node's csync2 TLS certificate"),
+    "csync2:certs": Key(
+        "map",
+        {},
+        "node -> {cert, key}: every node's csync2 certificate from pillar, so a rebuilt host keeps the "
+        "one its peers pinned (else each node makes its own once)",
+        noun="node",
+    ),
+    "csync2:certs:*:cert": Key(
+        "str", None, "the node's self-signed PEM certificate (one subject on all nodes)"
+    ),
+    "csync2:certs:*:key": Key("str", None, "the node's unencrypted PEM private key", secret=True),
     "csync2:backup_dir": _file("/var/lib/csync2/backup", "where a conflict's losing version is kept"),
     "csync2:backup_generations": _count(3, "versions kept per file in backup_dir", where=PARAMETER),
     "csync2:watcher:enabled": Key("bool", True, "inotify watcher: push changes within about a second"),

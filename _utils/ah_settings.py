@@ -198,6 +198,16 @@ def derive(ah, minion_id, grains):
     ah["etcd"]["tls"]["here"] = bool(ah["etcd"]["tls"]["enabled"]) and minion_id in validator.etcd_tls_nodes(
         ah
     )
+    e = ah["etcd"]
+    # joining a running cluster with a blank data dir (airflow_ha_etcd.joined)
+    e["peer_url"] = f"{e['scheme']}://{ah['address']}:{e['peer_port']}"
+    e["peer_endpoints"] = [
+        f"{e['scheme']}://{m['address']}:{e['client_port']}"
+        for m in ah["members"]["db"]
+        if m["id"] != minion_id
+    ]
+    e["join_env"] = e["data_dir"].rstrip("/") + ".join.env"
+    e["join_dropin"] = f"/etc/systemd/system/{e['service']}.service.d/airflow-ha-join.conf"
     ah["is_container"] = is_container(grains)
     # A container shares its host's clock: no time sync daemon inside.
     ah["time_sync"]["managed"] = not ah["is_container"]

@@ -107,6 +107,7 @@ def validate(ah, pillar, minion_id, cluster=False):
     errors.extend(_rule_airflow(ah))
     errors.extend(_rule_timing(ah))
     errors.extend(_rule_etcd_tls(ah, pillar))
+    errors.extend(_rule_csync2_certs(ah))
     errors.extend(_rule_pgbackrest(ah, pillar))
     errors.extend(_rule_restore(ah))
     errors.extend(_rule_monitoring(ah))
@@ -447,6 +448,40 @@ def _rule_etcd_tls(ah, pillar):
             return _check_node_cert(entry_path, cert, key, ca, node)
 
         errors.extend(_node_tls(f"{path}:certs:{node_id}", certs.get(node_id), check))
+    return errors
+
+
+def _rule_csync2_certs(ah):
+    """csync2:certs: all nodes or none; each a self-signed certificate with
+    its key, one subject on every node (csync2 2.0 fails the handshake with a
+    different subject per node)."""
+    path = "airflow_ha:csync2:certs"
+    certs = get(ah, "csync2:certs") or {}
+    if not certs:
+        return []
+    nodes = ah.get("nodes") or {}
+    errors = [
+        f"{path}:{n}: not a node of airflow_ha:nodes — remove it or fix the node name"
+        for n in sorted(set(certs) - set(nodes))
+    ]
+    subjects = {}
+
+    def check(entry_path, cert_pem, key_pem):
+        cert, problem = _load_cert(cert_pem)
+        if problem:
+            return [f"{entry_path}:cert: {problem} — give the node's PEM certificate"]
+        subjects[entry_path] = cert.subject.rfc4514_string()
+        return _check_key_matches(entry_path, key_pem, cert) if key_pem else []
+
+    for node_id in sorted(nodes):
+        errors.extend(
+            _node_tls(f"{path}:{node_id}", certs.get(node_id), check, user="csync2", needs="every node")
+        )
+    if len(set(subjects.values())) > 1:
+        errors.append(
+            f"{path}: the certificates' subjects differ ({', '.join(sorted(set(subjects.values())))}) — "
+            "give every node's certificate the same subject (csync2 2.0 refuses the handshake otherwise)"
+        )
     return errors
 
 

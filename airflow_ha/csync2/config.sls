@@ -31,12 +31,38 @@ airflow_ha-csync2-psk:
     - require:
       - pkg: airflow_ha-csync2-packages
 
-{#- Each node's own key + self-signed certificate, made once and kept: peers
-    pin it, a new one is refused until the pin is cleared. The subject is
-    the same on every node: with a different CN per node csync2 2.0 fails
-    the handshake (GNUTLS_E_CERTIFICATE_REQUIRED, client rc 141, "Config
-    command failed."), while per-node keys with one subject work (seen on
-    Debian 12 across three nodes). #}
+{#- This node's key + self-signed certificate: from pillar (csync2:certs),
+    so a rebuilt host presents the certificate its peers pinned, else made
+    once here and kept (peers pin it; a new one is refused until the pin is
+    cleared: csync2.forget_peer_cert). The subject is the same on every
+    node: with a different CN per node csync2 2.0 fails the handshake
+    (GNUTLS_E_CERTIFICATE_REQUIRED, client rc 141, "Config command
+    failed."), while per-node keys with one subject work (seen on Debian 12
+    across three nodes). #}
+{%- if c.certs %}
+
+airflow_ha-csync2-ssl-key:
+  file.managed:
+    - name: {{ c.ssl_key }}
+    - contents_pillar: airflow_ha:csync2:certs:{{ ah.minion_id }}:key
+    - mode: "0600"
+    - user: root
+    - group: root
+    - show_changes: false
+    - require:
+      - pkg: airflow_ha-csync2-packages
+
+airflow_ha-csync2-ssl:
+  file.managed:
+    - name: {{ c.ssl_cert }}
+    - contents_pillar: airflow_ha:csync2:certs:{{ ah.minion_id }}:cert
+    - mode: "0644"
+    - user: root
+    - group: root
+    - require:
+      - file: airflow_ha-csync2-ssl-key
+{%- else %}
+
 airflow_ha-csync2-ssl:
   cmd.run:
     - name: >-
@@ -49,6 +75,7 @@ airflow_ha-csync2-ssl:
       - {{ c.ssl_cert }}
     - require:
       - pkg: airflow_ha-csync2-packages
+{%- endif %}
 
 airflow_ha-csync2-config:
   file.managed:
@@ -69,6 +96,19 @@ airflow_ha-csync2-config:
     - require:
       - file: airflow_ha-csync2-psk
       - pkg: airflow_ha-csync2-packages
+
+{%- if c.certs %}
+
+{#- Peers whose pillar certificate changed (or that switched to pillar
+    certificates) are accepted again: their old pins are dropped. Switching
+    a running cluster to csync2:certs takes two applies (a peer may pin an
+    old certificate again in between). #}
+airflow_ha-csync2-pins:
+  csync2.pins_current:
+    - require:
+      - file: airflow_ha-csync2-config
+      - file: airflow_ha-csync2-ssl
+{%- endif %}
 
 airflow_ha-csync2-watch-script:
   file.managed:

@@ -42,7 +42,7 @@ airflow_ha-csync2-socket:
     - enable: true
     - require:
       - cmd: airflow_ha-csync2-daemon-reload
-      - cmd: airflow_ha-csync2-ssl
+      - {{ "file" if ah.csync2.certs else "cmd" }}: airflow_ha-csync2-ssl
       - file: airflow_ha-csync2-config
       - service: airflow_ha-csync2-sysv-masked
     - watch:

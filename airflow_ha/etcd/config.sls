@@ -29,6 +29,26 @@ airflow_ha-etcd-config:
     - mode: "0644"
     - require:
       - pkg: airflow_ha-etcd-packages
+
+{#- The join settings airflow_ha_etcd.joined writes for a blank member that
+    joins a running cluster (a rebuilt or added node) override
+    /etc/default/etcd's day-1 bootstrap ones; etcd reads neither once its
+    data dir holds the member. #}
+airflow_ha-etcd-join-dropin:
+  file.managed:
+    - name: {{ e.join_dropin }}
+    - makedirs: true
+    - mode: "0644"
+    - contents: |
+        # Managed by Salt (airflow_ha.etcd).
+        [Service]
+        EnvironmentFile=-{{ e.join_env }}
+
+airflow_ha-etcd-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: airflow_ha-etcd-join-dropin
 {%- if e.tls.enabled %}
 
 airflow_ha-etcd-tls-key:

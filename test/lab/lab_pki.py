@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=3650)
@@ -214,3 +214,38 @@ def etcd_tls_pillar(node_names_to_addresses: dict, directory: Path) -> dict:
             _write(cert_path, cert_pem(cert))
         certs[name] = {"cert": cert_path.read_text(), "key": key_path.read_text()}
     return {"enabled": True, "ca_cert": (directory / "ca.crt").read_text(), "certs": certs}
+
+
+CSYNC2_SUBJECT = "airflow_ha lab csync2"
+
+
+def csync2_certs_pillar(node_names, directory: Path) -> dict:
+    """The pillar value of ``airflow_ha:csync2:certs``: one self-signed RSA
+    certificate + key per node (csync2 pins its peers' certificates; from
+    pillar, a wiped node presents the same one again), all with one subject,
+    kept in ``directory`` and made again only when unusable or expiring."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CSYNC2_SUBJECT)])
+    certs = {}
+    for node in sorted(node_names):
+        cert_path, key_path = directory / f"csync2-{node}.crt", directory / f"csync2-{node}.key"
+        pair = _load_pair(cert_path, key_path)
+        if pair is None or not _same_public_key(*pair) or _not_after(pair[0]) - _now() < RENEW_BEFORE:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            now = _now()
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + VALIDITY)
+                .sign(key, hashes.SHA256())
+            )
+            _write(key_path, key_pem(key))
+            _write(cert_path, cert_pem(cert))
+        certs[node] = {"cert": cert_path.read_text(), "key": key_path.read_text()}
+    return certs

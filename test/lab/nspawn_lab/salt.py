@@ -88,16 +88,18 @@ def write_generated_pillar(cfg: dict) -> None:
             "airflow": {"version": cfg["airflow_version"]},
         }
     }
+    # Loaded by path: the verification suite imports this file by path too.
+    spec = importlib.util.spec_from_file_location("lab_pki", LAB / "lab_pki.py")
+    pki = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pki)
+    nodes = {n["name"]: n["address"] for n in cfg["nodes"]}
+    # csync2's certificates from pillar: `labctl wipe` keeps what peers pinned
+    data["airflow_ha"]["csync2"] = {"certs": pki.csync2_certs_pillar(nodes, STATE / "pki")}
     if cfg["etcd_tls"]:
-        # Loaded by path: the verification suite imports this file by path too.
-        spec = importlib.util.spec_from_file_location("lab_pki", LAB / "lab_pki.py")
-        pki = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(pki)
-        nodes = {n["name"]: n["address"] for n in cfg["nodes"]}
         data["airflow_ha"]["etcd"] = {"tls": pki.etcd_tls_pillar(nodes, STATE / "pki")}
     path = STATE / "pillar" / "lab_generated.sls"
     path.parent.mkdir(parents=True, exist_ok=True)
-    # 0600: with etcd TLS on it holds the nodes' private keys
+    # 0600: it holds the nodes' csync2 (and with etcd TLS on, etcd) private keys
     write(path, "# written by labctl (JSON is YAML)\n" + json.dumps(data, indent=2) + "\n", 0o600)
 
 

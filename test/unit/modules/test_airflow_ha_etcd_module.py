@@ -2,6 +2,7 @@
 TLS with client certificates against a real HTTPS server on 127.0.0.1."""
 
 import http.server
+import json
 import pathlib
 import ssl
 import threading
@@ -132,3 +133,111 @@ def test_etcd_health_passes_the_tls_context(monkeypatch, pki):
     assert seen[0][0] == "https://127.0.0.1:2379/health"
     assert isinstance(seen[0][1], ssl.SSLContext) and seen[0][1].verify_mode == ssl.CERT_REQUIRED
     assert seen[1][1] is None  # no TLS arguments: urllib's default context
+
+
+# --- membership: join_plan over a fake v3 cluster API ----------------------
+
+N1, N2, N3 = "http://10.77.0.11:2379", "http://10.77.0.12:2379", "http://10.77.0.13:2379"
+P3 = "http://10.77.0.13:2380"
+
+
+def raw(mid, name, n, started=True):
+    peer = f"http://10.77.0.1{n}:2380"
+    client = [f"http://10.77.0.1{n}:2379"] if started else []
+    return {"ID": mid, "name": name if started else "", "peerURLs": [peer], "clientURLs": client}
+
+
+@pytest.fixture
+def cluster(monkeypatch, tmp_path):
+    """A fake etcd: the members' list, who is healthy, and the calls made."""
+    fake = {"members": [raw("11", "node1", 1), raw("12", "node2", 2), raw("13", "node3", 3)],
+            "healthy": {N1, N2}, "calls": []}  # fmt: skip
+
+    def request(method, url, timeout, body=None, context=None, auth=None):
+        base, _, path = url.partition("/v3/")
+        if url.endswith("/health"):
+            base = url[: -len("/health")]
+            if base not in {N1, N2, N3} or (base == N3 and N3 not in fake["healthy"]):
+                raise CommandExecutionError(f"cannot reach {url}: [Errno 111] Connection refused")
+            return 200, '{"health": "%s"}' % ("true" if base in fake["healthy"] else "false")
+        fake["calls"].append((path, body))
+        if path == "cluster/member/remove":
+            fake["members"] = [m for m in fake["members"] if m["ID"] != body["ID"]]
+        if path == "cluster/member/add":
+            fake["members"].append({"ID": "99", "peerURLs": body["peerURLs"]})
+        return 200, json.dumps({"members": fake["members"]})
+
+    monkeypatch.setitem(etcd.__utils__, "ah_http.request", request)
+    fake["data_dir"] = str(tmp_path / "airflow-ha")
+    return fake
+
+
+def plan(cluster, name="node3", peer=P3, endpoints=(N1, N2)):
+    return etcd.join_plan(name, peer, list(endpoints), cluster["data_dir"])
+
+
+def test_join_plan_member_with_data_does_nothing(cluster):
+    pathlib.Path(cluster["data_dir"], "member").mkdir(parents=True)
+    assert plan(cluster)["action"] == "member"
+    assert cluster["calls"] == []
+
+
+def test_join_plan_day_one_no_healthy_peer_bootstraps(cluster):
+    cluster["healthy"] = set()
+    p = plan(cluster)
+    assert p["action"] == "bootstrap"
+    assert "no leader" in p["reason"]
+
+
+def test_join_plan_never_started_member_starts_as_configured(cluster):
+    cluster["members"][2] = raw("13", "node3", 3, started=False)
+    assert plan(cluster)["action"] == "start"
+
+
+def test_join_plan_rebuilt_host_replaces_its_stale_member(cluster):
+    p = plan(cluster)
+    assert p["action"] == "replace"
+    assert p["stale"]["id"] == "13" and p["via"] == N1
+    assert sorted(p["healthy"]) == ["11", "12"]
+
+
+def test_join_plan_refuses_when_the_member_answers_healthy(cluster):
+    cluster["healthy"] = {N1, N2, N3}
+    p = plan(cluster)
+    assert p["action"] == "refuse"
+    assert "never removing a healthy member" in p["reason"]
+
+
+def test_join_plan_refuses_without_quorum(cluster):
+    cluster["members"].append(raw("14", "node4", 4))
+    cluster["members"].append(raw("15", "node5", 5))
+    # 5 members, 2 healthy: removing node3 leaves 4 with 2 healthy
+    p = plan(cluster)
+    assert p["action"] == "refuse"
+    assert "without quorum" in p["reason"]
+
+
+def test_join_plan_new_node_is_added(cluster):
+    cluster["healthy"] = {N1, N2, N3}
+    p = plan(cluster, name="node4", peer="http://10.77.0.14:2380", endpoints=(N1, N2, N3))
+    assert p["action"] == "add"
+    cluster["healthy"] = {N1, N2}  # 2 of 3 healthy: 4 members need 3
+    assert plan(cluster, name="node4", peer="http://10.77.0.14:2380")["action"] == "refuse"
+
+
+def test_member_remove_and_add_call_the_cluster_api(cluster):
+    assert etcd.member_remove(N1, "13") is True
+    listed = etcd.member_add(N1, P3)
+    assert [c[0] for c in cluster["calls"]] == ["cluster/member/remove", "cluster/member/add"]
+    assert cluster["calls"][0][1] == {"ID": "13"}
+    assert listed[-1] == {"id": "99", "name": "", "peer_urls": [P3], "client_urls": []}
+    with pytest.raises(SaltInvocationError, match="decimal"):
+        etcd.member_remove(N1, "node3")
+
+
+def test_cluster_api_error_names_the_member(cluster, monkeypatch):
+    monkeypatch.setitem(
+        etcd.__utils__, "ah_http.request", lambda *a, **k: (503, "etcdserver: unhealthy cluster")
+    )
+    with pytest.raises(CommandExecutionError, match="member list answered HTTP 503"):
+        etcd.members(N1)

@@ -9,7 +9,7 @@ import time
 import pytest
 import testlib
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from testlib import load_module, utils_dunder
+from testlib import load_lab_pki, load_module, utils_dunder
 
 DATA = testlib.DATA / "csync2"
 
@@ -441,3 +441,27 @@ def test_sync_no_peer_reachable(csync2_mod, fake, monkeypatch):
         csync2_mod.sync()
     assert sorted(exc.value.info["unreachable"]) == ["node1", "node3"]
     assert fake["run"].calls == []
+
+
+def _self_signed(subject="airflow_ha lab csync2"):
+    """A real PEM certificate (the lab's generator) and its DER in csync2's hex."""
+    import ssl  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as d:
+        pem = load_lab_pki().csync2_certs_pillar(["node3"], pathlib.Path(d))["node3"]["cert"]
+    return pem, ssl.PEM_cert_to_DER_cert(pem).hex().upper()
+
+
+def test_stale_pins_compares_with_the_given_certificates(csync2_mod, fake, state_dir):
+    import sqlite3  # noqa: PLC0415
+
+    pem3, hex3 = _self_signed()
+    pem1, _ = _self_signed()
+    with sqlite3.connect(state_dir / "csync2_node2.db3") as con:
+        con.execute("CREATE TABLE x509_cert (peername, certdata, UNIQUE (peername) ON CONFLICT IGNORE)")
+        con.execute("INSERT INTO x509_cert VALUES ('node3', ?), ('node1', 'CD')", (hex3,))
+    # node3's pin matches, node1's does not; node4 was never pinned
+    assert csync2_mod.stale_pins({"node3": pem3, "node1": pem1, "node4": pem1}) == ["node1"]
+    with pytest.raises(SaltInvocationError, match="node1 is not PEM"):
+        csync2_mod.stale_pins({"node1": "not a certificate"})

@@ -228,17 +228,52 @@ def test_standalone_node_with_queues_is_refused():
     assert mod.cluster_plan(NODES, node="rabbit@node3")["action"] == "refuse"
 
 
-def test_node_still_listed_by_its_peers_needs_forget_cluster_node():
+def listed_by_peers(running=("rabbit@node1", "rabbit@node2"), extra=()):
     answers = {
         (None, "cluster_status"): ok(json.dumps(status(["rabbit@node3"]))),
-        ("rabbit@node1", "cluster_status"): ok(json.dumps(status(NODES, ["rabbit@node1", "rabbit@node2"]))),
-        ("rabbit@node2", "cluster_status"): ok(json.dumps(status(NODES, ["rabbit@node1", "rabbit@node2"]))),
         **defaults_only(),
+        **dict(extra),
     }
-    use(FakeCtl(answers))
+    for peer in ("rabbit@node1", "rabbit@node2"):
+        answers[(peer, "cluster_status")] = (
+            ok(json.dumps(status(NODES, list(running)))) if peer in running else fail()
+        )
+    return answers
+
+
+def test_rebuilt_node_still_listed_by_its_peers_rejoins():
+    fake = use(FakeCtl(listed_by_peers()))
+    plan = mod.cluster_plan(NODES, node="rabbit@node3")
+    assert plan["action"] == "rejoin" and plan["peer"] == "rabbit@node1"
+    assert not any({"reset", "forget_cluster_node"} & set(c) for c in fake.commands())
+
+
+def test_listed_node_holding_data_is_refused():
+    use(FakeCtl(listed_by_peers(extra={(None, "list_queues"): ok('[{"name":"leftover"}]')})))
     plan = mod.cluster_plan(NODES, node="rabbit@node3")
     assert plan["action"] == "refuse"
     assert "forget_cluster_node rabbit@node3" in plan["reason"]
+
+
+def test_listed_node_is_not_forgotten_without_a_majority():
+    five = NODES + ["rabbit@node4", "rabbit@node5"]
+    answers = {
+        (None, "cluster_status"): ok(json.dumps(status(["rabbit@node3"]))),
+        ("rabbit@node1", "cluster_status"): ok(json.dumps(status(five, ["rabbit@node1"]))),
+        **defaults_only(),
+    }
+    use(FakeCtl(answers))
+    plan = mod.cluster_plan(five, node="rabbit@node3")
+    assert plan["action"] == "refuse" and "1 of 4 other broker nodes" in plan["reason"]
+
+
+def test_forget_runs_on_the_peer():
+    fake = use(FakeCtl({("rabbit@node1", "forget_cluster_node"): ok("")}))
+    assert mod.forget("rabbit@node3", "rabbit@node1") is True
+    assert any(c[1:4] == ["-n", "rabbit@node1", "forget_cluster_node"] for c in fake.commands())
+    use(FakeCtl({("rabbit@node1", "forget_cluster_node"): fail("node rabbit@node3 is running", rc=69)}))
+    with pytest.raises(CommandExecutionError, match="forget_cluster_node rabbit@node3 failed"):
+        mod.forget("rabbit@node3", "rabbit@node1")
 
 
 @pytest.mark.parametrize(("me", "action"), [("rabbit@node1", "ok"), ("rabbit@node2", "join")])

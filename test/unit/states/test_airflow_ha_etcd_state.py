@@ -79,3 +79,78 @@ def test_bad_wait_arguments(timeout, interval):
     use(etcd=Seq(True))
     ret = state.healthy("http://127.0.0.1:2379", timeout=timeout, interval=interval)
     assert ret["result"] is False and "timeout" in ret["comment"]
+
+
+# --- joined -----------------------------------------------------------------
+
+P3 = "http://10.77.0.13:2380"
+STALE = {"id": "13", "name": "node3", "peer_urls": [P3], "client_urls": ["http://10.77.0.13:2379"]}
+AFTER = [
+    {"id": "11", "name": "node1", "peer_urls": ["http://10.77.0.11:2380"], "client_urls": []},
+    {"id": "12", "name": "node2", "peer_urls": ["http://10.77.0.12:2380"], "client_urls": []},
+    {"id": "99", "name": "", "peer_urls": [P3], "client_urls": []},
+]
+
+
+def use_plan(action, stale=None, test=False):
+    calls = []
+    state.__salt__["airflow_ha_etcd.join_plan"] = lambda *a, **k: {
+        "action": action, "reason": "why", "via": "http://10.77.0.11:2379", "stale": stale}  # fmt: skip
+    state.__salt__["airflow_ha_etcd.member_remove"] = lambda url, mid, **k: calls.append(("remove", mid))
+    state.__salt__["airflow_ha_etcd.member_add"] = lambda url, peer, **k: calls.append(("add", peer)) or AFTER
+    state.__opts__["test"] = test
+    return calls
+
+
+def joined(tmp_path):
+    env = tmp_path / "join.env"
+    ret = state.joined("node3", P3, ["http://10.77.0.11:2379"], str(tmp_path / "d"), str(env))
+    return ret, env
+
+
+@pytest.mark.parametrize("action", ["member", "bootstrap", "start"])
+def test_joined_nothing_to_do(tmp_path, action):
+    calls = use_plan(action)
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True and ret["changes"] == {} and calls == [] and not env.exists()
+
+
+def test_joined_refuses_without_touching_the_cluster(tmp_path):
+    calls = use_plan("refuse")
+    ret, env = joined(tmp_path)
+    assert ret["result"] is False and ret["changes"] == {} and calls == [] and not env.exists()
+
+
+def test_joined_replace_test_mode_then_real_run_same_keys(tmp_path):
+    calls = use_plan("replace", stale=STALE, test=True)
+    ret, env = joined(tmp_path)
+    assert ret["result"] is None and calls == [] and not env.exists()
+    test_keys = set(ret["changes"])
+    calls = use_plan("replace", stale=STALE)
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True, ret["comment"]
+    assert set(ret["changes"]) == test_keys == {"member"}
+    assert calls == [("remove", "13"), ("add", P3)]
+    text = env.read_text()
+    assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in text
+    assert (
+        'ETCD_INITIAL_CLUSTER="node1=http://10.77.0.11:2380,node2=http://10.77.0.12:2380,node3=' + P3 + '"'
+    ) in text
+
+
+def test_joined_add_a_new_node(tmp_path):
+    calls = use_plan("add")
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True and calls == [("add", P3)] and env.exists()
+    assert ret["changes"]["member"]["old"] == "not a member"
+
+
+def test_joined_failure_is_reported(tmp_path):
+    use_plan("add")
+
+    def boom(*a, **k):
+        raise CommandExecutionError("etcd at http://10.77.0.11:2379: member add answered HTTP 400")
+
+    state.__salt__["airflow_ha_etcd.member_add"] = boom
+    ret, env = joined(tmp_path)
+    assert ret["result"] is False and "member add answered HTTP 400" in ret["comment"] and not env.exists()

@@ -155,3 +155,61 @@ def test_virtual(state):
     state.__salt__ = {}
     ok, why = state.__virtual__()
     assert ok is False and "not loaded" in why
+
+
+# --- pins_current -------------------------------------------------------------
+
+CERTS = {"node1": {"cert": "PEM1", "key": "K1"}, "node2": {"cert": "PEM2", "key": "K2"}}
+
+
+def use_pins(state, answers, pillar=CERTS):
+    """stale_pins answers in turn; forget_peer_cert records its peers."""
+    forgotten, seen = [], []
+
+    def stale(certs):
+        seen.append(certs)
+        return answers.pop(0)
+
+    state.__salt__.update(
+        {
+            "pillar.get": lambda key, default=None: pillar,
+            "csync2.stale_pins": stale,
+            "csync2.forget_peer_cert": forgotten.append,
+        }
+    )
+    return forgotten, seen
+
+
+def test_pins_current_nothing_stale(state):
+    forgotten, seen = use_pins(state, [[]])
+    ret = state.pins_current("x")
+    assert ret["result"] is True and ret["changes"] == {} and not forgotten
+    assert seen == [{"node1": "PEM1", "node2": "PEM2"}], "the keys must never leave the state"
+
+
+def test_pins_current_test_mode_then_real_run(state, opts):
+    opts["test"] = True
+    forgotten, _ = use_pins(state, [["node2"]])
+    ret = state.pins_current("x")
+    assert ret["result"] is None and ret["changes"] == {"forgotten": ["node2"]} and not forgotten
+    opts["test"] = False
+    forgotten, _ = use_pins(state, [["node2"], []])
+    ret = state.pins_current("x")
+    assert ret["result"] is True and ret["changes"] == {"forgotten": ["node2"]}
+    assert forgotten == ["node2"]
+
+
+def test_pins_current_still_stale_fails(state):
+    use_pins(state, [["node2"], ["node2"]])
+    ret = state.pins_current("x")
+    assert ret["result"] is False and "still differ" in ret["comment"]
+
+
+def test_pins_current_unreadable_db_fails(state):
+    def boom(certs):
+        raise CommandExecutionError("cannot read /var/lib/csync2/node1.db3: database is locked (try again)")
+
+    use_pins(state, [])
+    state.__salt__["csync2.stale_pins"] = boom
+    ret = state.pins_current("x")
+    assert ret["result"] is False and "database is locked" in ret["comment"]

@@ -212,6 +212,22 @@ def test_a_node_still_joining_settles_without_a_reset(clock):
     assert clock.slept == [5, 5]
 
 
+def test_rebuilt_node_is_forgotten_on_the_peer_then_joins(clock):
+    join = use_plan(plan("rejoin", peer="rabbit@node1", reason="rebuilt"))
+    forget = state.__salt__["airflow_ha_rabbitmq.forget"] = Recorder(True)
+    state.__opts__["test"] = True
+    ret = state.clustered("rabbit@node2", NODES, settle=0)
+    assert ret["result"] is None and "be forgotten on rabbit@node1" in ret["comment"]
+    assert not forget.calls and not join.calls
+    test_keys = set(ret["changes"])
+    state.__opts__["test"] = False
+    ret = state.clustered("rabbit@node2", NODES, settle=0)
+    assert ret["result"] is True, ret["comment"]
+    assert set(ret["changes"]) == test_keys
+    assert forget.calls and join.calls
+    assert "forgotten on rabbit@node1 (rebuilt host)" in ret["comment"]
+
+
 def test_join_in_test_mode_only_reports():
     state.__opts__["test"] = True
     join = use_plan(plan("join", peer="rabbit@node1"))

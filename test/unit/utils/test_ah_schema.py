@@ -19,6 +19,7 @@ EXAMPLE = salt.utils.yaml.safe_load(EXAMPLE_TEXT)["airflow_ha"]
 # Pillar keys pillar.example shows only in comments: PEM text would not be an example.
 COMMENTED = {"etcd:tls:ca_cert", "etcd:tls:certs", "etcd:tls:certs:*:cert", "etcd:tls:certs:*:key"}
 COMMENTED |= {"pgbackrest:tls:certs:*:cert", "pgbackrest:tls:certs:*:key"}
+COMMENTED |= {"csync2:certs:*:cert", "csync2:certs:*:key"}
 
 
 def _flatten(tree, prefix=()):

@@ -20,6 +20,7 @@ and csync2 has no command to drop a pinned certificate.
         - sls: airflow_ha.csync2.synced
 """
 
+import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "csync2"
@@ -132,7 +133,8 @@ def pins_current(name, certs_pillar="airflow_ha:csync2:certs"):
           csync2.pins_current: []
     """
     ret = _ret(name)
-    entries = __salt__["pillar.get"](certs_pillar, {}) or {}
+    # __pillar__ itself: Salt's pillar.get masks values it takes for keys
+    entries = salt.utils.data.traverse_dict_and_list(__pillar__, certs_pillar, {}, delimiter=":") or {}
     certs = {peer: e.get("cert") for peer, e in entries.items() if isinstance(e, dict) and e.get("cert")}
     try:
         stale = __salt__["csync2.stale_pins"](certs)

@@ -50,6 +50,7 @@ def configure_loader_modules(state, opts, mod):
     return {
         state: {
             "__opts__": opts,
+            "__pillar__": {},
             "__salt__": {
                 "csync2.sync": lambda **kw: mod["m"].sync(**kw),
                 "csync2.in_sync": lambda **kw: mod["m"].in_sync(**kw),
@@ -170,9 +171,9 @@ def use_pins(state, answers, pillar=CERTS):
         seen.append(certs)
         return answers.pop(0)
 
+    state.__pillar__ = {"airflow_ha": {"csync2": {"certs": pillar}}}
     state.__salt__.update(
         {
-            "pillar.get": lambda key, default=None: pillar,
             "csync2.stale_pins": stale,
             "csync2.forget_peer_cert": forgotten.append,
         }

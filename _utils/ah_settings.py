@@ -201,10 +201,9 @@ def derive(ah, minion_id, grains):
     e = ah["etcd"]
     # joining a running cluster with a blank data dir (airflow_ha_etcd.joined)
     e["peer_url"] = f"{e['scheme']}://{ah['address']}:{e['peer_port']}"
+    # the other db members' client URLs: etcd:endpoints without this node's
     e["peer_endpoints"] = [
-        f"{e['scheme']}://{m['address']}:{e['client_port']}"
-        for m in ah["members"]["db"]
-        if m["id"] != minion_id
+        url for m, url in zip(ah["members"]["db"], e["endpoints"], strict=True) if m["id"] != minion_id
     ]
     e["join_env"] = e["data_dir"].rstrip("/") + ".join.env"
     e["join_dropin"] = f"/etc/systemd/system/{e['service']}.service.d/airflow-ha-join.conf"

@@ -15,7 +15,7 @@ from .salt import apply_state
 
 def verify(args=()) -> int:
     progress("verify: pytest test/integration")
-    return run([VENV_BIN / "pytest", "-q", "-rs", REPO / "test" / "integration", *args],
+    return run([VENV_BIN / "pytest", "-q", "-rs", "--durations=12", REPO / "test" / "integration", *args],
                check=False).returncode  # fmt: skip
 
 

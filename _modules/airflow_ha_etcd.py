@@ -107,9 +107,11 @@ def _member(raw):
 def members(url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=None):
     """
     The etcd cluster's members as the member at ``url`` knows them: a list of
-    ``{"id", "name", "peer_urls", "client_urls"}``. A member added but never
-    started has an empty ``name`` and no client URL. TLS arguments as for
-    :func:`health`.
+    ``{"id", "name", "peer_urls", "client_urls"}``. A member that never
+    started has no client URL; one added at runtime has no ``name`` either,
+    while a day-1 member of ``ETCD_INITIAL_CLUSTER`` keeps its name
+    (recorded: test/unit/data/patroni/etcd_members_unstarted.json). TLS
+    arguments as for :func:`health`.
 
     CLI Example:
 
@@ -171,8 +173,9 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
         ``member`` (the data directory holds a member: etcd rejoins by
         itself), ``bootstrap`` (no peer answers with a healthy cluster: the
         day-1 bootstrap of ``ETCD_INITIAL_CLUSTER``, state ``new``),
-        ``start`` (the cluster lists this peer URL and the member never
-        started: start as configured), ``replace`` (the cluster lists a
+        ``start`` (the cluster lists this peer URL as a day-1 member that
+        never started: start as configured), ``resume`` (listed as added at
+        runtime and never started: start with state ``existing``), ``replace`` (the cluster lists a
         started member of this name or peer URL while the data directory is
         blank: the host was rebuilt; remove that member, add it again, start
         with state ``existing``), ``add`` (not listed: a new node; add it,
@@ -221,9 +224,20 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
             pass
     plan["healthy"] = healthy
     mine = [m for m in listed if peer_url in m["peer_urls"] or (m["name"] and m["name"] == name)]
-    if mine and not mine[0]["name"]:
+    # A member that never started has published no client URL. One of the
+    # day-1 ETCD_INITIAL_CLUSTER still has its name (a slow node in a cold
+    # converge); one added at runtime has none and must start as "existing".
+    if mine and not mine[0]["client_urls"]:
+        if mine[0]["name"]:
+            return dict(
+                plan,
+                action="start",
+                reason=f"{plan['via']} lists {peer_url} as a day-1 member that never started",
+            )
         return dict(
-            plan, action="start", reason=f"{plan['via']} lists {peer_url} as a member that never started"
+            plan,
+            action="resume",
+            reason=f"{plan['via']} lists {peer_url} as added but never started: it starts as an existing member",
         )
     if mine:
         stale = mine[0]

@@ -19,10 +19,12 @@ Named ``airflow_ha_etcd`` because Salt core owns the state name ``etcd``
 """
 
 import os
+import time
 
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_etcd"
+ADD_WAIT = 60  # s: how long member add is retried while etcd answers "unhealthy cluster"
 
 
 def __virtual__():
@@ -78,18 +80,67 @@ def _initial_cluster(members, name, peer_url):
     return ",".join(parts)
 
 
-def _write_env(path, initial_cluster):
-    text = (
+def _env_text(initial_cluster):
+    return (
         "# Written by airflow_ha_etcd.joined when this member joined a running cluster.\n"
         "# etcd reads it only while its data directory is empty.\n"
         'ETCD_INITIAL_CLUSTER_STATE="existing"\n'
         f'ETCD_INITIAL_CLUSTER="{initial_cluster}"\n'
     )
+
+
+def _write_env(path, initial_cluster):
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(_env_text(initial_cluster))
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _add(via, peer_url, tls, wait=ADD_WAIT):
+    """member_add, again while etcd answers "unhealthy cluster": right after a
+    member (re)started or was removed, etcd refuses a new one until every
+    member has been connected to it for 5 s."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return __salt__["airflow_ha_etcd.member_add"](via, peer_url, **tls)
+        except CommandExecutionError as exc:
+            if "unhealthy cluster" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(2)
+
+
+def _resume(ret, name, peer_url, plan, join_env):
+    """A member added at runtime that never started: its join settings."""
+    initial_cluster = _initial_cluster(plan["members"], name, peer_url)
+    text = _env_text(initial_cluster)
+    if _read(join_env) == text:
+        ret["result"] = True
+        ret["comment"] = f"etcd member {name}: {plan['reason']}; {join_env} is in place"
+        return ret
+    ret["changes"] = {"join_env": {"old": "missing or different", "new": join_env}}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"etcd member {name}: would write {join_env} ({plan['reason']})"
+        return ret
+    try:
+        _write_env(join_env, initial_cluster)
+    except OSError as exc:
+        ret["changes"] = {}
+        ret["comment"] = f"etcd member {name}: cannot write {join_env}: {exc}"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"etcd member {name}: {plan['reason']}; wrote {join_env}"
+    return ret
 
 
 def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None, key=None):
@@ -97,8 +148,9 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
     Let the etcd member ``name`` (peer URL ``peer_url``) into the cluster
     reached through the other members' client URLs ``endpoints`` when its
     ``data_dir`` is blank (see ``airflow_ha_etcd.join_plan``): nothing to do
-    for a member with data, the day-1 bootstrap or a configured member that
-    never started; a stale member of a rebuilt host is removed and added
+    for a member with data, the day-1 bootstrap or a day-1 member that never
+    started; ``join_env`` for a member added earlier that never started; a
+    stale member of a rebuilt host is removed and added
     again, a new node added, and ``join_env`` written for etcd's unit. Fails,
     changing nothing, when that would leave the cluster without quorum.
 
@@ -120,6 +172,8 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
         ret["comment"] = f"etcd member {name}: cannot plan the join: {exc}"
         return ret
     action = plan["action"]
+    if action == "resume":
+        return _resume(ret, name, peer_url, plan, join_env)
     if action in ("member", "bootstrap", "start"):
         ret["result"] = True
         ret["comment"] = f"etcd member {name}: {plan['reason']}; nothing to do"
@@ -142,7 +196,7 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
     try:
         if stale:
             __salt__["airflow_ha_etcd.member_remove"](via, stale["id"], **tls)
-        listed = __salt__["airflow_ha_etcd.member_add"](via, peer_url, **tls)
+        listed = _add(via, peer_url, tls)
         _write_env(join_env, _initial_cluster(listed, name, peer_url))
     except (CommandExecutionError, OSError) as exc:
         ret["comment"] = f"etcd member {name}: joining through {via} failed: {exc}"

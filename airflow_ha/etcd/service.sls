@@ -32,14 +32,35 @@ airflow_ha-etcd-restart-on-config:
       - service: airflow_ha-etcd-enabled
       - file: airflow_ha-etcd-data-dir
 
-{#- airflow_ha_etcd.joined (a blank member joining a running cluster) is
-    not wired in yet: in a cold converge with a slow third node it called
-    `member add` and etcd refused ("unhealthy cluster"); see issue 13. #}
+{#- A blank data dir on a host the running cluster already knows (rebuilt)
+    or does not know (added): fix the membership before the member starts
+    (airflow_ha_etcd.join_plan; refuses when quorum would be at risk). #}
+airflow_ha-etcd-joined:
+  airflow_ha_etcd.joined:
+    - name: {{ ah.minion_id }}
+    - peer_url: {{ ah.etcd.peer_url }}
+    - endpoints: {{ ah.etcd.peer_endpoints | json }}
+    - data_dir: {{ ah.etcd.data_dir }}
+    - join_env: {{ ah.etcd.join_env }}
+{%- if ah.etcd.tls.enabled %}
+    - cacert: {{ ah.etcd.tls.ca_file }}
+    - cert: {{ ah.etcd.tls.cert_file }}
+    - key: {{ ah.etcd.tls.key_files.etcd }}
+{%- endif %}
+    - unless: {{ up | yaml_dquote }}
+    - require:
+      - cmd: airflow_ha-etcd-daemon-reload
+      - file: airflow_ha-etcd-data-dir
+{%- for sid in tls_files %}
+      - file: {{ sid }}
+{%- endfor %}
+
 airflow_ha-etcd-service:
   cmd.run:
     - name: systemctl start --no-block {{ ah.etcd.service }}
     - unless: {{ up | yaml_dquote }}
     - require:
+      - airflow_ha_etcd: airflow_ha-etcd-joined
       - cmd: airflow_ha-etcd-restart-on-config
       - file: airflow_ha-etcd-config
 {%- for sid in tls_files %}

@@ -141,10 +141,18 @@ N1, N2, N3 = "http://10.77.0.11:2379", "http://10.77.0.12:2379", "http://10.77.0
 P3 = "http://10.77.0.13:2380"
 
 
-def raw(mid, name, n, started=True):
+def raw(mid, name, n, started=True, added=False):
+    """A member as etcd lists it: one that never started has no clientURLs;
+    a day-1 one keeps its name, one added at runtime has none (see
+    etcd_members_unstarted.json)."""
     peer = f"http://10.77.0.1{n}:2380"
     client = [f"http://10.77.0.1{n}:2379"] if started else []
-    return {"ID": mid, "name": name if started else "", "peerURLs": [peer], "clientURLs": client}
+    return {
+        "ID": mid,
+        "name": "" if added and not started else name,
+        "peerURLs": [peer],
+        "clientURLs": client,
+    }
 
 
 @pytest.fixture
@@ -190,8 +198,24 @@ def test_join_plan_day_one_no_healthy_peer_bootstraps(cluster):
 
 
 def test_join_plan_never_started_member_starts_as_configured(cluster):
+    # the cold converge of a slow third node: the others formed the cluster
     cluster["members"][2] = raw("13", "node3", 3, started=False)
     assert plan(cluster)["action"] == "start"
+    assert cluster["calls"] == [("cluster/member/list", {})]
+
+
+def test_join_plan_recorded_unstarted_day_one_member(cluster):
+    """etcd 3.4.23's own answer: m3 of a static bootstrap, never started."""
+    listed = json.loads(recorded("etcd_members_unstarted.json"))["members"]
+    cluster["members"] = listed
+    p = etcd.join_plan("m3", "http://127.0.0.1:23803", [N1, N2], cluster["data_dir"])
+    assert p["action"] == "start", p["reason"]
+
+
+def test_join_plan_added_member_that_never_started_resumes(cluster):
+    cluster["members"][2] = raw("99", "node3", 3, started=False, added=True)
+    p = plan(cluster)
+    assert p["action"] == "resume" and p["stale"] is None
 
 
 def test_join_plan_rebuilt_host_replaces_its_stale_member(cluster):

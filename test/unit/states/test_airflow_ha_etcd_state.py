@@ -95,7 +95,8 @@ AFTER = [
 def use_plan(action, stale=None, test=False):
     calls = []
     state.__salt__["airflow_ha_etcd.join_plan"] = lambda *a, **k: {
-        "action": action, "reason": "why", "via": "http://10.77.0.11:2379", "stale": stale}  # fmt: skip
+        "action": action, "reason": "why", "via": "http://10.77.0.11:2379", "stale": stale,
+        "members": AFTER}  # fmt: skip
     state.__salt__["airflow_ha_etcd.member_remove"] = lambda url, mid, **k: calls.append(("remove", mid))
     state.__salt__["airflow_ha_etcd.member_add"] = lambda url, peer, **k: calls.append(("add", peer)) or AFTER
     state.__opts__["test"] = test
@@ -154,3 +155,44 @@ def test_joined_failure_is_reported(tmp_path):
     state.__salt__["airflow_ha_etcd.member_add"] = boom
     ret, env = joined(tmp_path)
     assert ret["result"] is False and "member add answered HTTP 400" in ret["comment"] and not env.exists()
+
+
+def test_joined_resume_writes_the_join_env_once(tmp_path):
+    use_plan("resume", test=True)
+    ret, env = joined(tmp_path)
+    assert ret["result"] is None and not env.exists()
+    test_keys = set(ret["changes"])
+    calls = use_plan("resume")
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True and set(ret["changes"]) == test_keys == {"join_env"} and calls == []
+    assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in env.read_text()
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True and ret["changes"] == {}, "a second run changes nothing"
+
+
+def test_joined_add_retries_while_etcd_answers_unhealthy_cluster(tmp_path, no_sleep):
+    calls = use_plan("replace", stale=STALE)
+    answers = iter([CommandExecutionError("member add answered HTTP 503: etcdserver: unhealthy cluster")] * 2)
+
+    def add(url, peer, **k):
+        exc = next(answers, None)
+        if exc:
+            raise exc
+        calls.append(("add", peer))
+        return AFTER
+
+    state.__salt__["airflow_ha_etcd.member_add"] = add
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True, ret["comment"]
+    assert calls == [("remove", "13"), ("add", P3)] and no_sleep == [2, 2]
+
+
+def test_joined_add_other_errors_are_not_retried(tmp_path, no_sleep):
+    use_plan("add")
+
+    def add(url, peer, **k):
+        raise CommandExecutionError("member add answered HTTP 400: etcdserver: Peer URLs already exists")
+
+    state.__salt__["airflow_ha_etcd.member_add"] = add
+    ret, _ = joined(tmp_path)
+    assert ret["result"] is False and "already exists" in ret["comment"] and no_sleep == []

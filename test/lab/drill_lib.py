@@ -27,6 +27,7 @@ import nspawn_lab as lab  # noqa: E402 - test/lab/nspawn_lab, found through LAB
 PILLAR = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
 SECRETS = PILLAR["secrets"]
 PATRONI_CONF = "/etc/patroni/config.yml"
+AIRFLOW_HOME = PILLAR.get("airflow", {}).get("home", "/var/lib/airflow")
 
 
 def log(msg: str) -> None:
@@ -206,3 +207,42 @@ def airflow_healthy(node: str) -> bool:
     except json.JSONDecodeError:
         return False
     return all((health.get(k) or {}).get("status") == "healthy" for k in ("metadatabase", "scheduler"))
+
+
+# --- Airflow: a drill's DAG, its runs, read from the metadatabase ----------------
+
+_LEADER = [None]  # the last Patroni leader seen: asked again only when it fails
+
+
+def airflow_rows(sql: str) -> list[list[str]]:
+    """SQL on the airflow database of the Patroni leader, as rows of fields."""
+    out = psql(_LEADER[0], sql, db="airflow") if _LEADER[0] else None
+    if out is None:
+        _LEADER[0] = leader()
+        out = psql(_LEADER[0], sql, db="airflow") if _LEADER[0] else None
+    return [line.split("|") for line in (out or "").splitlines() if line]
+
+
+def labsalt(node: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([LAB / "labctl", "salt", node, *args], capture_output=True, text=True, check=False)
+
+
+def deploy_dag(node: str, dag_id: str, text: str, timeout: float = 180) -> bool:
+    """Write the DAG file on NODE (csync2 spreads it); True once Airflow parsed it."""
+    run_in(node, "runuser", "-u", "airflow", "--", "tee", f"{AIRFLOW_HOME}/dags/{dag_id}.py", input=text)
+    return bool(wait_for(lambda: airflow_rows(f"select 1 from dag where dag_id = '{dag_id}'"), timeout, 3))
+
+
+def trigger_dag(node: str, dag_id: str, run_id: str) -> None:
+    res = labsalt(node, "airflow.dag_trigger", dag_id, f"run_id={run_id}")
+    if res.returncode:
+        raise RuntimeError(f"dag_trigger on {node} failed: {res.stdout[-300:]} {res.stderr[-300:]}")
+
+
+def dag_run_state(dag_id: str, run_id: str) -> tuple[str, float]:
+    """The run's state and end (epoch s, 0 while it runs)."""
+    rows = airflow_rows(
+        f"select state, coalesce(extract(epoch from end_date), 0) from dag_run "
+        f"where dag_id = '{dag_id}' and run_id = '{run_id}'"
+    )
+    return (rows[0][0], float(rows[0][1])) if rows else ("", 0.0)

@@ -35,6 +35,7 @@ from .network import partition_marker, partitioned, veth
 from .nodes import node_pid1, node_pids, nsenter, pss_kib
 from .procs import recorded_pid
 from .salt import apply_state, salt_cmd, write_generated_pillar
+from .scale import cmd_add, cmd_remove
 from .verify import cmd_test_cluster, cmd_verify, smoke
 from .wheelhouse import ensure_wheelhouse, ensure_wheelhouses, wheel_server_start
 
@@ -180,6 +181,8 @@ COMMANDS = {
     "kill": cmd_kill,
     "start": cmd_start,
     "wipe": cmd_wipe,
+    "add": cmd_add,
+    "remove": cmd_remove,
     "partition": cmd_partition,
     "heal": cmd_heal,
     "drill": cmd_drill,

@@ -81,7 +81,11 @@ def write_generated_pillar(cfg: dict) -> None:
     """Nodes and host-side addresses of this lab (LAB_NODES, LAB_SUBNET)."""
     data = {
         "airflow_ha": {
-            "nodes": {n["name"]: {"address": n["address"]} for n in cfg["nodes"]},
+            # roles only for nodes `labctl add` booted; test/lab/pillar has the others'
+            "nodes": {
+                n["name"]: {"address": n["address"], **({"roles": n["roles"]} if n.get("roles") else {})}
+                for n in cfg["nodes"]
+            },
             "network": {"prefix": cfg["prefix"]},
             "proxy": proxy_pillar(cfg),
             "vip": {"address": cfg["vip"]},

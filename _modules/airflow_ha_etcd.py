@@ -276,3 +276,58 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
             ),
         )
     return dict(plan, action="add", reason=f"{plan['via']} does not list {name} ({peer_url})")
+
+
+def departed_plan(peer_urls, url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=None):
+    """
+    The members the cluster (asked at ``url``) lists although no db node of
+    the pillar has their peer URL (``peer_urls``: every db node's): nodes
+    scaled in. A dict: ``action`` ``ok`` (none), ``remove`` (each departed
+    member is down and the others keep quorum of the smaller cluster) or
+    ``refuse`` (a departed member still answers healthy: it runs; or too few
+    of the others are healthy); ``departed``, ``healthy``, ``reason``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_etcd.departed_plan \
+            '[http://10.77.0.11:2380, http://10.77.0.12:2380, http://10.77.0.13:2380]'
+    """
+    tls = {"cacert": cacert, "cert": cert, "key": key}
+    listed = members(url, timeout=timeout, **tls)
+    wanted = set(peer_urls)
+    gone = [m for m in listed if not wanted & set(m["peer_urls"])]
+    plan = {"departed": gone, "healthy": []}
+    if not gone:
+        return dict(plan, action="ok", reason="every member is a db node of the pillar")
+    healthy = []
+    for m in listed:
+        try:
+            if m["client_urls"] and health(m["client_urls"][0], timeout=timeout, **tls):
+                healthy.append(m["id"])
+        except CommandExecutionError:
+            pass
+    plan["healthy"] = healthy
+    alive = [m for m in gone if m["id"] in healthy]
+    if alive:
+        return dict(
+            plan,
+            action="refuse",
+            reason=(
+                f"{', '.join(m['name'] or m['id'] for m in alive)} left airflow_ha:nodes (role db) but its "
+                "etcd member answers healthy: stop etcd there (or power the host off), then re-apply"
+            ),
+        )
+    left = len(listed) - len(gone)
+    if len(healthy) < _quorum(left):
+        return dict(
+            plan,
+            action="refuse",
+            reason=(
+                f"only {len(healthy)} of the {left} remaining members are healthy: removing "
+                f"{', '.join(m['name'] or m['id'] for m in gone)} now could cost quorum; bring them back first"
+            ),
+        )
+    names = ", ".join(m["name"] or m["id"] for m in gone)
+    return dict(plan, action="remove", reason=f"{names} left airflow_ha:nodes and are down")

@@ -406,8 +406,10 @@ def _rejoin_plan(plan, me, peer, peer_members, peer_running):
 def forget(node, peer):
     """
     Make ``peer`` forget the cluster member ``node`` (``rabbitmqctl -n peer
-    forget_cluster_node node``): only for a node whose broker was rebuilt
-    blank (:func:`cluster_plan` says ``rejoin``), before it joins again.
+    forget_cluster_node node``, which also drops its quorum queue replicas):
+    only for a node whose broker was rebuilt blank (:func:`cluster_plan` says
+    ``rejoin``), before it joins again, or one scaled in
+    (:func:`departed_plan` says ``forget``).
 
     CLI Example:
 
@@ -422,6 +424,50 @@ def forget(node, peer):
             f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
         )
     return True
+
+
+def departed_plan(nodes):
+    """
+    The cluster members that ``nodes`` (the broker nodes of the pillar, as
+    RabbitMQ node names) no longer name: nodes scaled in. A dict: ``action``
+    ``ok`` (none), ``forget`` (each is stopped and the pillar's nodes keep a
+    majority running: forget them) or ``refuse`` (one still runs, or too few
+    of the others do); ``departed``, ``running``, ``reason``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_rabbitmq.departed_plan '[rabbit@node1, rabbit@node2, rabbit@node3]'
+    """
+    if not isinstance(nodes, list) or not nodes:
+        raise CommandExecutionError("departed_plan: `nodes` must be a non-empty list of rabbit@host names")
+    local = cluster_status()
+    gone = [m for m in local["members"] if m not in nodes]
+    plan = {"departed": gone, "running": local["running"]}
+    if not gone:
+        return dict(plan, action="ok", reason="every member is a broker node of the pillar")
+    alive = [m for m in gone if m in local["running"]]
+    if alive:
+        return dict(
+            plan,
+            action="refuse",
+            reason=(
+                f"{', '.join(alive)} left airflow_ha:nodes (role broker) but still runs: stop RabbitMQ "
+                "there (or power the host off), then re-apply"
+            ),
+        )
+    up = [m for m in local["running"] if m in nodes]
+    if len(up) < len(nodes) // 2 + 1:
+        return dict(
+            plan,
+            action="refuse",
+            reason=(
+                f"only {len(up)} of the {len(nodes)} broker nodes run: forgetting {', '.join(gone)} now "
+                "could leave quorum queues without a majority; bring them back first"
+            ),
+        )
+    return dict(plan, action="forget", reason=f"{', '.join(gone)} left airflow_ha:nodes and are stopped")
 
 
 def _self_name(local):

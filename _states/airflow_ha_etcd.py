@@ -14,6 +14,9 @@ state for etcd membership. It writes the join settings
 environment file etcd's unit reads after ``/etc/default/etcd``; once the
 member has data, etcd ignores them.
 
+``departed_removed`` removes the members of nodes scaled in (no longer db
+nodes of the pillar), once they are down and the rest keep quorum.
+
 Named ``airflow_ha_etcd`` because Salt core owns the state name ``etcd``
 (``salt.states.etcd_mod``).
 """
@@ -210,4 +213,61 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
     ret["result"] = True
     done = f"removed stale member {stale['id']} and added {name}" if stale else f"added {name}"
     ret["comment"] = f"etcd member {name}: {done} through {via}; {join_env} makes it join as existing"
+    return ret
+
+
+def departed_removed(name, peer_urls, cacert=None, cert=None, key=None):
+    """
+    The etcd cluster, asked at ``name`` (the local client URL), has no member
+    besides the pillar's db nodes (``peer_urls``): the member of a node scaled
+    in is removed once it is down and the rest keep quorum
+    (``airflow_ha_etcd.departed_plan``); never a member that answers healthy.
+
+    .. code-block:: yaml
+
+        airflow_ha-etcd-departed:
+          airflow_ha_etcd.departed_removed:
+            - name: http://127.0.0.1:2379
+            - peer_urls: [http://10.77.0.11:2380, http://10.77.0.12:2380, http://10.77.0.13:2380]
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    tls = {"cacert": cacert, "cert": cert, "key": key}
+    try:
+        plan = __salt__["airflow_ha_etcd.departed_plan"](list(peer_urls), name, **tls)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"etcd at {name}: cannot list the members: {exc}"
+        return ret
+    if plan["action"] == "ok":
+        ret["result"] = True
+        ret["comment"] = f"etcd at {name}: {plan['reason']}"
+        return ret
+    if plan["action"] == "refuse":
+        ret["comment"] = f"etcd at {name}: {plan['reason']}"
+        return ret
+    gone = {m["id"]: m["name"] or m["id"] for m in plan["departed"]}
+    change = {"old": sorted(gone.values()), "new": []}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"departed": change}
+        ret["comment"] = f"etcd at {name}: would remove {', '.join(sorted(gone.values()))} ({plan['reason']})"
+        return ret
+    errors = []
+    for mid in gone:
+        try:
+            __salt__["airflow_ha_etcd.member_remove"](name, mid, **tls)
+        except CommandExecutionError as exc:
+            errors.append(str(exc))
+    try:
+        listed = {m["id"] for m in __salt__["airflow_ha_etcd.members"](name, **tls)}
+    except CommandExecutionError as exc:
+        ret["comment"] = f"etcd at {name}: removed members, then cannot list them: {exc}"
+        return ret
+    left = sorted(gone[mid] for mid in gone if mid in listed)
+    change["new"] = left
+    ret["changes"] = {"departed": change}
+    if left:
+        ret["comment"] = f"etcd at {name}: still lists {', '.join(left)}: {'; '.join(errors) or 'no error'}"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"etcd at {name}: removed {', '.join(sorted(gone.values()))}"
     return ret

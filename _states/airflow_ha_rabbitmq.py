@@ -15,6 +15,9 @@ Why custom states:
   ``cluster_status`` of the node and its peers first; never resets a node
   that is or was clustered, or that holds data (see
   ``airflow_ha_rabbitmq.cluster_plan``).
+* ``departed_forgotten``: forgets members that left the pillar (scale-in),
+  only once they are stopped and the others keep a majority running. Salt's
+  ``rabbitmq_cluster`` state only joins.
 """
 
 import time
@@ -259,4 +262,60 @@ def restarted_if_stale(name, paths=(), units=()):
         return ret
     ret["result"] = True
     ret["comment"] = f"{name} restarted: {', '.join(newer)} changed since it started."
+    return ret
+
+
+def departed_forgotten(name, nodes):
+    """
+    The cluster, asked through the local node ``name``, lists no member
+    besides ``nodes`` (the pillar's broker nodes): a node scaled in is
+    forgotten (``forget_cluster_node``, which drops its quorum queue
+    replicas) once it is stopped, and only while a majority of ``nodes`` runs
+    (``airflow_ha_rabbitmq.departed_plan``). Refuses, changing nothing, while
+    a departed node still runs.
+
+    .. code-block:: yaml
+
+        airflow_ha-rabbitmq-departed:
+          airflow_ha_rabbitmq.departed_forgotten:
+            - name: rabbit@node1
+            - nodes: [rabbit@node1, rabbit@node2, rabbit@node3]
+    """
+    ret = _ret(name)
+    try:
+        plan = __salt__["airflow_ha_rabbitmq.departed_plan"](nodes)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{name}: cannot read the cluster's members: {exc}"
+        return ret
+    if plan["action"] == "ok":
+        ret["result"] = True
+        ret["comment"] = f"{name}: {plan['reason']}."
+        return ret
+    if plan["action"] == "refuse":
+        ret["comment"] = f"{name}: {plan['reason']}."
+        return ret
+    change = {"old": sorted(plan["departed"]), "new": []}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"departed": change}
+        ret["comment"] = f"{name} would forget {', '.join(plan['departed'])} ({plan['reason']})."
+        return ret
+    errors = []
+    for node in plan["departed"]:
+        try:
+            __salt__["airflow_ha_rabbitmq.forget"](node, name)
+        except CommandExecutionError as exc:
+            errors.append(str(exc))
+    try:
+        left = [m for m in __salt__["airflow_ha_rabbitmq.cluster_status"]()["members"] if m not in nodes]
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{name}: forgot {', '.join(plan['departed'])}, then cannot read the members: {exc}"
+        return ret
+    change["new"] = sorted(left)
+    ret["changes"] = {"departed": change}
+    if left:
+        ret["comment"] = f"{name}: still lists {', '.join(left)}: {'; '.join(errors) or 'no error given'}"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"{name}: forgot {', '.join(plan['departed'])}."
     return ret

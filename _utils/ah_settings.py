@@ -201,10 +201,12 @@ def derive(ah, minion_id, grains):
     e = ah["etcd"]
     # joining a running cluster with a blank data dir (airflow_ha_etcd.joined)
     e["peer_url"] = f"{e['scheme']}://{ah['address']}:{e['peer_port']}"
+    # e["peer_urls"] (every db member's): the members the cluster must keep (airflow_ha_etcd.departed_removed)
     # the other db members' client URLs: etcd:endpoints without this node's
     e["peer_endpoints"] = [
         url for m, url in zip(ah["members"]["db"], e["endpoints"], strict=True) if m["id"] != minion_id
     ]
+    e["initial_env"] = e["config_file"] + ".initial"
     e["join_env"] = e["data_dir"].rstrip("/") + ".join.env"
     e["join_dropin"] = f"/etc/systemd/system/{e['service']}.service.d/airflow-ha-join.conf"
     ah["is_container"] = is_container(grains)
@@ -244,6 +246,7 @@ def _etcd_urls(ah):
     e["scheme"] = scheme
     e["local_url"] = f"{scheme}://127.0.0.1:{e['client_port']}"
     e["endpoints"] = [f"{scheme}://{m['address']}:{e['client_port']}" for m in ah["members"]["db"]]
+    e["peer_urls"] = [f"{scheme}://{m['address']}:{e['peer_port']}" for m in ah["members"]["db"]]
     d = tls["dir"].rstrip("/")
     tls["ca_file"] = f"{d}/ca.crt"
     tls["cert_file"] = f"{d}/node.crt"

@@ -20,6 +20,9 @@ airflow_ha-etcd-clean-files:
     - names:
       - {{ ah.etcd.data_dir }}
       - {{ ah.etcd.config_file }}
+      - {{ ah.etcd.initial_env }}
+      - {{ ah.etcd.join_env }}
+      - {{ ah.etcd.join_dropin }}
       - {{ ah.etcd.tls.dir }}
     - require:
       - pkg: airflow_ha-etcd-clean-packages

@@ -1,6 +1,8 @@
-{#- /etc/default/etcd (read by Debian's etcd.service). ETCD_INITIAL_* only
-    matter while the data dir is empty: etcd ignores them once the member has
-    joined, so a re-apply never re-bootstraps. With etcd:tls:enabled, also
+{#- /etc/default/etcd (read by Debian's etcd.service), and the day-1
+    ETCD_INITIAL_CLUSTER* in a file of their own that a drop-in adds: etcd
+    reads them only while the data dir is empty, so a re-apply never
+    re-bootstraps and a node added or removed (the member list changes)
+    restarts no running member. With etcd:tls:enabled, also
     the CA, this node's certificate (.tls) and etcd's copy of its key. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set e = ah.etcd %}
@@ -30,6 +32,17 @@ airflow_ha-etcd-config:
     - require:
       - pkg: airflow_ha-etcd-packages
 
+airflow_ha-etcd-initial:
+  file.managed:
+    - name: {{ e.initial_env }}
+    - source: salt://airflow_ha/etcd/files/etcd.initial.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0644"
+    - require:
+      - pkg: airflow_ha-etcd-packages
+
 {#- The join settings airflow_ha_etcd.joined writes for a blank member that
     joins a running cluster (a rebuilt or added node) override
     /etc/default/etcd's day-1 bootstrap ones; etcd reads neither once its
@@ -42,6 +55,7 @@ airflow_ha-etcd-join-dropin:
     - contents: |
         # Managed by Salt (airflow_ha.etcd).
         [Service]
+        EnvironmentFile={{ e.initial_env }}
         EnvironmentFile=-{{ e.join_env }}
 
 airflow_ha-etcd-daemon-reload:

@@ -63,6 +63,7 @@ airflow_ha-etcd-service:
       - airflow_ha_etcd: airflow_ha-etcd-joined
       - cmd: airflow_ha-etcd-restart-on-config
       - file: airflow_ha-etcd-config
+      - file: airflow_ha-etcd-initial
 {%- for sid in tls_files %}
       - file: {{ sid }}
 {%- endfor %}
@@ -80,6 +81,22 @@ airflow_ha-etcd-wait-healthy:
     - require:
       - cmd: airflow_ha-etcd-service
       - cmd: airflow_ha-etcd-restart-on-config
+
+{#- The member of a db node that left airflow_ha:nodes (scale-in) is
+    removed once it is down; asked from the first db node only. #}
+{%- if ah.minion_id == ah.members.db[0].id %}
+airflow_ha-etcd-departed:
+  airflow_ha_etcd.departed_removed:
+    - name: {{ ah.etcd.local_url }}
+    - peer_urls: {{ ah.etcd.peer_urls | json }}
+{%- if ah.etcd.tls.enabled %}
+    - cacert: {{ ah.etcd.tls.ca_file }}
+    - cert: {{ ah.etcd.tls.cert_file }}
+    - key: {{ ah.etcd.tls.key_files.etcd }}
+{%- endif %}
+    - require:
+      - airflow_ha_etcd: airflow_ha-etcd-wait-healthy
+{%- endif %}
 
 {#- An etcd started by the package before this formula (the untouched
     default 1-member bootstrap) lives in /var/lib/etcd/default. Our member

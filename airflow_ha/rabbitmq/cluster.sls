@@ -6,13 +6,14 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set rmq = ah.rabbitmq %}
 {%- set me = salt["airflow_ha_rabbitmq.node_name"](ah.minion_id) %}
+{%- set brokers = salt["airflow_ha_rabbitmq.cluster_nodes"](ah.members.broker) %}
 include:
   - .service
 
 airflow_ha-rabbitmq-clustered:
   airflow_ha_rabbitmq.clustered:
     - name: {{ me }}
-    - nodes: {{ salt["airflow_ha_rabbitmq.cluster_nodes"](ah.members.broker) | json }}
+    - nodes: {{ brokers | json }}
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-restart
 
@@ -22,6 +23,14 @@ airflow_ha-rabbitmq-plugin-management:
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 {%- if ah.minion_id == ah.members.broker[0].id %}
+
+{#- Members that left airflow_ha:nodes (scale-in): forgotten once stopped. #}
+airflow_ha-rabbitmq-departed:
+  airflow_ha_rabbitmq.departed_forgotten:
+    - name: {{ me }}
+    - nodes: {{ brokers | json }}
+    - require:
+      - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 
 airflow_ha-rabbitmq-guest-absent:
   rabbitmq_user.absent:

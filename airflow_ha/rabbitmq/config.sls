@@ -47,6 +47,17 @@ airflow_ha-rabbitmq-cookie:
     - require:
       - file: airflow_ha-rabbitmq-dirs
 
+airflow_ha-rabbitmq-advanced:
+  file.managed:
+    - name: {{ rmq.conf_dir }}/advanced.config
+    - source: salt://airflow_ha/rabbitmq/files/advanced.config.jinja
+    - template: jinja
+    - user: rabbitmq
+    - group: rabbitmq
+    - mode: "0644"
+    - require:
+      - file: airflow_ha-rabbitmq-dirs
+
 airflow_ha-rabbitmq-config:
   file.managed:
     - name: {{ rmq.conf_dir }}/rabbitmq.conf

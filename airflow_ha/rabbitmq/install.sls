@@ -12,6 +12,7 @@ airflow_ha-rabbitmq-package:
     - require:
       - file: airflow_ha-rabbitmq-cookie
       - file: airflow_ha-rabbitmq-config
+      - file: airflow_ha-rabbitmq-advanced
       - file: airflow_ha-rabbitmq-env
       - file: airflow_ha-rabbitmq-plugins
       - module: airflow_ha-rabbitmq-systemd-reload

@@ -262,6 +262,7 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
 
     wanted = {
         str(tmp_path / "etcd"): template("airflow_ha-etcd-config"),
+        str(tmp_path / "etcd_initial"): template("airflow_ha-etcd-initial"),
         str(tmp_path / "patroni"): template("airflow_ha-postgresql-patroni-config"),
         str(tmp_path / "unit"): template("airflow_ha-airflow-unit-dag-processor"),
     }
@@ -273,7 +274,8 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
         == etcd["ETCD_INITIAL_ADVERTISE_PEER_URLS"]
         == '"https://10.77.0.12:2380"'
     )
-    assert etcd["ETCD_INITIAL_CLUSTER"].count("=https://") == 3
+    initial = dict(line.split("=", 1) for line in files["etcd_initial"].splitlines() if "=" in line)
+    assert initial["ETCD_INITIAL_CLUSTER"].count("=https://") == 3
     assert "http://" not in files["etcd"]
     for prefix in ("ETCD_", "ETCD_PEER_"):
         assert etcd[f"{prefix}CERT_FILE"] == f'"{tls_dir}/node.crt"'

@@ -22,6 +22,10 @@ Why not a plain `inotifywait | csync2 -x` loop:
   A conflict both sides lost (same-second edits under younger/older) is
   still dirty after the retry delay: the node first in host order forces its
   version then (tie_break), the others find nothing left to do.
+- a peer that was away (probed every probe_interval_s) or was rebuilt blank
+  misses files nothing marks dirty: when it answers again, and at start-up,
+  `csync2 -T <me> <peer>` lists what only this node has, which is marked and
+  pushed (a host replaced by a blank one gets the whole folder this way).
 """
 
 import fcntl
@@ -115,6 +119,7 @@ class Csync2:
         self.myname = socket.gethostname().lower()
         self.state_dir = conf.get("state_dir", "/var/lib/csync2")
         self.down, self.catch_up, self.pushed = set(), False, 0
+        self.back = set()  # peers that answered again since the last catch-up
 
     def run(self, *args):
         cmd = ["csync2", "-p", str(self.conf.get("port", 30865)), *args]
@@ -221,6 +226,7 @@ class Csync2:
         if back:
             log(f"peers back: {', '.join(sorted(back))}; full sync for what they missed")
             self.catch_up = True
+            self.back |= back
         self.down = (self.down | gone) - back
         if not self.down:
             return []
@@ -260,6 +266,33 @@ class Csync2:
                 rc, _, err, _ = self.run_push("-v", "-x", *only)
                 lost += self.record(source, rc, err)
         return sorted(set(lost))
+
+    def mark_only_here(self, peers):
+        """Mark dirty what only this node has, as `csync2 -T <me> <peer>` sees
+        it for each of ``peers`` (csync2 compares its databases: the full sync
+        before this refreshed ours). True when something was marked."""
+        paths = set()
+        for peer in sorted(peers):
+            rc, out, err = self.run("-T", self.myname, peer)
+            if rc == 2:  # in sync
+                continue
+            if rc != 0:
+                log(f"csync2 -T {self.myname} {peer} failed (rc {rc}): {err.strip()[-300:]}")
+                continue
+            found = {d["path"] for d in ah_csync2.parse_test(out) if d["state"] == "only_here"}
+            if found:
+                log(f"{peer} lacks {len(found)} path(s) this node has: marking them for a push")
+            paths |= found
+        if paths:
+            self.run("-m", *sorted(paths))
+        return bool(paths)
+
+    def caught_up(self, peers, source):
+        """Full sync, then push what ``peers`` lack although nothing marked it."""
+        lost = self.full(source)
+        if peers and self.mark_only_here(peers):
+            lost += self.full(source)
+        return lost
 
     def known(self, paths):
         """{path: checktxt dict} from csync2's file table (read-only), or None."""
@@ -382,7 +415,7 @@ def watch(conf):
     roots = {os.path.normpath(d) for d in dirs}
     log(f"watching {', '.join(dirs)} (debounce {debounce * 1000:.0f} ms)")
     time.sleep(0.3)
-    cs.full("watcher-start")
+    cs.caught_up(cs.probe([n for n in nodes if n != cs.myname]), "watcher-start")
     buf, pending, first, last, retries = b"", set(), 0.0, 0.0, []
     probe_every = float(conf.get("probe_interval_s", 5.0))
     next_probe = time.monotonic() + probe_every
@@ -390,8 +423,7 @@ def watch(conf):
     while True:
         now = time.monotonic()
         deadlines = [t for t, _ in retries]
-        if cs.down:  # a peer is away: look for it now and then, catch it up
-            deadlines.append(next_probe)
+        deadlines.append(next_probe)  # peers probed now and then: one back is caught up
         if pending:
             deadlines.append(min(last + debounce, first + max_delay))
         timeout = min(max(0.0, min(deadlines) - now) if deadlines else ROOT_CHECK_S, ROOT_CHECK_S)
@@ -434,13 +466,12 @@ def watch(conf):
             # decides (csync2.force), left/right never tie
             if lost and conf.get("tie_break", True) and conf.get("auto", "younger") in TIE_POLICIES:
                 retries.append((time.monotonic() + retry_after, lost))
-        if cs.down and now >= next_probe:
+        if now >= next_probe and not pending:
             next_probe = now + probe_every
-            if not pending and cs.peer_args(recheck=True) is not None and cs.catch_up:
-                cs.catch_up = False
-                cs.full("catch-up")
-        elif not cs.down:
-            next_probe = now + probe_every
+            if cs.peer_args(recheck=True) is not None and cs.catch_up:
+                cs.catch_up, back = False, cs.back
+                cs.back = set()
+                cs.caught_up(back, "catch-up")
         due = [p for t, ps in retries if t <= now for p in ps]
         if due:
             retries = [(t, ps) for t, ps in retries if t > now]

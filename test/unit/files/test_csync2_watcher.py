@@ -329,3 +329,41 @@ def test_root_gone_only_for_a_watched_root(watch, events, path, gone):
     at once: the root's own DELETE_SELF/MOVE_SELF must restart the watcher."""
     roots = {"/var/lib/airflow/dags", "/var/lib/airflow/plugins"}
     assert watch.root_gone(events, path, roots) is gone
+
+
+# The pair test as csync2 2.0 printed it on node1 for node3 rebuilt blank
+# (lab, `csync2 -T node1 node3`, rc 0): node3's database lacks the DAG.
+PAIR_TEST_BLANK_PEER = "L\tnode1\tnode3\t/var/lib/airflow/dags/airflow_ha_drill_replace.py\n"
+
+
+def test_a_peer_rebuilt_blank_gets_what_only_this_node_has(cs):
+    cs.replies = [(0, "", ""), (0, PAIR_TEST_BLANK_PEER, ""), (0, "", ""), (0, "", "")]
+    cs.caught_up({"node3"}, "catch-up")
+    assert cs.calls == [
+        ["-v", "-x"],
+        ["-T", "node1", "node3"],
+        ["-m", "/var/lib/airflow/dags/airflow_ha_drill_replace.py"],
+        ["-v", "-x"],
+    ]
+
+
+def test_a_peer_in_sync_costs_one_pair_test(cs):
+    cs.replies = [(0, "", ""), (2, "", "")]
+    cs.caught_up({"node2"}, "watcher-start")
+    assert cs.calls == [["-v", "-x"], ["-T", "node1", "node2"]]
+
+
+def test_only_on_peer_or_differing_paths_are_left_to_the_peer(cs):
+    out = "R\tnode1\tnode2\t/var/lib/airflow/dags/b.py\nX\tnode1\tnode2\t/var/lib/airflow/dags/c.py\n"
+    cs.replies = [(0, "", ""), (0, out, "")]
+    cs.caught_up({"node2"}, "catch-up")
+    assert cs.calls == [["-v", "-x"], ["-T", "node1", "node2"]], "the peer pushes its own changes"
+
+
+def test_a_peer_answering_again_is_remembered_for_the_catch_up(watch, tmp_path, monkeypatch):
+    monkeypatch.setattr(watch.socket, "gethostname", lambda: "node1")
+    c = watch.Csync2({"state_dir": str(tmp_path), "nodes": ["node1", "node2", "node3"]})
+    answers = [{"node2"}, {"node2", "node3"}]
+    c.probe = lambda peers: answers.pop(0)
+    assert c.peer_args(recheck=True) == ["-P", "node2"] and c.down == {"node3"}
+    assert c.peer_args(recheck=True) == [] and c.catch_up and c.back == {"node3"}

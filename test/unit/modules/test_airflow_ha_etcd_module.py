@@ -265,3 +265,34 @@ def test_cluster_api_error_names_the_member(cluster, monkeypatch):
     )
     with pytest.raises(CommandExecutionError, match="member list answered HTTP 503"):
         etcd.members(N1)
+
+
+# --- scale-in: members of nodes that left the pillar ---------------------------------
+
+PEERS3 = [f"http://10.77.0.1{n}:2380" for n in (1, 2, 3)]
+
+
+def test_departed_plan_removes_a_down_member_of_a_node_scaled_in(cluster):
+    cluster["members"].append(raw("14", "node4", 4))
+    p = etcd.departed_plan(PEERS3, N1)
+    assert p["action"] == "remove" and [m["name"] for m in p["departed"]] == ["node4"]
+    assert not [c for c in cluster["calls"] if c[0] != "cluster/member/list"], "a plan changes nothing"
+
+
+def test_departed_plan_never_removes_a_healthy_member(cluster, monkeypatch):
+    cluster["members"].append(raw("14", "node4", 4))
+    real = etcd.health
+    monkeypatch.setattr(etcd, "health", lambda url, **k: True if "10.77.0.14" in url else real(url, **k))
+    p = etcd.departed_plan(PEERS3, N1)
+    assert p["action"] == "refuse" and "answers healthy" in p["reason"]
+
+
+def test_departed_plan_refuses_without_quorum_of_the_rest(cluster):
+    cluster["members"].append(raw("14", "node4", 4))
+    cluster["healthy"] = {N1}
+    p = etcd.departed_plan(PEERS3, N1)
+    assert p["action"] == "refuse" and "1 of the 3 remaining" in p["reason"]
+
+
+def test_departed_plan_nothing_to_do(cluster):
+    assert etcd.departed_plan(PEERS3, N1)["action"] == "ok"

@@ -468,3 +468,35 @@ def test_unexpected_timestamp_is_a_clear_error():
     mod.__salt__["cmd.run_all"] = show({"rabbitmq-server": "yesterday-ish"})
     with pytest.raises(CommandExecutionError, match="unexpected timestamp"):
         mod.stale("rabbitmq-server", [])
+
+
+# --- scale-in: members that left the pillar -----------------------------------------
+
+FIVE = NODES + ["rabbit@node4", "rabbit@node5"]
+
+
+@pytest.mark.parametrize(
+    ("running", "action", "words"),
+    [
+        (NODES, "forget", "rabbit@node4, rabbit@node5 left"),
+        (
+            NODES + ["rabbit@node5"],
+            "refuse",
+            "rabbit@node5 left airflow_ha:nodes (role broker) but still runs",
+        ),
+        (["rabbit@node1"], "refuse", "only 1 of the 3 broker nodes run"),
+    ],
+)
+def test_departed_plan(running, action, words):
+    fake = use(FakeCtl({(None, "cluster_status"): ok(json.dumps(status(FIVE, running)))}))
+    plan = mod.departed_plan(NODES)
+    assert plan["action"] == action and words in plan["reason"], plan
+    assert plan["departed"] == ["rabbit@node4", "rabbit@node5"]
+    assert not any("forget_cluster_node" in c for c in fake.commands()), "a plan changes nothing"
+
+
+def test_departed_plan_nothing_to_do():
+    use(FakeCtl({(None, "cluster_status"): ok(json.dumps(status(NODES)))}))
+    assert mod.departed_plan(NODES)["action"] == "ok"
+    with pytest.raises(CommandExecutionError, match="non-empty list"):
+        mod.departed_plan("rabbit@node1")

@@ -196,3 +196,42 @@ def test_joined_add_other_errors_are_not_retried(tmp_path, no_sleep):
     state.__salt__["airflow_ha_etcd.member_add"] = add
     ret, _ = joined(tmp_path)
     assert ret["result"] is False and "already exists" in ret["comment"] and no_sleep == []
+
+
+# --- departed_removed -------------------------------------------------------------
+
+NODE4 = {"id": "14", "name": "node4", "peer_urls": ["http://10.77.0.14:2380"], "client_urls": []}
+
+
+def use_departed(action, after):
+    removed = []
+    state.__salt__["airflow_ha_etcd.departed_plan"] = lambda urls, url, **k: {
+        "action": action, "departed": [NODE4], "healthy": ["11", "12", "13"], "reason": "why"}  # fmt: skip
+    state.__salt__["airflow_ha_etcd.member_remove"] = lambda url, mid, **k: removed.append(mid)
+    state.__salt__["airflow_ha_etcd.members"] = lambda url, **k: after
+    return removed
+
+
+def test_departed_removed_test_mode_then_real_run_same_keys():
+    state.__opts__["test"] = True
+    removed = use_departed("remove", AFTER)
+    ret = state.departed_removed("http://127.0.0.1:2379", [P3])
+    assert ret["result"] is None and removed == []
+    keys = set(ret["changes"])
+    state.__opts__["test"] = False
+    removed = use_departed("remove", AFTER)
+    ret = state.departed_removed("http://127.0.0.1:2379", [P3])
+    assert ret["result"] is True and set(ret["changes"]) == keys == {"departed"} and removed == ["14"]
+
+
+@pytest.mark.parametrize(("action", "result"), [("ok", True), ("refuse", False)])
+def test_departed_removed_ok_or_refused_changes_nothing(action, result):
+    removed = use_departed(action, AFTER)
+    ret = state.departed_removed("http://127.0.0.1:2379", [P3])
+    assert ret["result"] is result and ret["changes"] == {} and removed == []
+
+
+def test_departed_removed_still_listed_fails():
+    use_departed("remove", AFTER + [NODE4])
+    ret = state.departed_removed("http://127.0.0.1:2379", [P3])
+    assert ret["result"] is False and "still lists node4" in ret["comment"]

@@ -333,3 +333,49 @@ def test_failed_restart_fails():
     use_stale(["/etc/rabbitmq/rabbitmq.conf"], restart=False)
     ret = state.restarted_if_stale("rabbitmq-server", ["/etc/rabbitmq/rabbitmq.conf"])
     assert ret["result"] is False and "journalctl -u rabbitmq-server" in ret["comment"]
+
+
+# --- departed_forgotten -----------------------------------------------------------
+
+FIVE = NODES + ["rabbit@node4", "rabbit@node5"]
+
+
+def use_departed(action, members_after=NODES, forget_error=None):
+    forgot = []
+    state.__salt__["airflow_ha_rabbitmq.departed_plan"] = lambda nodes: {
+        "action": action, "departed": ["rabbit@node4", "rabbit@node5"], "running": NODES, "reason": "why"}  # fmt: skip
+
+    def forget(node, peer):
+        if forget_error:
+            raise CommandExecutionError(forget_error)
+        forgot.append((node, peer))
+
+    state.__salt__["airflow_ha_rabbitmq.forget"] = forget
+    state.__salt__["airflow_ha_rabbitmq.cluster_status"] = lambda: {"members": list(members_after)}
+    return forgot
+
+
+def test_departed_test_mode_then_real_run_same_keys():
+    state.__opts__["test"] = True
+    forgot = use_departed("forget")
+    ret = state.departed_forgotten("rabbit@node1", NODES)
+    assert ret["result"] is None and forgot == []
+    keys = set(ret["changes"])
+    state.__opts__["test"] = False
+    forgot = use_departed("forget")
+    ret = state.departed_forgotten("rabbit@node1", NODES)
+    assert ret["result"] is True and set(ret["changes"]) == keys == {"departed"}
+    assert forgot == [("rabbit@node4", "rabbit@node1"), ("rabbit@node5", "rabbit@node1")]
+
+
+@pytest.mark.parametrize(("action", "result"), [("ok", True), ("refuse", False)])
+def test_departed_ok_or_refused_changes_nothing(action, result):
+    forgot = use_departed(action)
+    ret = state.departed_forgotten("rabbit@node1", NODES)
+    assert ret["result"] is result and ret["changes"] == {} and forgot == []
+
+
+def test_departed_still_listed_after_forget_fails():
+    use_departed("forget", members_after=FIVE, forget_error="forget_cluster_node rabbit@node4 failed")
+    ret = state.departed_forgotten("rabbit@node1", NODES)
+    assert ret["result"] is False and "still lists rabbit@node4, rabbit@node5" in ret["comment"]

@@ -14,6 +14,7 @@ from testlib import ROOT
 EXAMPLE = salt.utils.yaml.safe_load((ROOT / "pillar.example").read_text())
 TEMPLATES = {
     "etcd": "salt://airflow_ha/etcd/files/etcd.default.jinja",
+    "etcd_initial": "salt://airflow_ha/etcd/files/etcd.initial.jinja",
     "patroni": "salt://airflow_ha/postgresql/files/patroni.yml.jinja",
     "haproxy": "salt://airflow_ha/haproxy/files/haproxy.cfg.jinja",
     "keepalived": "salt://airflow_ha/keepalived/files/keepalived.conf.jinja",
@@ -86,11 +87,14 @@ def test_etcd_member_and_initial_cluster(render):
     assert e["ETCD_NAME"] == '"node2"'
     assert e["ETCD_LISTEN_PEER_URLS"] == '"http://10.77.0.12:2380"'
     assert e["ETCD_LISTEN_CLIENT_URLS"] == '"http://10.77.0.12:2379,http://127.0.0.1:2379"'
+    assert e["ETCD_ENABLE_V2"] == '"false"'
+    # the member list lives apart: changing it must not restart a running member
+    assert not [k for k in e if k.startswith("ETCD_INITIAL_CLUSTER")]
+    e = env(render("three", "node2", "etcd_initial"))
     assert e["ETCD_INITIAL_CLUSTER"] == (
         '"node1=http://10.77.0.11:2380,node2=http://10.77.0.12:2380,node3=http://10.77.0.13:2380"'
     )
     assert e["ETCD_INITIAL_CLUSTER_STATE"] == '"new"'
-    assert e["ETCD_ENABLE_V2"] == '"false"'
 
 
 def test_etcd_pre_vote(render):
@@ -98,7 +102,7 @@ def test_etcd_pre_vote(render):
 
 
 def test_etcd_five_members(render):
-    e = env(render("five", "node5", "etcd"))
+    e = env(render("five", "node5", "etcd_initial"))
     assert e["ETCD_INITIAL_CLUSTER"].count("=http://") == 5
     assert "node5=http://10.77.0.15:2380" in e["ETCD_INITIAL_CLUSTER"]
 

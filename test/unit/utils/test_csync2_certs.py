@@ -81,3 +81,4 @@ def test_etcd_join_settings():
         f"http://{EXAMPLE['nodes'][n]['address']}:2379" for n in NODES if n != "node2"
     ]
     assert e["join_env"] == "/var/lib/etcd/airflow-ha.join.env"
+    assert e["initial_env"] == "/etc/default/etcd.initial"

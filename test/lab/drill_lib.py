@@ -11,6 +11,7 @@ stdin, never in argv.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,13 @@ def figure(name: str, value, unit: str = "") -> None:
 
 def nodes() -> list[str]:
     return [n["name"] for n in lab.config()["nodes"]]
+
+
+def roles_of(node: str) -> list[str]:
+    """NODE's roles: test/lab/pillar's, or what `labctl add` gave it."""
+    static = (PILLAR.get("nodes") or {}).get(node) or {}
+    added = next((n.get("roles") for n in lab.config()["nodes"] if n["name"] == node), None)
+    return list(static.get("roles") or added or [])
 
 
 def run_in(node: str, *cmd, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -224,7 +232,7 @@ def airflow_rows(sql: str) -> list[list[str]]:
 
 
 def labsalt(node: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([LAB / "labctl", "salt", node, *args], capture_output=True, text=True, check=False)
+    return labctl("salt", node, *args)
 
 
 def deploy_dag(node: str, dag_id: str, text: str, timeout: float = 180) -> bool:
@@ -246,3 +254,99 @@ def dag_run_state(dag_id: str, run_id: str) -> tuple[str, float]:
         f"where dag_id = '{dag_id}' and run_id = '{run_id}'"
     )
     return (rows[0][0], float(rows[0][1])) if rows else ("", 0.0)
+
+
+# --- the lab's apply, and membership checks after a replacement or a scale change ---
+
+DAGS = f"{AIRFLOW_HOME}/dags"
+
+
+def labctl(*args, timeout=3600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LAB / "labctl", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def apply() -> tuple[float, dict, str]:
+    """Seconds, {node: (changed, failed)}, the output's tail."""
+    start = time.monotonic()
+    proc = labctl("apply")
+    took = time.monotonic() - start
+    counts = {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"^\s+(\S+): (\d+) changed, (\d+) failed", proc.stdout, re.M)
+    }
+    return took, counts, (proc.stdout + proc.stderr)[-3000:]
+
+
+TLS_DIR = "/etc/etcd/airflow-ha-tls"
+
+
+def etcdctl(node: str, *args, timeout: float = 30) -> subprocess.CompletedProcess:
+    """etcdctl on NODE against its local member, with the lab's etcd TLS when it is on."""
+    tls = run_in(node, "test", "-f", f"{TLS_DIR}/ca.crt").returncode == 0
+    flags = ["--endpoints", f"{'https' if tls else 'http'}://127.0.0.1:2379"]
+    if tls:
+        flags += [f"--cacert={TLS_DIR}/ca.crt", f"--cert={TLS_DIR}/node.crt", f"--key={TLS_DIR}/etcd.key"]
+    return run_in(node, "etcdctl", *flags, *args, timeout=timeout)
+
+
+def etcd_whole(names: list[str]) -> str | None:
+    res = etcdctl(names[0], "member", "list", "-w", "json", timeout=20)
+    try:
+        members = json.loads(res.stdout)["members"]
+    except (json.JSONDecodeError, KeyError):
+        return f"etcdctl member list on {names[0]} failed: {res.stderr.strip()[:200]}"
+    started = sorted(m.get("name", "") for m in members)
+    if started != sorted(names):
+        return f"etcd members {started}, want {sorted(names)}"
+    res = etcdctl(names[0], "endpoint", "health", "--cluster", timeout=30)
+    if res.returncode != 0:
+        return f"etcd endpoint health --cluster: {(res.stdout + res.stderr).strip()[:300]}"
+    return None
+
+
+def quorum_members(names: list[str], victim: str) -> str | None:
+    """Every quorum queue of every vhost has a member on every node."""
+    res = run_in(victim, "rabbitmqctl", "-q", "list_vhosts", "name", "--formatter", "json", timeout=60)
+    try:
+        vhosts = [v["name"] for v in json.loads(res.stdout)]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return f"rabbitmqctl list_vhosts on {victim} failed: {res.stderr.strip()[:200]}"
+    queues = []
+    for vhost in vhosts:
+        res = run_in(victim, "rabbitmqctl", "-q", "list_queues", "--vhost", vhost,
+                       "name", "type", "members", "--formatter", "json", timeout=60)  # fmt: skip
+        try:
+            queues += json.loads(res.stdout)
+        except json.JSONDecodeError:
+            return f"rabbitmqctl list_queues --vhost {vhost} on {victim} failed: {res.stderr.strip()[:200]}"
+    quorum = [q for q in queues if q.get("type") == "quorum"]
+    if not quorum:
+        return f"no quorum queue on {victim} (vhosts {vhosts})"
+    short = [q for q in quorum if len(q.get("members") or []) < len(names)]
+    if short:
+        return "quorum queues without a member on every node: " + ", ".join(
+            f"{q['name']} {q['members']}" for q in short[:5]
+        )
+    return None
+
+
+def dags_match(names: list[str], victim: str) -> str | None:
+    listing = {}
+    for node in names:
+        res = run_in(
+            node, "sh", "-c", f"cd {DAGS} && find . -type f ! -name '*.pyc' | sort | xargs -r md5sum"
+        )
+        listing[node] = res.stdout
+    peer = next(n for n in names if n != victim)
+    if listing[victim] != listing[peer]:
+        return f"{victim}'s DAG folder differs from {peer}'s"
+    res = labctl("salt", victim, "csync2.in_sync", "--out=json", timeout=300)
+    try:
+        verdict = json.loads(res.stdout)[victim]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return f"csync2.in_sync on {victim}: {res.stdout[-300:]}"
+    if not (isinstance(verdict, dict) and verdict.get("in_sync")):
+        return f"csync2.in_sync on {victim}: {str(verdict)[:300]}"
+    return None

@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from testlib import ROOT
 
 LABCTL = ROOT / "test" / "lab" / "labctl"
 COMMANDS = (
-    "up down apply salt salt-run exec kill start wipe partition heal drill drills status wheels verify "
+    "up down apply salt salt-run exec kill start wipe add remove partition heal drill drills status wheels verify "
     "demo test-cluster bench kitchen airflow-version"
 ).split()
 
@@ -57,6 +58,24 @@ def test_the_names_drills_and_the_suite_import(tmp_path):
 def test_wipe_needs_a_lab(tmp_path):
     proc = labctl(tmp_path, "wipe", "node3")
     assert proc.returncode == 1 and "labctl" in proc.stderr
+
+
+def test_add_and_remove_refuse_what_they_cannot_do(tmp_path, monkeypatch):
+    """labctl add takes nodeN names only; remove never takes out a node
+    test/lab/pillar names (a generated pillar cannot drop it)."""
+    sys.path.insert(0, str(ROOT / "test" / "lab"))
+    from nspawn_lab import conf, scale
+
+    cfg = {"network": "10.77.0.0/24", "nodes": [{"name": "node1", "address": "10.77.0.11"}]}
+    monkeypatch.setattr(scale, "config", lambda: cfg)
+    with pytest.raises(conf.LabError, match="node1..node9"):
+        scale.cmd_add(["worker7"])
+    with pytest.raises(conf.LabError, match="already a lab node"):
+        scale.cmd_add(["node1"])
+    with pytest.raises(conf.LabError, match="test/lab/pillar names it"):
+        scale.cmd_remove(["node3"])
+    with pytest.raises(conf.LabError, match="not a lab node"):
+        scale.cmd_remove(["node4"])
 
 
 def test_demo_waits_for_every_api_bounded():

@@ -175,7 +175,9 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
         day-1 bootstrap of ``ETCD_INITIAL_CLUSTER``, state ``new``),
         ``start`` (the cluster lists this peer URL as a day-1 member that
         never started: start as configured), ``resume`` (listed as added at
-        runtime and never started: start with state ``existing``), ``replace`` (the cluster lists a
+        runtime and never started: start with state ``existing``), ``wait``
+        (a new node while another added member has not started yet: members
+        join one at a time), ``replace`` (the cluster lists a
         started member of this name or peer URL while the data directory is
         blank: the host was rebuilt; remove that member, add it again, start
         with state ``existing``), ``add`` (not listed: a new node; add it,
@@ -265,6 +267,19 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
             plan,
             action="replace",
             reason=f"{plan['via']} lists {stale['name']} ({stale['id']}) as started but {data_dir} is blank",
+        )
+    waiting = [m for m in listed if not m["client_urls"]]
+    if waiting:
+        # one member at a time (etcd's runtime reconfiguration guide): a
+        # second unstarted member would leave no failure tolerance, and the
+        # first one's join settings would no longer match the member count
+        return dict(
+            plan,
+            action="wait",
+            reason=(
+                f"{', '.join(m['name'] or m['peer_urls'][0] for m in waiting)} was added and has not "
+                f"started yet: {name} is added once it runs"
+            ),
         )
     if len(healthy) < _quorum(len(listed) + 1):
         return dict(

@@ -146,7 +146,7 @@ def _resume(ret, name, peer_url, plan, join_env):
     return ret
 
 
-def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None, key=None):
+def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None, key=None, wait=600):
     """
     Let the etcd member ``name`` (peer URL ``peer_url``) into the cluster
     reached through the other members' client URLs ``endpoints`` when its
@@ -156,6 +156,8 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
     stale member of a rebuilt host is removed and added
     again, a new node added, and ``join_env`` written for etcd's unit. Fails,
     changing nothing, when that would leave the cluster without quorum.
+    Nodes added in the same run join one at a time: while another added
+    member has not started, this one waits (up to ``wait`` seconds).
 
     .. code-block:: yaml
 
@@ -169,12 +171,23 @@ def joined(name, peer_url, endpoints, data_dir, join_env, cacert=None, cert=None
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     tls = {"cacert": cacert, "cert": cert, "key": key}
-    try:
-        plan = __salt__["airflow_ha_etcd.join_plan"](name, peer_url, list(endpoints), data_dir, **tls)
-    except CommandExecutionError as exc:
-        ret["comment"] = f"etcd member {name}: cannot plan the join: {exc}"
-        return ret
+    deadline = time.monotonic() + float(wait)
+    while True:
+        try:
+            plan = __salt__["airflow_ha_etcd.join_plan"](name, peer_url, list(endpoints), data_dir, **tls)
+        except CommandExecutionError as exc:
+            ret["comment"] = f"etcd member {name}: cannot plan the join: {exc}"
+            return ret
+        if plan["action"] != "wait" or __opts__["test"] or time.monotonic() >= deadline:
+            break
+        time.sleep(5)
     action = plan["action"]
+    if action == "wait":
+        ret["result"] = None if __opts__["test"] else False
+        ret["comment"] = f"etcd member {name}: {plan['reason']}" + (
+            "" if __opts__["test"] else f" (still so after {float(wait):.0f} s)"
+        )
+        return ret
     if action == "resume":
         return _resume(ret, name, peer_url, plan, join_env)
     if action in ("member", "bootstrap", "start"):

@@ -296,3 +296,10 @@ def test_departed_plan_refuses_without_quorum_of_the_rest(cluster):
 
 def test_departed_plan_nothing_to_do(cluster):
     assert etcd.departed_plan(PEERS3, N1)["action"] == "ok"
+
+
+def test_join_plan_adds_one_member_at_a_time(cluster):
+    cluster["healthy"] = {N1, N2, N3}
+    cluster["members"].append(raw("99", "node4", 4, started=False, added=True))
+    p = plan(cluster, name="node5", peer="http://10.77.0.15:2380", endpoints=(N1, N2, N3))
+    assert p["action"] == "wait" and "http://10.77.0.14:2380 was added" in p["reason"]

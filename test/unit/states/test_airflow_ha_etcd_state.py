@@ -235,3 +235,26 @@ def test_departed_removed_still_listed_fails():
     use_departed("remove", AFTER + [NODE4])
     ret = state.departed_removed("http://127.0.0.1:2379", [P3])
     assert ret["result"] is False and "still lists node4" in ret["comment"]
+
+
+def test_joined_waits_for_the_member_added_before_it(tmp_path, no_sleep):
+    calls = use_plan("add")
+    plans = iter([{"action": "wait", "reason": "node4 was added and has not started yet"}] * 2)
+    real = state.__salt__["airflow_ha_etcd.join_plan"]
+    state.__salt__["airflow_ha_etcd.join_plan"] = lambda *a, **k: next(plans, None) or real(*a, **k)
+    ret, env = joined(tmp_path)
+    assert ret["result"] is True and calls == [("add", P3)] and no_sleep == [5, 5]
+
+
+def test_joined_wait_times_out_changing_nothing(tmp_path, monkeypatch):
+    calls = use_plan("add")
+    state.__salt__["airflow_ha_etcd.join_plan"] = lambda *a, **k: {"action": "wait", "reason": "node4 waits"}
+    clock = iter(range(0, 10000, 100))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    ret, env = joined(tmp_path)
+    assert (
+        ret["result"] is False
+        and "still so after 600 s" in ret["comment"]
+        and calls == []
+        and not env.exists()
+    )

@@ -194,9 +194,13 @@ def in_turn(tools, tmp_path):
     endpoints on loopback (this node's and a peer's) whose status the test sets."""
     bin_dir, log, env = tools
     # lock --ttl 30 NAME CMD...: like etcdctl, a dashed word after NAME is a flag it refuses
+    # get/put/del: one key in a file (the failed-restart record)
+    store = tmp_path / "failed-key"
     fake(
         bin_dir,
         "etcdctl",
+        f'case $1 in get) cat "{store}" 2>/dev/null; exit 0;; put) echo "$3" > "{store}"; exit 0;;'
+        f' del) rm -f "{store}"; exit 0;; esac\n'
         'shift 4; for a in "$@"; do case $a in -*) echo "unknown flag: $a" >&2; exit 1;; esac; done; exec "$@"',
     )
     fake(bin_dir, "systemctl", '[ "$1" = show ] && echo no; exit 0')
@@ -208,7 +212,7 @@ def in_turn(tools, tmp_path):
         servers.append(server)
         urls[name] = (handler, f"http://127.0.0.1:{server.server_port}/api/v2/monitor/health")
     marker = tmp_path / "restart-pending-api"
-    yield urls, marker, env, log
+    yield urls, marker, dict(env, FAILED_KEY=str(store)), log
     for server in servers:
         server.shutdown()
 
@@ -245,10 +249,32 @@ def test_in_turn_keeps_the_marker_when_the_server_stays_unhealthy(in_turn):
     assert "not healthy" in proc.stdout and "refuse" in proc.stdout
 
 
-def test_in_turn_never_takes_a_healthy_server_down_while_a_peer_is_down(in_turn):
+def test_in_turn_refuses_while_another_nodes_restart_is_recorded_failed(in_turn):
+    urls, marker, env, log = in_turn
+    marker.touch()
+    Path(env["FAILED_KEY"]).write_text("some-other-node\n")
+    proc = _in_turn(urls, marker, env)
+    assert proc.returncode == 3 and "some-other-node did not come back healthy" in proc.stdout
+    assert "systemctl restart" not in log.read_text() and marker.exists()
+
+
+def test_in_turn_a_failed_restart_is_recorded_and_cleared_once_healthy(in_turn):
+    urls, marker, env, _log = in_turn
+    marker.touch()
+    urls["own"][0].status = 503
+    assert _in_turn(urls, marker, env, limit=2).returncode == 1
+    me = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(env["FAILED_KEY"]).read_text().strip() == me
+    urls["own"][0].status = 200  # fixed: this node's next turn clears the record
+    proc = _in_turn(urls, marker, env)
+    assert proc.returncode == 0 and not Path(env["FAILED_KEY"]).exists() and not marker.exists()
+
+
+def test_in_turn_a_peer_that_does_not_answer_does_not_block(in_turn):
+    """A node being added has no API server yet: the others still restart in turn."""
     urls, marker, env, log = in_turn
     marker.touch()
     urls["peer"][0].status = 503
     proc = _in_turn(urls, marker, env)
-    assert proc.returncode == 3 and "refused" in proc.stdout
-    assert "systemctl restart" not in log.read_text() and marker.exists()
+    assert proc.returncode == 0 and "does not answer" in proc.stdout
+    assert "systemctl restart airflow-api-server" in log.read_text() and not marker.exists()

@@ -160,6 +160,18 @@ def member_add(url, peer_url, timeout=10, cacert=None, cert=None, key=None):
     return [_member(m) for m in data.get("members", [])]
 
 
+def _healthy_ids(listed, timeout, tls):
+    """The IDs of the members whose first client URL answers healthy."""
+    healthy = []
+    for m in listed:
+        try:
+            if m["client_urls"] and health(m["client_urls"][0], timeout=timeout, **tls):
+                healthy.append(m["id"])
+        except CommandExecutionError:
+            pass
+    return healthy
+
+
 def _quorum(count):
     return count // 2 + 1
 
@@ -217,14 +229,7 @@ def join_plan(name, peer_url, endpoints, data_dir, timeout=5, cacert=None, cert=
         why = "; ".join(errors) or "no other member configured"
         return dict(plan, action="bootstrap", reason=f"no healthy peer answers ({why}): the day-1 bootstrap")
     listed = plan["members"]
-    healthy = []
-    for m in listed:
-        try:
-            if m["client_urls"] and health(m["client_urls"][0], timeout=timeout, **tls):
-                healthy.append(m["id"])
-        except CommandExecutionError:
-            pass
-    plan["healthy"] = healthy
+    healthy = plan["healthy"] = _healthy_ids(listed, timeout, tls)
     mine = [m for m in listed if peer_url in m["peer_urls"] or (m["name"] and m["name"] == name)]
     # A member that never started has published no client URL. One of the
     # day-1 ETCD_INITIAL_CLUSTER still has its name (a slow node in a cold
@@ -316,14 +321,7 @@ def departed_plan(peer_urls, url="http://127.0.0.1:2379", timeout=5, cacert=None
     plan = {"departed": gone, "healthy": []}
     if not gone:
         return dict(plan, action="ok", reason="every member is a db node of the pillar")
-    healthy = []
-    for m in listed:
-        try:
-            if m["client_urls"] and health(m["client_urls"][0], timeout=timeout, **tls):
-                healthy.append(m["id"])
-        except CommandExecutionError:
-            pass
-    plan["healthy"] = healthy
+    healthy = plan["healthy"] = _healthy_ids(listed, timeout, tls)
     alive = [m for m in gone if m["id"] in healthy]
     if alive:
         return dict(

@@ -1,12 +1,16 @@
 """
 States: this node's csync2 folders are in sync with its peers
-(``synced``); the peer certificates pinned here match pillar's
+(``synced``); this node holds what its peers hold, waiting for their
+pushes (``caught_up``: a new or rebuilt node before its Airflow units
+first start); the peer certificates pinned here match pillar's
 (``pins_current``).
 
 Why custom: Salt has no csync2 state. An orchestration needs a requisite
 meaning "every node has pushed its DAG changes and csync2 sees no
 difference", and ``test=True`` must say which files would be pushed where;
-and csync2 has no command to drop a pinned certificate.
+and csync2 has no command to drop a pinned certificate. A rebuilt node
+must not start Airflow on a half-filled DAG folder, and no built-in state
+waits on another host's pushes.
 
 .. code-block:: yaml
 
@@ -19,6 +23,8 @@ and csync2 has no command to drop a pinned certificate.
         - tgt: 'node*'
         - sls: airflow_ha.csync2.synced
 """
+
+import time
 
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -115,6 +121,98 @@ def synced(name, paths=None, peers=None):
         ret["result"] = False
         ret["comment"] = f"pushed ({done.get('comment')}) but still not in sync: {after.get('differences')}"
     return ret
+
+
+def _behind():
+    """(reachable peers, {peer: [paths]} this node lacks or holds differently)."""
+    peers = sorted(p for p, v in __salt__["csync2.status"]()["peers"].items() if v.get("reachable"))
+    behind = {}
+    for i, peer in enumerate(peers):
+        found = __salt__["csync2.in_sync"](peer=peer, check=i == 0)
+        paths = sorted({d["path"] for d in found["differences"].get(peer, []) if d["state"] != "only_here"})
+        if paths:
+            behind[peer] = paths
+    return peers, behind
+
+
+def _describe(behind):
+    return "; ".join(f"{peer}: {', '.join(paths)}" for peer, paths in sorted(behind.items()))
+
+
+def caught_up(name, timeout=300, interval=5):
+    """
+    Wait until this node holds every file of its synced folders that a
+    reachable peer holds, as the peer holds it. For a node whose Airflow has
+    not run yet (a new or rebuilt host): its units then start with the whole
+    DAG folder. The peers' watchers push what a returning or new node lacks
+    (``csync2 -T`` against it, then mark and push); this state only waits
+    and verifies, it pushes nothing (a blank node has nothing to give).
+
+    Peers that do not answer on the csync2 port are left out, so a dead peer
+    does not hold a rebuild; with no peer reachable there is nothing to wait
+    for. Files only this node holds do not count.
+
+    timeout
+        Seconds to wait for the peers' pushes; then the state fails naming
+        the files still missing and the peer that holds them.
+    interval
+        Seconds between two comparisons.
+
+    Changes: none, in ``test=True`` and in a real run (waiting changes
+    nothing); ``test=True`` compares once and says what it would wait for.
+
+    .. code-block:: yaml
+
+        airflow_ha-airflow-dags-caught-up:
+          csync2.caught_up:
+            - timeout: 300
+            - unless: systemctl is-active -q airflow-scheduler.service
+    """
+    ret = _ret(name)
+    try:
+        timeout, interval = float(timeout), float(interval)
+    except (TypeError, ValueError):
+        ret["result"] = False
+        ret["comment"] = f"timeout and interval must be numbers of seconds (got {timeout!r}, {interval!r})"
+        return ret
+    start = time.monotonic()
+    rounds = 0
+    while True:
+        # read + compare; a peer that does not know this node yet (its own
+        # apply is still rewriting csync2.cfg) refuses the test: wait for it
+        rounds += 1
+        try:
+            peers, behind = _behind()
+            lacking = None
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            peers, behind = None, None
+            lacking = f"the peers cannot be compared with yet: {exc}"
+        if peers == []:
+            ret["comment"] = "no peer answers on the csync2 port: nothing to catch up from"
+            return ret
+        if behind == {}:
+            waited = time.monotonic() - start
+            ret["comment"] = f"holds everything {', '.join(peers)} hold" + (
+                f" (waited {waited:.0f} s for their pushes)" if rounds > 1 else ""
+            )
+            return ret
+        if lacking is None:
+            n = len({p for paths in behind.values() for p in paths})
+            lacking = f"this node lacks {n} file(s) the peers hold: {_describe(behind)}"
+        # test mode
+        if __opts__.get("test"):
+            ret["result"] = None
+            ret["comment"] = f"would wait up to {timeout:.0f} s for the peers' pushes; now {lacking}"
+            return ret
+        # act (wait) and verify on the next round
+        if time.monotonic() - start >= timeout:
+            ret["result"] = False
+            ret["comment"] = (
+                f"after {timeout:.0f} s {lacking}; is airflow_ha-csync2-watcher "
+                "running on the peers, and do they list this node (csync2.status there)?"
+            )
+            return ret
+        time.sleep(interval)
 
 
 def pins_current(name, certs_pillar="airflow_ha:csync2:certs"):

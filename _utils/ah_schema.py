@@ -581,6 +581,12 @@ KEYS = {
     "csync2:certs:*:key": Key("str", None, "the node's unencrypted PEM private key", secret=True),
     "csync2:backup_dir": _file("/var/lib/csync2/backup", "where a conflict's losing version is kept"),
     "csync2:backup_generations": _count(3, "versions kept per file in backup_dir", where=PARAMETER),
+    "csync2:catch_up_timeout": _count(
+        300,
+        "a node whose Airflow has not run yet (new or rebuilt) waits this long for its peers to push the "
+        "synced folders before its Airflow units start",
+        unit="s",
+    ),
     "csync2:watcher:enabled": Key("bool", True, "inotify watcher: push changes within about a second"),
     "csync2:watcher:debounce_ms": _count(200, "push once the folder was quiet this long", unit="ms"),
     "csync2:watcher:max_delay_ms": _count(2000, "... but at the latest after this long", unit="ms"),

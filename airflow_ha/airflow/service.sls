@@ -15,6 +15,7 @@
 {%- set rr = af.api_restart %}
 
 include:
+  - airflow_ha.csync2
   - .install
   - .config
   - .db
@@ -32,6 +33,19 @@ airflow_ha-airflow-etcd-tls-key:
     - require:
       - user: airflow_ha-airflow-user
       - file: airflow_ha-etcd-tls-dir
+{%- endif %}
+{%- set units_here = comps.values() | selectattr("enabled") | map(attribute="unit") | list %}
+{%- if units_here %}
+
+{#- A node whose Airflow has never run here (added, or rebuilt blank) starts
+    its units only with the whole DAG folder: the peers' csync2 watchers push
+    it; this waits for them (no peer reachable: nothing to wait for). #}
+airflow_ha-airflow-dags-caught-up:
+  csync2.caught_up:
+    - timeout: {{ ah.csync2.catch_up_timeout }}
+    - unless: systemctl is-active -q {{ units_here | join(" ") }}
+    - require:
+      - service: airflow_ha-csync2-socket
 {%- endif %}
 {%- for comp, c in comps | dictsort %}
 {%- set locked = comp == "dag-processor" %}
@@ -64,6 +78,7 @@ airflow_ha-airflow-service-{{ comp }}:
     - enable: true
     - require:
       - airflow: airflow_ha-airflow-db-migrated
+      - csync2: airflow_ha-airflow-dags-caught-up
 {%- if locked %}
       - file: airflow_ha-airflow-locked-run
       - pkg: airflow_ha-airflow-etcd-client

@@ -477,3 +477,27 @@ def test_api_servers_restart_in_turn(tmp_path, etcd_tls):
     assert env["ETCDCTL_KEY"] == "/etc/etcd/airflow-ha-tls/airflow.key"
     # the scheduler still restarts on its own watch
     assert "watch" in _args(states["airflow_ha-airflow-service-scheduler"]["service"])
+
+
+def test_airflow_units_first_start_waits_for_the_dag_folder(tmp_path, etcd_tls):
+    """A node whose Airflow units have never run (added, or rebuilt blank)
+    starts them only once its peers pushed the DAG folder; a node where any
+    of them runs skips the wait."""
+    pillar = _variant("etcd-tls", etcd_tls)
+    states = _states(_render(tmp_path, "node2", OS_GRAINS["Debian-12"], pillar))
+    gate = _args(states["airflow_ha-airflow-dags-caught-up"]["csync2"])
+    assert gate["timeout"] == 300
+    units = gate["unless"].split()[3:]
+    assert gate["unless"].startswith("systemctl is-active -q ") and "airflow-scheduler" in units
+    assert {"service": "airflow_ha-csync2-socket"} in gate["require"]
+    running = [
+        k
+        for k, v in states.items()
+        if k.startswith("airflow_ha-airflow-service-") and "running" in v.get("service", [])
+    ]
+    assert running, "no Airflow unit runs on node2"
+    for sid in running:
+        assert {"csync2": "airflow_ha-airflow-dags-caught-up"} in _args(states[sid]["service"])["require"], (
+            sid
+        )
+    assert sorted(units) == sorted(_args(states[s]["service"])["name"] for s in running)

@@ -214,3 +214,111 @@ def test_pins_current_unreadable_db_fails(state):
     state.__salt__["csync2.stale_pins"] = boom
     ret = state.pins_current("x")
     assert ret["result"] is False and "database is locked" in ret["comment"]
+
+
+# --- caught_up: a new or rebuilt node waits for its peers' pushes ---------
+DAG = "/var/lib/airflow/dags/etl.py"
+
+
+class Peers:
+    """csync2.status / csync2.in_sync stand-ins: ``rounds`` is a list of
+    {peer: [(path, state)] or an exception}, one entry per comparison round."""
+
+    def __init__(self, reachable, rounds):
+        self.reachable, self.rounds, self.calls = reachable, list(rounds), []
+        self.now = None
+
+    def status(self):
+        self.now = self.rounds.pop(0) if self.rounds else {}
+        return {"peers": {p: {"reachable": ok} for p, ok in self.reachable.items()}}
+
+    def in_sync(self, peer=None, check=True):
+        self.calls.append((peer, check))
+        answer = self.now.get(peer, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return {"differences": {peer: [{"path": p, "state": s} for p, s in answer]} if answer else {}}
+
+
+@pytest.fixture
+def peers(state, monkeypatch):
+    def use(reachable, rounds):
+        fake = Peers(reachable, rounds)
+        state.__salt__["csync2.status"] = fake.status
+        state.__salt__["csync2.in_sync"] = lambda **kw: fake.in_sync(**kw)
+        monkeypatch.setattr(state.time, "sleep", lambda s: fake.calls.append(("sleep", s)))
+        return fake
+
+    return use
+
+
+def test_caught_up_at_once_no_wait(state, peers):
+    fake = peers({"node1": True, "node2": True}, [{"node1": [("/x/only_mine.py", "only_here")]}])
+    ret = state.caught_up("dags")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert "node1, node2" in ret["comment"] and "waited" not in ret["comment"]
+    assert fake.calls == [("node1", True), ("node2", False)], "one csync2 -cr, then one -T per peer"
+
+
+def test_caught_up_waits_for_the_pushes_then_passes(state, peers):
+    fake = peers(
+        {"node1": True, "node2": True},
+        [{"node1": [(DAG, "only_on_peer")]}, {"node2": [(DAG, "differs")]}, {}],
+    )
+    ret = state.caught_up("dags", timeout=60, interval=2)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert "waited" in ret["comment"]
+    assert [c for c in fake.calls if c[0] == "sleep"] == [("sleep", 2.0), ("sleep", 2.0)]
+
+
+def test_caught_up_leaves_out_a_dead_peer(state, peers):
+    fake = peers({"node1": False, "node2": True}, [{}])
+    ret = state.caught_up("dags")
+    assert ret["result"] is True and fake.calls == [("node2", True)]
+
+
+def test_caught_up_no_peer_reachable_nothing_to_wait_for(state, peers):
+    peers({"node1": False, "node2": False}, [])
+    ret = state.caught_up("dags")
+    assert ret["result"] is True and "nothing to catch up from" in ret["comment"]
+
+
+def test_caught_up_test_mode_compares_once_and_says_what_it_waits_for(state, peers, opts):
+    opts["test"] = True
+    fake = peers({"node1": True}, [{"node1": [(DAG, "only_on_peer")]}])
+    ret = state.caught_up("dags", timeout=120)
+    assert ret["result"] is None and ret["changes"] == {}
+    assert DAG in ret["comment"] and "120 s" in ret["comment"]
+    assert not [c for c in fake.calls if c[0] == "sleep"]
+
+
+def test_caught_up_times_out_naming_the_files_and_peer(state, peers, monkeypatch):
+    clock = iter([0.0, 0.0, 10.0, 20.0, 31.0, 40.0])
+    monkeypatch.setattr(state.time, "monotonic", lambda: next(clock))
+    peers({"node1": True}, [{"node1": [(DAG, "only_on_peer")]}] * 5)
+    ret = state.caught_up("dags", timeout=30, interval=10)
+    assert ret["result"] is False and ret["changes"] == {}
+    assert "after 30 s" in ret["comment"] and f"node1: {DAG}" in ret["comment"]
+    assert "csync2.status" in ret["comment"], "the comment says where to look"
+
+
+def test_caught_up_peer_not_knowing_this_node_yet_is_waited_for(state, peers):
+    refused = CommandExecutionError("csync2 -T failed: node1: Identification failed")
+    peers({"node1": True}, [{"node1": refused}, {}])
+    ret = state.caught_up("dags", timeout=60, interval=1)
+    assert ret["result"] is True and "waited" in ret["comment"]
+
+
+def test_caught_up_refusal_until_the_timeout_fails_with_the_cause(state, peers, monkeypatch):
+    clock = iter([0.0, 5.0, 11.0])
+    monkeypatch.setattr(state.time, "monotonic", lambda: next(clock))
+    refused = CommandExecutionError("csync2 -T failed: node1: Identification failed")
+    peers({"node1": True}, [{"node1": refused}] * 3)
+    ret = state.caught_up("dags", timeout=10, interval=5)
+    assert ret["result"] is False and "Identification failed" in ret["comment"]
+
+
+def test_caught_up_bad_timeout_is_refused(state, peers):
+    peers({"node1": True}, [])
+    ret = state.caught_up("dags", timeout="soon")
+    assert ret["result"] is False and "timeout" in ret["comment"]

@@ -313,6 +313,15 @@ KEYS = {
         1048576, "most lag a failover candidate may have", low=0, unit="bytes"
     ),
     "postgresql:patroni:use_pg_rewind": Key("bool", True, "rejoin an old leader with pg_rewind"),
+    "postgresql:patroni:remove_data_directory_on_rewind_failure": Key(
+        "bool",
+        True,
+        "a replica whose pg_rewind failed against a healthy leader is wiped and cloned again (else it stays "
+        "stopped until an operator acts)",
+    ),
+    "postgresql:patroni:remove_data_directory_on_diverged_timelines": Key(
+        "bool", True, "a replica on a diverged timeline that pg_rewind cannot bring back is cloned again"
+    ),
     "postgresql:patroni:synchronous_mode": Key(
         "bool",
         True,

@@ -152,15 +152,20 @@ def db_whole(names: list[str]) -> str | None:
     return None
 
 
-def db_diagnosis(names: list[str], lines: int = 25) -> str:
+# the drills' own samplers refused while a server starts or stops, and the quiet HA loop
+NOISE = re.compile(r"not yet accepting connections|database system is (starting up|shutting down)|INFO: no action\. ")
+
+
+def db_diagnosis(names: list[str], lines: int = 40) -> str:
     """What to read when db_whole keeps complaining: patronictl's view and,
     for each node, its WAL receiver and the tail of its Patroni journal."""
     out = [f"patronictl list: {patroni_members(names[0]) or patroni_members(names[-1])}"]
     for node in names:
         receiver = psql(node, "select status || ' tl ' || received_tli from pg_stat_wal_receiver")
         out.append(f"--- {node}: wal receiver {receiver or 'none'}; journal of patroni:")
-        res = run_in(node, "journalctl", "-u", "patroni", "-n", str(lines), "--no-pager", "-o", "cat")
-        out.append(res.stdout.strip()[-4000:])
+        res = run_in(node, "journalctl", "-u", "patroni", "-n", "2000", "--no-pager", "-o", "short-precise")
+        kept = [line for line in res.stdout.splitlines() if not NOISE.search(line)]
+        out.append("\n".join(kept[-lines:])[-6000:])
     return "\n".join(out)
 
 

@@ -153,7 +153,9 @@ def db_whole(names: list[str]) -> str | None:
 
 
 # the drills' own samplers refused while a server starts or stops, and the quiet HA loop
-NOISE = re.compile(r"not yet accepting connections|database system is (starting up|shutting down)|INFO: no action\. ")
+NOISE = re.compile(
+    r"not yet accepting connections|database system is (starting up|shutting down)|INFO: no action\. "
+)
 
 
 def db_diagnosis(names: list[str], lines: int = 40) -> str:

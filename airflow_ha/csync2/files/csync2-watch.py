@@ -110,7 +110,9 @@ def same_as_db(st, check):
         "gid": str(st.st_gid),
         "size": str(st.st_size),
     }
-    return all(check.get(k) == v for k, v in want.items() if k in check or k != "size")
+    # size, uid and gid are left out of csync2's record when it does not track
+    # them (older records; csync2.cfg's `ignore uid gid`)
+    return all(check.get(k) == v for k, v in want.items() if k in check or k in ("mtime", "mode"))
 
 
 class Csync2:

@@ -75,6 +75,33 @@ def test_local_write_vs_received(watch, tmp_path):
     assert watch.local_write(str(tmp_path / "deleted.py")) is False
 
 
+def test_same_as_db_with_and_without_owners_in_the_record(watch, tmp_path):
+    f = tmp_path / "dag.py"
+    f.write_text("x")
+    st = os.stat(f)
+    base = {"mtime": str(int(st.st_mtime)), "mode": str(st.st_mode), "size": str(st.st_size)}
+    owners = {"uid": str(st.st_uid), "gid": str(st.st_gid)}
+    # csync2.cfg's `ignore uid gid`: the record has no owners (recorded from csync2 2.0)
+    assert (
+        watch.same_as_db(
+            st,
+            watch.parse_checktxt(
+                "v1%3Amtime="
+                + base["mtime"]
+                + "%3Amode="
+                + base["mode"]
+                + "%3Atype=reg%3Asize="
+                + base["size"]
+            ),
+        )
+        is True
+    )
+    assert watch.same_as_db(st, {**base, **owners}) is True
+    assert watch.same_as_db(st, {**base, "uid": str(st.st_uid + 1)}) is False
+    assert watch.same_as_db(st, {**base, "mtime": str(int(st.st_mtime) - 1)}) is False
+    assert watch.same_as_db(st, {"size": base["size"]}) is False, "mtime and mode are required"
+
+
 def test_record_conflict_lost(cs, tmp_path):
     r = rec("conflict_push_older_loses")
     lost = cs.record("watcher", r["retcode"], r["stderr"])

@@ -16,6 +16,7 @@ Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 import json
 import subprocess
 
+import drill_lib  # test/lab, on sys.path through conftest
 import pytest
 from test_zz_db_failover import LABCTL, cluster, leader_of, write
 
@@ -104,17 +105,9 @@ def test_leader_kill_through_pgbouncer_needs_no_airflow_restart(
         )
     after = {n: restarts(nodes, n) for n in survivors}
 
-    # Three units may be started again by systemd, once: the dag-processor's
-    # lock wrapper exits on purpose when its etcd session is lost (fencing:
-    # no second processor); Airflow 3.3's triggerer exits when a query fails
-    # mid-transaction (its DB retry reuses the aborted transaction:
-    # "InFailedSqlTransaction" in Trigger.clean_unused, seen in the lab with
-    # and without PgBouncer); and the scheduler's loop lets a database error
-    # end the process by design (so it restarts on a fresh session instead of
-    # looping on a broken one), which happens when one of its queries is in
-    # flight on the server connection that died (CI, 2 of 2 survivors once).
-    # The API server, worker and Flower must ride through on PgBouncer.
-    may_restart = {"airflow-dag-processor.service", "airflow-triggerer.service", "airflow-scheduler.service"}
+    # The units that may be started again once, and why: drill_lib. CI saw
+    # the scheduler's on both survivors once.
+    may_restart = drill_lib.MAY_RESTART_ON_DB_ERROR
     for s in survivors:
         for unit in may_restart & set(after[s]):
             assert after[s][unit] - before[s].get(unit, 0) <= 1, f"{s}: {unit} restarted more than once"

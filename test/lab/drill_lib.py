@@ -268,6 +268,24 @@ def dag_run_state(dag_id: str, run_id: str) -> tuple[str, float]:
 DAGS = f"{AIRFLOW_HOME}/dags"
 
 
+# Airflow units systemd may start again once after a database failover:
+# the dag-processor's lock wrapper exits on purpose when its etcd session is
+# lost (fencing: no second processor); Airflow 3.3's triggerer exits when a
+# query fails mid-transaction (its DB retry reuses the aborted transaction:
+# "InFailedSqlTransaction" in Trigger.clean_unused); the scheduler's loop
+# lets a database error end the process by design (it restarts on a fresh
+# session instead of looping on a broken one), which happens when one of
+# its queries is in flight on the server connection that died. The API
+# server, worker and Flower must ride through.
+MAY_RESTART_ON_DB_ERROR = frozenset(
+    {"airflow-dag-processor.service", "airflow-triggerer.service", "airflow-scheduler.service"}
+)
+
+
+def unit_active(node: str, unit: str) -> bool:
+    return run_in(node, "systemctl", "is-active", "-q", unit).returncode == 0
+
+
 def labctl(*args, timeout=3600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [LAB / "labctl", *args], capture_output=True, text=True, timeout=timeout, check=False
@@ -284,6 +302,17 @@ def apply() -> tuple[float, dict, str]:
         for m in re.finditer(r"^\s+(\S+): (\d+) changed, (\d+) failed", proc.stdout, re.M)
     }
     return took, counts, (proc.stdout + proc.stderr)[-3000:]
+
+
+def apply_ok(prog: str, label: str) -> tuple[float, int] | None:
+    """The lab's apply: (seconds, states changed on all nodes), or None (said
+    on stderr, with the output's tail) when a state failed or nothing answered."""
+    took, counts, tail = apply()
+    failed = {n: c for n, c in counts.items() if c[1]}
+    if failed or not counts:
+        print(f"{prog}: {label}: the apply failed: {failed or 'no result'}\n{tail}", file=sys.stderr)
+        return None
+    return took, sum(c[0] for c in counts.values())
 
 
 TLS_DIR = "/etc/etcd/airflow-ha-tls"

@@ -39,10 +39,10 @@ lint: venv
 	find airflow_ha -name '*.sls' -print0 | xargs -0 $(BIN)/salt-lint
 
 unit: venv
-	$(BIN)/pytest -q test/unit
+	$(BIN)/pytest -q -n auto test/unit
 
 render: venv
-	$(BIN)/pytest -q test/render
+	$(BIN)/pytest -q -n auto test/render
 
 factories: venv
 	$(BIN)/pytest -q test/factories
@@ -60,7 +60,8 @@ rules: venv
 test-fast: venv
 	$(MAKE) lint
 	$(MAKE) rules
-	$(BIN)/pytest -q test/unit test/render test/factories
+	$(BIN)/pytest -q -n auto test/unit test/render
+	$(BIN)/pytest -q test/factories
 
 # CI (.ci/run): the fast tiers, Airflow against a real PostgreSQL, then the lab
 # tier in a lab of its own (LAB_ID=ci, own bridge and subnet), so it never

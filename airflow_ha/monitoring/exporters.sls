@@ -121,10 +121,11 @@ airflow_ha-monitoring-postgres-exporter-service:
 
 {#- Listed in enabled_plugins by airflow_ha.rabbitmq (its listener in
     rabbitmq.conf): this only confirms it runs, and enables it on a broker
-    that has not restarted since. #}
+    that has not restarted since (skipped while its listener is up). #}
 airflow_ha-monitoring-rabbitmq-plugin:
   rabbitmq_plugin.enabled:
     - name: rabbitmq_prometheus
+    - unless: ss -Hltn 'sport = :{{ m.rabbitmq_port }}' | grep -q .
     - require:
       - sls: airflow_ha.rabbitmq
 {%- endif %}

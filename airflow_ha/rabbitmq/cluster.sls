@@ -17,9 +17,12 @@ airflow_ha-rabbitmq-clustered:
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-restart
 
+{#- rabbitmq-plugins boots an Erlang VM (4-10 s per call under load): a
+    listener on the plugin's port already says it runs. #}
 airflow_ha-rabbitmq-plugin-management:
   rabbitmq_plugin.enabled:
     - name: rabbitmq_management
+    - unless: ss -Hltn 'sport = :{{ rmq.management_port }}' | grep -q .
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 {%- if ah.minion_id == ah.members.broker[0].id %}

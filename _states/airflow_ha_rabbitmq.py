@@ -234,7 +234,7 @@ def restarted_if_stale(name, paths=(), units=()):
     """
     ret = _ret(name)
     try:
-        newer = __salt__["airflow_ha_rabbitmq.stale"](name, list(paths), list(units))
+        newer = __salt__["airflow_ha_systemd.stale"](name, list(paths), list(units))
     except CommandExecutionError as exc:
         ret["comment"] = f"cannot tell whether {name} is up to date: {exc}"
         return ret
@@ -250,7 +250,7 @@ def restarted_if_stale(name, paths=(), units=()):
     try:
         restarted = __salt__["service.restart"](name)
         # re-read: nothing may be newer than the new start
-        left = restarted and __salt__["airflow_ha_rabbitmq.stale"](name, list(paths), list(units))
+        left = restarted and __salt__["airflow_ha_systemd.stale"](name, list(paths), list(units))
     except CommandExecutionError as exc:
         ret["comment"] = f"restarting {name}: {exc}"
         return ret

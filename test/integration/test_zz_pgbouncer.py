@@ -46,16 +46,6 @@ def pgbouncer(db_nodes_to_break, salt, ah):
         assert not back, f"the apply back to the lab's pillar failed: {back}"
 
 
-def restarts(nodes, name):
-    res = nodes[name].run("systemctl show -p Id,NRestarts 'airflow-*'")
-    out = {}
-    for block in res.stdout.split("\n\n"):  # one block per unit, properties in systemd's order
-        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
-        if props.get("Id"):
-            out[props["Id"]] = int(props.get("NRestarts") or 0)
-    return out
-
-
 def test_airflow_goes_through_pgbouncer_and_admin_sessions_around_it(pgbouncer, nodes, salt, ah):
     cfg = f"{ah['airflow']['home']}/airflow.cfg"
     port = pgbouncer["port"]
@@ -80,7 +70,7 @@ def test_leader_kill_through_pgbouncer_needs_no_airflow_restart(
     old = leader_of(cluster(nodes, db[0], ah))
     assert old, "no running leader before the test"
     survivors = [n for n in db if n != old]
-    before = {n: restarts(nodes, n) for n in survivors}
+    before = {n: drill_lib.restarts(n) for n in survivors}
     subprocess.run([LABCTL, "kill", old], check=True, capture_output=True)
     try:
         for s in survivors:
@@ -103,7 +93,7 @@ def test_leader_kill_through_pgbouncer_needs_no_airflow_restart(
         assert wait_for(lambda s=s: healthy(s), timeout=90, interval=2), (
             f"{s}: Airflow not healthy after the failover"
         )
-    after = {n: restarts(nodes, n) for n in survivors}
+    after = {n: drill_lib.restarts(n) for n in survivors}
 
     # The units that may be started again once, and why: drill_lib. CI saw
     # the scheduler's on both survivors once.

@@ -286,6 +286,18 @@ def unit_active(node: str, unit: str) -> bool:
     return run_in(node, "systemctl", "is-active", "-q", unit).returncode == 0
 
 
+def restarts(node: str) -> dict:
+    """{unit: NRestarts} of the node's Airflow units (systemd's count of
+    automatic restarts: a component that died on a database error)."""
+    res = run_in(node, "systemctl", "show", "-p", "Id,NRestarts", "airflow-*", timeout=20)
+    out = {}
+    for block in res.stdout.split("\n\n"):  # one block per unit, properties in systemd's order
+        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            out[props["Id"]] = int(props.get("NRestarts") or 0)
+    return out
+
+
 def labctl(*args, timeout=3600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [LAB / "labctl", *args], capture_output=True, text=True, timeout=timeout, check=False

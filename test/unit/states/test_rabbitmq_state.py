@@ -296,7 +296,7 @@ def test_join_then_grow_reports_both():
 
 def use_stale(newer, restart=True):
     # after a restart nothing is newer than the unit any more
-    state.__salt__["airflow_ha_rabbitmq.stale"] = Recorder(newer, [])
+    state.__salt__["airflow_ha_systemd.stale"] = Recorder(newer, [])
     state.__salt__["service.restart"] = Recorder(restart)
     return state.__salt__["service.restart"]
 
@@ -324,7 +324,7 @@ def test_stale_unit_in_test_mode_is_not_restarted():
 
 def test_restart_that_does_not_take_fails():
     restart = use_stale(["/etc/rabbitmq/rabbitmq.conf"])
-    state.__salt__["airflow_ha_rabbitmq.stale"] = Recorder(["/etc/rabbitmq/rabbitmq.conf"])
+    state.__salt__["airflow_ha_systemd.stale"] = Recorder(["/etc/rabbitmq/rabbitmq.conf"])
     ret = state.restarted_if_stale("rabbitmq-server", ["/etc/rabbitmq/rabbitmq.conf"])
     assert ret["result"] is False and "still older" in ret["comment"] and restart.calls
 

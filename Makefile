@@ -5,7 +5,7 @@ PYTHON       ?= python3
 VENV         ?= .venv
 SALT_VERSION ?= 3008.5
 BIN          := $(VENV)/bin
-STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt | md5sum | cut -c1-8)
+STAMP        := $(VENV)/.stamp-$(SALT_VERSION)-$(shell cat test/requirements.txt test/constraints.txt | md5sum | cut -c1-8)
 LABCTL       := test/lab/labctl
 
 .PHONY: help venv lint unit render factories functional rules test-fast test test-cluster test-cluster-ci demo demo-down bench drills clean
@@ -21,10 +21,10 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): test/requirements.txt
+$(STAMP): test/requirements.txt test/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
-	$(BIN)/pip install -q -r test/requirements.txt
+	$(BIN)/pip install -q -r test/requirements.txt -c test/constraints.txt
 	$(BIN)/pip install -q --no-deps salt==$(SALT_VERSION)
 	rm -f $(VENV)/.stamp-*
 	touch $@

@@ -11,6 +11,7 @@ stdin, never in argv.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -296,6 +297,15 @@ def restarts(node: str) -> dict:
         if props.get("Id"):
             out[props["Id"]] = int(props.get("NRestarts") or 0)
     return out
+
+
+def run_suite_file(name: str, flag: str) -> int:
+    """Run test/integration/NAME with the env FLAG=1 that lets it out of its
+    skip (a suite test that lives in make drills); its exit code."""
+    root = LAB.parents[1]
+    env = dict(os.environ, **{flag: "1"})
+    cmd = [str(root / ".venv" / "bin" / "pytest"), "-q", "-s", "-rs", "-p", "no:cacheprovider"]
+    return subprocess.run([*cmd, str(root / "test" / "integration" / name)], env=env, check=False).returncode
 
 
 def labctl(*args, timeout=3600) -> subprocess.CompletedProcess:

@@ -1,6 +1,8 @@
 {#- Cluster membership, plugins, vhost and users. Users, vhosts and
     permissions are cluster-wide: only the first broker node manages them, so
-    parallel runs on every node never race. Passwords go through stdin
+    parallel runs on every node never race. Salt's rabbitmq states read
+    through rabbitmqctl (an Erlang VM boot per call): each is skipped when the
+    management API already confirms it (airflow_ha_rabbitmq_api). Passwords go through stdin
     (airflow_ha_rabbitmq.user_password); Salt's rabbitmq_user.present then
     sets tags and permissions without a password argument. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
@@ -38,12 +40,18 @@ airflow_ha-rabbitmq-departed:
 airflow_ha-rabbitmq-guest-absent:
   rabbitmq_user.absent:
     - name: guest
+    - unless:
+      - fun: airflow_ha_rabbitmq_api.user_absent
+        name: guest
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 
 airflow_ha-rabbitmq-vhost:
   rabbitmq_vhost.present:
     - name: {{ rmq.vhost }}
+    - unless:
+      - fun: airflow_ha_rabbitmq_api.vhost_present
+        name: {{ rmq.vhost }}
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 {%- for user, pillar_key, tags, vhosts in [
@@ -58,16 +66,21 @@ airflow_ha-rabbitmq-user-{{ user }}-password:
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-clustered
 
+{%- set perms = [] %}
+{%- for vhost in vhosts %}{% do perms.append({vhost: [".*", ".*", ".*"]}) %}{% endfor %}
+
 airflow_ha-rabbitmq-user-{{ user }}:
   rabbitmq_user.present:
     - name: {{ user }}
 {%- if tags %}
     - tags: {{ tags | json }}
 {%- endif %}
-    - perms:
-{%- for vhost in vhosts %}
-      - {{ vhost | json }}: [".*", ".*", ".*"]
-{%- endfor %}
+    - perms: {{ perms | json }}
+    - unless:
+      - fun: airflow_ha_rabbitmq_api.user_present
+        name: {{ user }}
+        tags: {{ tags | json if tags else "null" }}
+        perms: {{ perms | json }}
     - require:
       - airflow_ha_rabbitmq: airflow_ha-rabbitmq-user-{{ user }}-password
       - rabbitmq_vhost: airflow_ha-rabbitmq-vhost

@@ -187,9 +187,13 @@ def test_check_password_trusts_only_a_confirmed_match():
         asked.append(stdin)
         return {"retcode": 0, "stdout": "Success", "stderr": ""}
 
-    rmq.__salt__.update({"airflow_ha_rabbitmq_api.password_matches": lambda n, p: True, "cmd.run_all": ctl_never})
+    rmq.__salt__.update(
+        {"airflow_ha_rabbitmq_api.password_matches": lambda n, p: True, "cmd.run_all": ctl_never}
+    )
     assert rmq.check_password("airflow", AIRFLOW_PASSWORD) is True
     for answer in (False, None):
-        rmq.__salt__.update({"airflow_ha_rabbitmq_api.password_matches": lambda n, p, a=answer: a, "cmd.run_all": ctl})
+        rmq.__salt__.update(
+            {"airflow_ha_rabbitmq_api.password_matches": lambda n, p, a=answer: a, "cmd.run_all": ctl}
+        )
         assert rmq.check_password("airflow", AIRFLOW_PASSWORD) is True
     assert asked == [AIRFLOW_PASSWORD + "\n"] * 2  # through stdin, not argv

@@ -25,6 +25,7 @@ formula's airflow.cfg (desired values, key -> component groups, components) is
 (Salt's loader merges the files).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -356,13 +357,63 @@ def db_pending_migrations(**kwargs):
     Alembic revisions not yet applied (plus ``external-db-managers`` when the
     FAB tables need migrating). Empty list: schema up to date.
 
+    Airflow's check imports Airflow (4.5 s on an idle lab node, 14 s with
+    three nodes applying). Its answer depends only on the Airflow packages,
+    airflow.cfg and the rows of the Alembic version tables: the last "up to
+    date" is remembered under a digest of those (:func:`_schema_key`, read
+    without Airflow) and holds while they are unchanged.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' airflow.db_pending_migrations
     """
-    return _helper("db_pending_migrations", **kwargs)
+    stamp = _schema_stamp()
+    key = _schema_key(**kwargs) if stamp else ""
+    if key and os.path.isfile(stamp):
+        with open(stamp, encoding="utf-8") as fh:
+            if fh.read() == key:
+                return []
+    pending = _helper("db_pending_migrations", **kwargs)
+    if not pending and key:
+        os.makedirs(os.path.dirname(stamp), mode=0o700, exist_ok=True)
+        fd = os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+    return pending
+
+
+def _schema_stamp():
+    """The minion's file holding the key of the last "schema up to date"."""
+    cachedir = __opts__.get("cachedir")
+    return os.path.join(cachedir, "airflow_ha", "airflow-schema-ok") if cachedir else None
+
+
+def _schema_key(**kwargs):
+    """A digest of the Airflow distributions (dist-info names carry the
+    versions), airflow.cfg and the Alembic version rows (helper op
+    ``schema_revisions``: SQLAlchemy only); '' when one cannot be read."""
+    paths = _paths(**kwargs)
+    lib = os.path.join(paths["venv"], "lib")
+    dists = sorted(
+        f"{py}/{name}"
+        for py in (os.listdir(lib) if os.path.isdir(lib) else [])
+        if os.path.isdir(os.path.join(lib, py, "site-packages"))
+        for name in os.listdir(os.path.join(lib, py, "site-packages"))
+        if name.startswith("apache_airflow") and name.endswith(".dist-info")
+    )
+    try:
+        with open(paths["config"], "rb") as fh:
+            cfg = hashlib.sha256(fh.read()).hexdigest()
+        revisions = _helper("schema_revisions", **kwargs)
+    except (OSError, CommandExecutionError) as exc:
+        log.debug("airflow: no schema key (%s); asking Airflow", exc)
+        return ""
+    if not dists or not revisions:
+        return ""
+    blob = json.dumps({"dists": dists, "cfg": cfg, "revisions": revisions}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def db_migrate(only_if_pending=True, **kwargs):

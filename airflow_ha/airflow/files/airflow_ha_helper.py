@@ -31,6 +31,7 @@ MARKER = "AIRFLOW_HA_RESULT "
 # own DBLocks ids, which upgradedb() takes inside it).
 MIGRATE_LOCK_ID = 0x41484D47  # "AHMG"
 
+
 class HelperError(Exception):
     """An error the caller should see as a plain message."""
 
@@ -224,6 +225,39 @@ def _pending():
     except ImportError:
         pass
     return pending
+
+
+def op_schema_revisions():
+    """{table: [version_num, ...]} of every Alembic version table (Airflow's
+    and an external DB manager's such as FAB's), read with SQLAlchemy alone:
+    no Airflow import. The airflow module's key for its "up to date" cache."""
+    import configparser
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if not url:
+        cfg = configparser.ConfigParser(interpolation=None)
+        cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+        url = cfg.get("database", "sql_alchemy_conn", fallback="")
+    if not url.startswith("postgresql"):
+        raise HelperError("schema_revisions reads PostgreSQL only")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(
+                text(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                    "AND table_name LIKE 'alembic_version%' ORDER BY table_name"
+                )
+            )
+            return {
+                t: sorted(r[0] for r in conn.execute(text(f'SELECT version_num FROM "{t}"')))
+                for (t,) in list(tables)
+            }
+    finally:
+        engine.dispose()
 
 
 def op_db_pending_migrations():

@@ -5,7 +5,9 @@ A survivor must become the running leader within 30 s and writes through
 HAProxy (127.0.0.1:<primary_port>, Airflow's path) must succeed again on
 every survivor. The node is then started again: it must rejoin as a
 streaming replica, and a re-apply of the db states must report 0 changes
-and restart nothing. Figures for the same scenario: test/lab/bench.d/db_failover.
+and restart nothing. With pgBackRest on, the repository then holds every WAL
+segment of both timelines (`pgbackrest verify`: no gap). Figures for the same
+scenario: test/lab/bench.d/db_failover.
 
 Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 """
@@ -142,3 +144,47 @@ def test_leader_killed_failover_rejoin_and_quiet_reapply(
         assert not failed, f"{name}: re-apply failed: {failed}"
         assert not changed, f"{name}: re-apply after the rejoin changed {changed}"
     assert main_pids(nodes, db) == before, "the re-apply restarted a service"
+
+
+def wal_ranges(verify_output):
+    """{timeline: [(first, last) segment numbers]} from `pgbackrest verify`
+    at log level detail: one "wal start: ..., wal stop: ..." line per
+    continuous range, so a missing segment splits a timeline's range."""
+    out = {}
+    for line in verify_output.splitlines():
+        if "wal start: " not in line:
+            continue
+        start = line.split("wal start: ")[1].split(",")[0].strip()
+        stop = line.split("wal stop: ")[1].split(",")[0].strip()
+
+        def seg(name):
+            return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
+
+        out.setdefault(int(start[:8], 16), []).append((seg(start), seg(stop)))
+    return out
+
+
+def test_failover_lost_no_wal_segment(db, ah, role_nodes, node_exec):
+    """After the leader kill above: `pgbackrest check` archives from the new
+    leader, and `pgbackrest verify` finds every timeline's WAL in the
+    repository without a gap, each new timeline starting where the last one
+    stopped (issue 14: a failover during archiving loses no segment)."""
+    b = ah.get("pgbackrest") or {}
+    repo = role_nodes("backup")
+    if b.get("enabled") is not True or len(repo) != 1:
+        pytest.skip("no pgBackRest repository in this pillar")
+    cmd = f"runuser -u postgres -- pgbackrest --config={b['repo_config_file']} --stanza={ah['cluster_name']}"
+    res = node_exec(repo[0], f"timeout 300 {cmd} --log-level-console=info check")
+    assert res.rc == 0, f"pgbackrest check after the failover: {res.stdout[-800:]} {res.stderr[-800:]}"
+    res = node_exec(repo[0], f"timeout 300 {cmd} --log-level-console=detail verify")
+    assert res.rc == 0, f"pgbackrest verify: {res.stdout[-800:]} {res.stderr[-800:]}"
+    ranges = wal_ranges(res.stdout)
+    assert len(ranges) >= 2, f"no new timeline in the repository after the failover: {ranges}"
+    gaps = {tl: r for tl, r in ranges.items() if len(r) != 1}
+    assert not gaps, f"WAL missing inside a timeline (ranges per timeline): {gaps}"
+    timelines = sorted(ranges)
+    for before, after in zip(timelines, timelines[1:], strict=False):
+        assert ranges[after][0][0] <= ranges[before][0][1] + 1, (
+            f"timeline {after} starts at segment {ranges[after][0][0]:X}, "
+            f"after timeline {before} stopped at {ranges[before][0][1]:X}: segments missing"
+        )

@@ -1,10 +1,14 @@
 """Airflow: every unit the roles ask for is active (and the others are not),
 one dag-processor in the cluster, the API and Flower answer, the pillar admin
-logs in through every API server, every scheduler is alive, a DAG with 8
+logs in through every API server, a headless browser ends on the UI's login
+form, every scheduler is alive, a DAG with 8
 parallel tasks succeeds with tasks on several nodes' workers, a re-apply
 changes nothing, and no pillar secret shows in ps or journald."""
 
 import json
+import shutil
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -89,6 +93,38 @@ def test_api_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):
         health = json.loads(res.stdout)
         assert health["metadatabase"]["status"] == "healthy", f"{name}: {health}"
         assert health["scheduler"]["status"] == "healthy", f"{name}: {health}"
+
+
+def chromium_dom(url, timeout=90):
+    """The DOM of ``url`` after its scripts ran, from Debian's headless
+    chromium on this host (labctl verify installs it). Names resolve to
+    nothing but the one address asked (--host-resolver-rules) and background
+    networking is off, so the browser sends traffic to the lab node only."""
+    host = url.split("//", 1)[1].split(":")[0].split("/")[0]
+    with tempfile.TemporaryDirectory(prefix="airflow-ha-chromium-") as profile:
+        proc = subprocess.run(
+            ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-default-apps", "--disable-extensions",
+             f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}", f"--user-data-dir={profile}",
+             "--virtual-time-budget=20000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    return proc.stdout
+
+
+def test_ui_login_page_loads_in_a_browser(airflow_nodes, role_nodes, ah, address):
+    """The UI as a user meets it: a real browser loads each API server's root
+    page, runs the UI's scripts (Airflow 3's single-page app asks its API,
+    is told to log in) and ends on the login form."""
+    if not shutil.which("chromium"):
+        pytest.skip("no chromium on this host (labctl verify installs Debian's package)")
+    for name in role_nodes("api"):
+        url = f"http://{address(name)}:{ah['airflow']['api_port']}/"
+        dom = chromium_dom(url)
+        assert 'name="username"' in dom and 'type="password"' in dom, (
+            f"{name}: {url} did not end on a login form in a browser: {dom[:300]!r}"
+        )
 
 
 def test_flower_health(nodes, airflow_nodes, role_nodes, ah, address, wait_for):

@@ -15,15 +15,19 @@ from pathlib import Path
 
 from .conf import CACHE, LAB, VENV_BIN, LabError, mounts, progress, run
 
+LAB_PACKAGES = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "apt-cacher-ng": "apt-cacher-ng",
+    "nsenter": "util-linux",
+    "ip": "iproute2",
+}
+# The verification suite's browser check (test_airflow: the UI's login page).
+SUITE_PACKAGES = {"chromium": "chromium"}
 
-def ensure_host_packages() -> None:
-    need = {
-        "debootstrap": "debootstrap",
-        "systemd-nspawn": "systemd-container",
-        "apt-cacher-ng": "apt-cacher-ng",
-        "nsenter": "util-linux",
-        "ip": "iproute2",
-    }
+
+def ensure_host_packages(need: dict[str, str] = LAB_PACKAGES) -> None:
+    """Debian packages the host lacks, by the executable each provides."""
     missing = sorted({pkg for exe, pkg in need.items() if not shutil.which(exe)})
     if not missing:
         return

@@ -10,10 +10,12 @@ import time
 from .conf import REPO, VENV_BIN, progress, run
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
 from .nodes import nsenter
+from .rootfs import SUITE_PACKAGES, ensure_host_packages
 from .salt import apply_state
 
 
 def verify(args=()) -> int:
+    ensure_host_packages(SUITE_PACKAGES)
     progress("verify: pytest test/integration")
     return run([VENV_BIN / "pytest", "-q", "-rs", "--durations=12", REPO / "test" / "integration", *args],
                check=False).returncode  # fmt: skip

@@ -180,6 +180,8 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
     progress(f"state.apply airflow_ha on {', '.join(names)}")
     ret = salt_job(names, "state.apply", "airflow_ha", "queue=True", *extra)
     took = time.monotonic() - start
+    LAST_RETURN.clear()
+    LAST_RETURN.update(ret)
     summary, changed_ids = {}, {}
     for name in names:
         CHANGED.clear()
@@ -198,6 +200,7 @@ def apply_state(extra=(), quiet=False) -> tuple[dict, float]:
 
 
 CHANGED: list[str] = []  # state ids with changes, filled by summarize()
+LAST_RETURN: dict = {}  # {node: its state return} of the last apply_state()
 
 
 def summarize(ret: dict) -> tuple[int, list[str]]:

@@ -98,3 +98,21 @@ def test_demo_waits_for_every_api_bounded():
     assert asked.count("node1") == 1 and asked.count("node2") == 3
     never = verify.wait_api(cfg, timeout=0.2, interval=0.05, ask=lambda node: "")
     assert never == {}
+
+
+def test_bench_serial_waits_take_each_wait_states_longest_node():
+    sys.path.insert(0, str(ROOT / "test" / "lab"))
+    from nspawn_lab import bench
+
+    def st(sid, ms):
+        return {f"x_|-{sid}_|-n_|-f": {"__id__": sid, "duration": ms}}
+
+    ret = {
+        "node1": {
+            **st("airflow_ha-etcd-wait-healthy", 1500.0),
+            **st("airflow_ha-airflow-db-migrated", 42000.0),
+        },
+        "node2": {**st("airflow_ha-etcd-wait-healthy", 9000.0), **st("airflow_ha-common-hosts", 99000.0)},
+        "node3": "Minion did not return",
+    }
+    assert bench.serial_waits(ret) == {"etcd quorum": 9.0, "Airflow schema migration": 42.0}

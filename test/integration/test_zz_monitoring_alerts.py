@@ -55,7 +55,11 @@ def _until(check, timeout, interval=5):
 def test_node_killed_alerts_fire_and_resolve(prometheus, role_nodes, ah):
     mon, firing = prometheus
     victim = [n for n in role_nodes("db") if n != mon][-1]
-    assert not {a for a, n in firing() or set() if n == victim}, "alerts before the kill"
+    # A drill run just before (a scale-in, a kill) may leave an alert for a
+    # minute or two: a whole lab first, bounded, then the kill.
+    quiet, _ = _until(lambda: not {a for a, n in firing() or set() if n == victim}, 300)
+    left = sorted(a for a, n in firing() or set() if n == victim)
+    assert quiet is not None, f"alerts on {victim} before the kill, still after 300 s: {left}"
     subprocess.run([LABCTL, "kill", victim], check=True, capture_output=True)
     try:
         fired, seen = _until(lambda: KILLED <= {a for a, n in firing() or set() if n == victim}, 180)

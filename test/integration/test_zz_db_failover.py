@@ -156,12 +156,13 @@ def wal_ranges(verify_output):
             continue
         start = line.split("wal start: ")[1].split(",")[0].strip()
         stop = line.split("wal stop: ")[1].split(",")[0].strip()
-
-        def seg(name):
-            return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
-
-        out.setdefault(int(start[:8], 16), []).append((seg(start), seg(stop)))
+        out.setdefault(int(start[:8], 16), []).append((segment(start), segment(stop)))
     return out
+
+
+def segment(name):
+    """A WAL file name's segment number (16 MiB segments: 0x100 per log id)."""
+    return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
 
 
 def test_failover_lost_no_wal_segment(db, ah, role_nodes, node_exec):

@@ -32,6 +32,15 @@ MARKER = "AIRFLOW_HA_RESULT "
 MIGRATE_LOCK_ID = 0x41484D47  # "AHMG"
 
 
+def _airflow_cfg():
+    """airflow.cfg ($AIRFLOW_CONFIG) as read without Airflow."""
+    import configparser
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    return cfg
+
+
 class HelperError(Exception):
     """An error the caller should see as a plain message."""
 
@@ -231,16 +240,12 @@ def op_schema_revisions():
     """{table: [version_num, ...]} of every Alembic version table (Airflow's
     and an external DB manager's such as FAB's), read with SQLAlchemy alone:
     no Airflow import. The airflow module's key for its "up to date" cache."""
-    import configparser
-
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
-    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-    if not url:
-        cfg = configparser.ConfigParser(interpolation=None)
-        cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
-        url = cfg.get("database", "sql_alchemy_conn", fallback="")
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or _airflow_cfg().get(
+        "database", "sql_alchemy_conn", fallback=""
+    )
     if not url.startswith("postgresql"):
         raise HelperError("schema_revisions reads PostgreSQL only")
     engine = create_engine(url, poolclass=NullPool)
@@ -487,10 +492,7 @@ def _direct_database():
     PostgreSQL through it instead. Set before Airflow is imported, in this
     process' environment only.
     """
-    import configparser
-
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(os.environ.get("AIRFLOW_CONFIG", ""))
+    cfg = _airflow_cfg()
     port = cfg.get("airflow_ha", "migration_db_port", fallback="")
     url = cfg.get("database", "sql_alchemy_conn", fallback="")
     if not (port and url):

@@ -39,8 +39,9 @@ WAITS = {
 }
 
 
-def bare_install(cfg: dict, packages: list[str], name: str = "bare", offset: int = 30) -> tuple[float, float]:
-    """Install the converged nodes' packages and Airflow on a bare node by hand."""
+def bare_install(cfg: dict, packages: list[str], name: str, offset: int) -> tuple[float, float]:
+    """Install the converged nodes' packages and Airflow by hand on a bare
+    node ``name`` (address: the lab network + ``offset``)."""
     bare = extra_node(cfg, name, offset)
     try:
         node_prepare(cfg, bare, lab_rootfs(cfg), minion=False)

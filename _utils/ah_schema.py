@@ -48,6 +48,10 @@ ROLES = (*DEFAULT_ROLES, "backup", "monitor")
 # only (2.x schedulers parse DAGs themselves); flower is optional.
 REQUIRED_ROLES = ("db", "broker", "scheduler", "api", "worker", "triggerer")
 SUPPORTED_AIRFLOW = ("3.3", "2.11")
+# The Python minor versions each supported Airflow release runs on (its
+# Requires-Python and classifiers): Airflow 2.11 stops at 3.12, so it cannot
+# run on Debian 13's python3 (3.13).
+AIRFLOW_PYTHON = {"3.3": ((3, 10), (3, 13)), "2.11": ((3, 9), (3, 12))}
 # csync2 2.0 rejects anything else ("Unknown auto-setting"); it has no `first`.
 CSYNC2_POLICIES = ("none", "younger", "older", "bigger", "smaller", "left", "right")
 TIME_SYNC_DAEMONS = ("systemd-timesyncd", "chrony")
@@ -612,6 +616,14 @@ KEYS = {
         "Airflow version: 3.3.x or 2.11.x (a shipped constraints file or constraints_url)",
         pattern=r"^\d+\.\d+\.\d+$",
         hint="is not a version — use e.g. '3.3.2' (quote it in YAML)",
+    ),
+    "airflow:python": Key(
+        "str",
+        "3.11",
+        "minor version of the node's python3, which the Airflow venv runs (per OS release)",
+        pattern=r"^3\.\d+$",
+        hint="is not a Python 3 minor version — use e.g. '3.11' (quote it in YAML)",
+        where=PARAMETER,
     ),
     "airflow:constraints_shipped": _strings(
         ["3.3.2", "2.11.2"], "versions with a constraints file in airflow_ha/airflow/files/", where=INTERNAL

@@ -350,12 +350,30 @@ def _rule_airflow(ah):
             f"airflow_ha:airflow:version: {version} is not supported — use "
             f"{' or '.join(v + '.x' for v in schema.SUPPORTED_AIRFLOW)}"
         )
+    elif (python := _python_problem(version, get(ah, "airflow:python"))) is not None:
+        errors.append(python)
     elif version not in shipped and not get(ah, "airflow:constraints_url"):
         errors.append(
             f"airflow_ha:airflow:version: no constraints file is shipped for {version} (shipped: "
             f"{', '.join(shipped)}) — pick a shipped version or set airflow_ha:airflow:constraints_url"
         )
     return errors
+
+
+def _python_problem(version, python):
+    """Why Airflow VERSION cannot run on the node's PYTHON ('3.13'), or None."""
+    if not isinstance(python, str) or not re.match(r"^3\.\d+$", python):
+        return None  # the schema reported it
+    low, high = schema.AIRFLOW_PYTHON[".".join(version.split(".")[:2])]
+    have = tuple(int(n) for n in python.split("."))
+    if low <= have <= high:
+        return None
+    fits = [v + ".x" for v, (lo, hi) in schema.AIRFLOW_PYTHON.items() if lo <= have <= hi]
+    return (
+        f"airflow_ha:airflow:version: Airflow {version} runs on Python {low[0]}.{low[1]}–{high[0]}.{high[1]}, "
+        f"but this node's python3 is {python} (airflow_ha:airflow:python, set per OS release) — "
+        + (f"use Airflow {' or '.join(fits)} on this OS" if fits else "no supported Airflow runs on it")
+    )
 
 
 def _rule_timing(ah):

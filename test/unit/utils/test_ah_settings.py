@@ -105,3 +105,18 @@ def test_one_time_node_is_the_first_api_node_by_name():
     assert settings(pillar, minion_id="node3")["one_time_node"] == "node1"
     pillar["nodes"]["node1"]["roles"] = ["db", "broker", "worker"]
     assert settings(pillar, minion_id="node3")["one_time_node"] == "node2"
+
+
+def test_airflow_211_refused_on_debian_13_python():
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["version"] = "2.11.2"
+    trixie = dict(GRAINS, osfinger="Debian-13")
+    ah = ah_settings.settings(DEFAULTS, OS_LAYERS, pillar, "node1", trixie)
+    assert ah["airflow"]["python"] == "3.13"
+    assert ah["errors"] == [
+        "airflow_ha:airflow:version: Airflow 2.11.2 runs on Python 3.9–3.12, but this node's python3 "
+        "is 3.13 (airflow_ha:airflow:python, set per OS release) — use Airflow 3.3.x on this OS"
+    ]
+    assert settings(pillar)["errors"] == []  # Debian 12: Python 3.11
+    pillar["airflow"]["version"] = "3.3.2"
+    assert ah_settings.settings(DEFAULTS, OS_LAYERS, pillar, "node1", trixie)["errors"] == []

@@ -2,7 +2,8 @@
 # Build the lab's base root filesystem (Debian minbase + systemd + a Salt minion
 # in /opt/saltstack/venv). Called by labctl with: DEST DISTRO MIRROR WHEELDIR.
 # labctl caches the result under a name hashed from this file, so any change
-# here rebuilds it. The host must be Debian with the same Python minor version.
+# here rebuilds it. WHEELDIR holds wheels for the node's Python, and under src/
+# the sources of pins PyPI has no such wheel for (crosswheels.py).
 set -euo pipefail
 dest=$1 distro=$2 mirror=$3 wheels=$4
 tmp="$dest.tmp"
@@ -36,7 +37,20 @@ SRC
 
 # Salt minion from the host-built wheels.
 mkdir -p "$tmp/tmp/wheels"
-cp "$wheels"/*.whl "$tmp/tmp/wheels/"
+cp -r "$wheels"/. "$tmp/tmp/wheels/"
+# Pins with no wheel for this Python (a node Python other than the host's):
+# built here by the node's own interpreter, then the compiler goes again.
+if [ -d "$tmp/tmp/wheels/src" ]; then
+    build_pkgs="gcc libc6-dev python3-dev"
+    chroot "$tmp" apt-get update -q
+    chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $build_pkgs
+    chroot "$tmp" python3 -m venv /tmp/build-venv
+    chroot "$tmp" sh -c '/tmp/build-venv/bin/pip install -q --no-index /tmp/wheels/build/*.whl'
+    chroot "$tmp" sh -c 'cd /tmp/wheels && /tmp/build-venv/bin/pip wheel -q --no-index --no-deps \
+        --no-build-isolation -w /tmp/wheels src/*'
+    chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove $build_pkgs
+    rm -rf "$tmp/tmp/build-venv"
+fi
 chroot "$tmp" python3 -m venv /opt/saltstack/venv
 chroot "$tmp" sh -c '/opt/saltstack/venv/bin/pip install -q --no-index --no-deps /tmp/wheels/*.whl'
 rm -rf "$tmp/tmp/wheels"

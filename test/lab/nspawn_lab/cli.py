@@ -37,7 +37,7 @@ from .procs import recorded_pid
 from .salt import apply_state, salt_cmd, write_generated_pillar
 from .scale import cmd_add, cmd_remove
 from .verify import cmd_test_cluster, cmd_verify, smoke
-from .wheelhouse import ensure_wheelhouse, ensure_wheelhouses, wheel_server_start
+from .wheelhouse import ensure_wheelhouse, ensure_wheelhouses, node_python, wheel_server_start
 
 
 def cmd_wheels(_args) -> int:
@@ -58,7 +58,7 @@ def cmd_airflow_version(args) -> int:
         raise LabError("the lab is not up (labctl up first)")
     cfg, version = config(), args[0]
     need_constraints(version, "labctl airflow-version")
-    ensure_wheelhouse(version)
+    ensure_wheelhouse(version, node_python(cfg))
     if version not in cfg["airflow_versions"]:
         cfg["airflow_versions"].append(version)
     cfg["airflow_version"] = version

@@ -31,6 +31,10 @@ ACNG_PORT = 3142
 WHEEL_PORT = 3141
 SALT_PORTS = (4505, 4506)
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The python3 of each Debian the lab builds: the nodes' minion and Airflow
+# venvs run it, so their wheels are made for it (crosswheels.py when it is
+# not the host's).
+DISTRO_PYTHON = {"bookworm": (3, 11), "trixie": (3, 13)}
 AIRFLOW_DEFAULT = "3.3.2"  # the lab pillar's airflow:version unless LAB_AIRFLOW says otherwise
 T0 = time.monotonic()
 
@@ -60,15 +64,8 @@ def fresh_config() -> dict:
         raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
     base = int(net.network_address)
     distro = os.environ.get("LAB_DISTRO", "bookworm")
-    if distro != "bookworm":
-        # Debian 13 ships Python 3.13: the nodes' Salt minion wheels and the
-        # Airflow wheelhouse are built with the host's Python (3.11) and the
-        # shipped constraints are frozen for 3.11. Refuse before building anything.
-        raise LabError(
-            f"LAB_DISTRO={distro!r}: the lab builds bookworm (Debian 12) nodes only so far; "
-            "Debian 13 needs minion wheels and an Airflow wheelhouse for Python 3.13 "
-            "(the formula itself renders for Debian 13: see test/render)"
-        )
+    if distro not in DISTRO_PYTHON:
+        raise LabError(f"LAB_DISTRO={distro!r}: the lab builds {' or '.join(DISTRO_PYTHON)} nodes")
     airflow = os.environ.get("LAB_AIRFLOW", AIRFLOW_DEFAULT)
     need_constraints(airflow, "LAB_AIRFLOW")
     nodes = [

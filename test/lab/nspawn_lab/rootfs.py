@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from .conf import CACHE, LAB, VENV_BIN, LabError, mounts, progress, run
+from .conf import CACHE, DISTRO_PYTHON, LAB, VENV_BIN, LabError, mounts, progress, run
+from .crosswheels import cross_wheels
 
 LAB_PACKAGES = {
     "debootstrap": "debootstrap",
@@ -68,6 +69,8 @@ def rootfs_path(cfg: dict) -> tuple[Path, list[str]]:
     recipe.update((LAB / "build-rootfs.sh").read_bytes())
     recipe.update("\n".join(pins).encode())
     recipe.update(f"{cfg['distro']} {apt_mirror()} {sys.version_info[:2]}".encode())
+    if DISTRO_PYTHON[cfg["distro"]] != sys.version_info[:2]:
+        recipe.update((LAB / "nspawn_lab" / "crosswheels.py").read_bytes())
     return CACHE / f"rootfs-{cfg['distro']}-{recipe.hexdigest()[:12]}", pins
 
 
@@ -82,10 +85,19 @@ def ensure_rootfs(cfg: dict) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     wheels = Path(f"{path}.wheels")
-    progress(f"building minion wheels ({len(pins)} pins) into {wheels}")
+    python = DISTRO_PYTHON[cfg["distro"]]
+    progress(f"building minion wheels ({len(pins)} pins, Python {python[0]}.{python[1]}) into {wheels}")
     with open(f"{wheels}.log", "w") as out:
-        run([VENV_BIN / "pip", "wheel", "--no-deps", "-w", wheels, *pins],
-            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        if python == sys.version_info[:2]:
+            run([VENV_BIN / "pip", "wheel", "--no-deps", "-w", wheels, *pins],
+                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        else:
+            try:
+                left = cross_wheels(pins, wheels, python, out)
+            except RuntimeError as exc:
+                raise LabError(f"minion wheels for {cfg['distro']}: {exc} (see {wheels}.log)") from None
+            if left:
+                progress(f"compiled in the rootfs for its Python: {' '.join(left)}")
     progress(f"building rootfs {path.name} (debootstrap {cfg['distro']})")
     start = time.monotonic()
     log = CACHE / f"{path.name}.log"

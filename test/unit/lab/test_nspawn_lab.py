@@ -116,3 +116,43 @@ def test_bench_serial_waits_take_each_wait_states_longest_node():
         "node3": "Minion did not return",
     }
     assert bench.serial_waits(ret) == {"etcd quorum": 9.0, "Airflow schema migration": 42.0}
+
+
+def test_cross_wheels_binary_then_pure_host_build_then_source(tmp_path, monkeypatch):
+    """A pin with a wheel for the nodes' Python is fetched; one without is built
+    on the host only when the result is pure; a compiled one goes to src/ with
+    the build tools, for the rootfs to compile."""
+    sys.path.insert(0, str(ROOT / "test" / "lab"))
+    from nspawn_lab import crosswheels
+
+    binary = {"msgpack==1.0": "msgpack-1.0-cp313-cp313-manylinux_2_17_x86_64.whl"}
+    host = {"salt==1": "salt-1-py3-none-any.whl", "timelib==0.3": "timelib-0.3-cp311-cp311-linux_x86_64.whl"}
+    calls = []
+
+    def pip(*args, out):
+        args = [str(a) for a in args]
+        calls.append(args)
+        pins = [a for a in args if "==" in a]
+        if args[0] == "download" and "--only-binary=:all:" in args:
+            dest = args[args.index("-d") + 1]
+            if pins and all(p in binary for p in pins):
+                for p in pins:
+                    (tmp_path / "w" / binary[p]).touch()
+                return True
+            return dest.endswith("build")
+        if args[0] == "wheel":
+            (tmp_path / "w").joinpath(args[args.index("-w") + 1], host[pins[0]]).touch()
+            return True
+        return "--no-binary=:all:" in args  # a source download
+
+    monkeypatch.setattr(crosswheels, "pip", pip)
+    left = crosswheels.cross_wheels(
+        ["msgpack==1.0", "salt==1", "timelib==0.3"], tmp_path / "w", (3, 13), None
+    )
+    assert left == ["timelib==0.3"]
+    names = sorted(p.name for p in (tmp_path / "w").iterdir() if p.is_file())
+    assert names == ["msgpack-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", "salt-1-py3-none-any.whl"]
+    build = calls[-1]
+    assert build[build.index("-d") + 1].endswith("build") and "Cython" in build
+    args = crosswheels.target_args((3, 13))
+    assert args[args.index("--python-version") + 1] == "3.13" and "cp313" in args

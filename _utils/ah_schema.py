@@ -626,7 +626,9 @@ KEYS = {
         where=PARAMETER,
     ),
     "airflow:constraints_shipped": _strings(
-        ["3.3.2", "2.11.2"], "versions with a constraints file in airflow_ha/airflow/files/", where=INTERNAL
+        ["3.3.2", "3.3.2-py3.13", "2.11.2"],
+        "versions with a constraints file in airflow_ha/airflow/files/ (-pyX.Y: for that Python only)",
+        where=INTERNAL,
     ),
     "airflow:constraints_url": Key(
         "url",

@@ -170,6 +170,12 @@ def derive(ah, minion_id, grains):
     af["dags_folder"] = af["home"].rstrip("/") + "/dags"
     af["api_health_path"] = "/api/v2/monitor/health" if af["major"] == 3 else "/health"
     af["plugins_folder"] = af["home"].rstrip("/") + "/plugins"
+    # The shipped constraints: a Python-specific freeze when one is shipped
+    # (Python 3.13 needs pins 3.11 does not, e.g. pyyaml-ft), else the one.
+    tagged = f"{af['version']}-py{af['python']}"
+    af["constraints_file"] = (
+        f"constraints-{tagged if tagged in af['constraints_shipped'] else af['version']}.txt"
+    )
     # The port `csync2 -p` reaches the peers on: what the socket listens on.
     ah["csync2"]["peer_port"] = ah["csync2"]["port"]
     _etcd_urls(ah)

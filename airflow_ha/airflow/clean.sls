@@ -30,7 +30,7 @@ airflow_ha-airflow-clean-files:
   file.absent:
     - names:
       - {{ af.venv }}
-      - {{ salt["file.dirname"](af.venv) }}/constraints-{{ af.version }}.txt
+      - {{ salt["file.dirname"](af.venv) }}/{{ af.constraints_file }}
       - {{ af.home }}
       - /usr/local/lib/airflow_ha/airflow-locked-run
       - {{ ah.etcd.tls.key_files.airflow }}

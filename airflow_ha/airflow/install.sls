@@ -9,7 +9,7 @@
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set af = ah.airflow %}
 {%- set pip = ah.proxy.pip %}
-{%- set constraints = salt["file.dirname"](af.venv) ~ "/constraints-" ~ af.version ~ ".txt" %}
+{%- set constraints = salt["file.dirname"](af.venv) ~ "/" ~ af.constraints_file %}
 {%- set pip_env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"} %}
 {%- if pip.index_url %}{%- do pip_env.update({"PIP_INDEX_URL": pip.index_url}) %}{%- endif %}
 {%- if pip.find_links %}{%- do pip_env.update({"PIP_FIND_LINKS": pip.find_links | join(" ")}) %}{%- endif %}
@@ -48,7 +48,7 @@ airflow_ha-airflow-constraints:
     - source: {{ af.constraints_url }}
     - skip_verify: true
 {%- else %}
-    - source: salt://airflow_ha/airflow/files/constraints-{{ af.version }}.txt
+    - source: salt://airflow_ha/airflow/files/{{ af.constraints_file }}
 {%- endif %}
     - user: root
     - group: root

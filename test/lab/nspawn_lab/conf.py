@@ -110,9 +110,14 @@ def node_cfg(cfg: dict, name: str) -> dict:
     raise LabError(f"unknown node {name!r}; the lab has: {names}")
 
 
-def constraints_file(version: str) -> Path | None:
-    """The formula's frozen constraints for an Airflow version."""
-    path = REPO / "airflow_ha" / "airflow" / "files" / f"constraints-{version}.txt"
+def constraints_file(version: str, python: tuple[int, int] | None = None) -> Path | None:
+    """The formula's frozen constraints for an Airflow version: its freeze for
+    PYTHON when the formula ships one (as airflow_ha.settings picks it)."""
+    files = REPO / "airflow_ha" / "airflow" / "files"
+    tagged = files / f"constraints-{version}-py{python[0]}.{python[1]}.txt" if python else None
+    if tagged and tagged.exists():
+        return tagged
+    path = files / f"constraints-{version}.txt"
     return path if path.exists() else None
 
 
@@ -120,7 +125,8 @@ def need_constraints(version: str, origin: str) -> None:
     """Refuse an Airflow version the formula ships no constraints for (the lab
     builds its wheelhouse from them), naming the versions it has."""
     if not constraints_file(version):
-        shipped = sorted(p.name[12:-4] for p in (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt"))
+        files = (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt")
+        shipped = sorted(p.name[12:-4] for p in files if "-py" not in p.name)
         raise LabError(f"{origin}={version!r}: the formula ships constraints for {', '.join(shipped)}")
 
 

@@ -31,7 +31,7 @@ def ensure_wheelhouses(cfg: dict) -> None:
 
 def wheelhouse_path(version: str, python: tuple[int, int]) -> tuple[Path, list[str]]:
     args = airflow_reqs(version)
-    cons = constraints_file(version)
+    cons = constraints_file(version, python)
     digest = hashlib.sha256("\n".join(["recipe-2", *args]).encode())  # bump on recipe changes
     if python != sys.version_info[:2]:
         digest.update(f"python {python[0]}.{python[1]}".encode())
@@ -61,7 +61,7 @@ def ensure_wheelhouse(version: str, python: tuple[int, int]) -> Path:
     )
     with open(log, "w") as out:
         batches = [["pip", "setuptools", "wheel", "virtualenv"], args]
-        cons = constraints_file(version)
+        cons = constraints_file(version, python)
         if cons:
             # Every pin too: the host's newer Python skips marker-guarded
             # requirements the nodes' Python needs (async-timeout < 3.11.3).

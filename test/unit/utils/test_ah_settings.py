@@ -120,3 +120,13 @@ def test_airflow_211_refused_on_debian_13_python():
     assert settings(pillar)["errors"] == []  # Debian 12: Python 3.11
     pillar["airflow"]["version"] = "3.3.2"
     assert ah_settings.settings(DEFAULTS, OS_LAYERS, pillar, "node1", trixie)["errors"] == []
+
+
+def test_constraints_file_is_the_python_specific_freeze_when_shipped():
+    trixie = dict(GRAINS, osfinger="Debian-13")
+    ah = ah_settings.settings(DEFAULTS, OS_LAYERS, copy.deepcopy(EXAMPLE), "node1", trixie)
+    assert ah["airflow"]["constraints_file"] == "constraints-3.3.2-py3.13.txt"
+    assert settings()["airflow"]["constraints_file"] == "constraints-3.3.2.txt"  # Debian 12
+    pillar = copy.deepcopy(EXAMPLE)
+    pillar["airflow"]["version"] = "2.11.2"
+    assert settings(pillar)["airflow"]["constraints_file"] == "constraints-2.11.2.txt"

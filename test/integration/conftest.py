@@ -277,3 +277,13 @@ def db_nodes_to_break(role_nodes, require_unit, ah):
     if len(names) < 3:
         pytest.skip("needs 3 db nodes")
     return names
+
+
+@pytest.fixture
+def spare_db_node(db_nodes_to_break):
+    """The last db node that is not the Patroni leader's: a kill or a rebuild
+    of it adds no database failover to what the test is about."""
+    import drill_lib  # test/lab, on sys.path through _load_lab
+
+    lead = drill_lib.leader(db_nodes_to_break)
+    return [n for n in db_nodes_to_break if n != lead][-1]

@@ -14,21 +14,12 @@ also replaces the leader's node (a failover on top of the rebuild).
 Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 """
 
-import subprocess
-from pathlib import Path
-
 import drill_lib  # test/lab, on sys.path through conftest
 
-DRILL = Path(__file__).resolve().parents[1] / "lab" / "drills.d" / "node_replace"
 
-
-def test_blank_host_rebuilt_by_one_apply_cluster_whole_run_succeeds(db_nodes_to_break):
-    lead = drill_lib.leader(db_nodes_to_break)
-    victim = [n for n in db_nodes_to_break if n != lead][-1]
-    proc = subprocess.run(
-        [DRILL, "--node", victim], capture_output=True, text=True, timeout=2400, check=False
-    )
-    figures = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+def test_blank_host_rebuilt_by_one_apply_cluster_whole_run_succeeds(spare_db_node):
+    victim = spare_db_node
+    proc, figures = drill_lib.run_drill("node_replace", "--node", victim, timeout=2400)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert figures[f"node_replace_{victim}_dag_run"] == "success"
     assert figures[f"node_replace_{victim}_reapply_changes"].split()[0] == "0"

@@ -17,25 +17,14 @@ would make the 120 s bound a coin toss.
 Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 """
 
-import subprocess
-from pathlib import Path
-
 import drill_lib  # test/lab, on sys.path through conftest
 
-DRILL = Path(__file__).resolve().parents[1] / "lab" / "drills.d" / "task_recovery"
 
-
-def test_node_killed_mid_run_its_tasks_rerun_elsewhere_run_succeeds(db_nodes_to_break):
-    lead = drill_lib.leader(db_nodes_to_break)
-    victim = [n for n in db_nodes_to_break if n != lead][-1]
-    proc = subprocess.run(
-        [DRILL, "--nodes", victim, "--max-rerun", "120"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
+def test_node_killed_mid_run_its_tasks_rerun_elsewhere_run_succeeds(spare_db_node):
+    victim = spare_db_node
+    proc, figures = drill_lib.run_drill(
+        "task_recovery", "--nodes", victim, "--max-rerun", "120", timeout=1200
     )
-    figures = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert int(figures[f"task_recovery_{victim}_lost_tasks"].split()[0]) > 0, (
         "the kill caught no running task"

@@ -308,6 +308,14 @@ def run_suite_file(name: str, flag: str) -> int:
     return subprocess.run([*cmd, str(root / "test" / "integration" / name)], env=env, check=False).returncode
 
 
+def run_drill(name: str, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess, dict]:
+    """drills.d/NAME ARGS, and its figures ({name: 'value unit'}): for the suite."""
+    proc = subprocess.run(
+        [LAB / "drills.d" / name, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return proc, dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+
+
 def labctl(*args, timeout=3600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [LAB / "labctl", *args], capture_output=True, text=True, timeout=timeout, check=False

@@ -11,12 +11,8 @@ on its timeline, RabbitMQ running on every node without a partition).
 Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
 """
 
-import subprocess
-from pathlib import Path
-
+import drill_lib  # test/lab, on sys.path through conftest
 import pytest
-
-DRILL = Path(__file__).resolve().parents[1] / "lab" / "drills.d" / "partition"
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +23,9 @@ def lab_cluster(db_nodes_to_break, role_nodes):
 
 
 def test_leader_partition_one_writer_nothing_lost_heals(lab_cluster):
-    proc = subprocess.run(
-        [DRILL, "--rounds", "1", "--cut", "30", "--after", "20"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    figures = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    proc, figures = drill_lib.run_drill(
+        "partition", "--rounds", "1", "--cut", "30", "--after", "20", timeout=900
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert figures["partition_two_primaries_max"] == "0.0 s"
     assert figures["partition_two_dag_processors_max"] == "0.0 s"

@@ -24,6 +24,7 @@ from .conf import (
     master_dir,
     need_constraints,
     node_cfg,
+    node_python,
     progress,
     run,
     save_config,
@@ -37,7 +38,7 @@ from .procs import recorded_pid
 from .salt import apply_state, salt_cmd, write_generated_pillar
 from .scale import cmd_add, cmd_remove
 from .verify import cmd_test_cluster, cmd_verify, smoke
-from .wheelhouse import ensure_wheelhouse, ensure_wheelhouses, node_python, wheel_server_start
+from .wheelhouse import ensure_wheelhouse, ensure_wheelhouses, wheel_server_start
 
 
 def cmd_wheels(_args) -> int:

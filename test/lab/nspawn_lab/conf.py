@@ -31,10 +31,8 @@ ACNG_PORT = 3142
 WHEEL_PORT = 3141
 SALT_PORTS = (4505, 4506)
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The python3 of each Debian the lab builds: the nodes' minion and Airflow
-# venvs run it, so their wheels are made for it (crosswheels.py when it is
-# not the host's).
-DISTRO_PYTHON = {"bookworm": (3, 11), "trixie": (3, 13)}
+# The Debian releases the lab builds, by codename: their osfinger grain.
+DISTRO_RELEASE = {"bookworm": "Debian-12", "trixie": "Debian-13"}
 AIRFLOW_DEFAULT = "3.3.2"  # the lab pillar's airflow:version unless LAB_AIRFLOW says otherwise
 T0 = time.monotonic()
 
@@ -64,8 +62,8 @@ def fresh_config() -> dict:
         raise LabError(f"LAB_SUBNET={subnet!r}: need an IPv4 network of /26 or larger")
     base = int(net.network_address)
     distro = os.environ.get("LAB_DISTRO", "bookworm")
-    if distro not in DISTRO_PYTHON:
-        raise LabError(f"LAB_DISTRO={distro!r}: the lab builds {' or '.join(DISTRO_PYTHON)} nodes")
+    if distro not in DISTRO_RELEASE:
+        raise LabError(f"LAB_DISTRO={distro!r}: the lab builds {' or '.join(DISTRO_RELEASE)} nodes")
     airflow = os.environ.get("LAB_AIRFLOW", AIRFLOW_DEFAULT)
     need_constraints(airflow, "LAB_AIRFLOW")
     nodes = [
@@ -108,6 +106,18 @@ def node_cfg(cfg: dict, name: str) -> dict:
             return node
     names = ", ".join(n["name"] for n in cfg["nodes"])
     raise LabError(f"unknown node {name!r}; the lab has: {names}")
+
+
+def node_python(cfg: dict) -> tuple[int, int]:
+    """The nodes' python3 (minor version), as the formula's OS layer states it
+    (parameters/os.yaml, airflow:python): the minion and Airflow venvs run
+    it, so the lab makes their wheels for it (crosswheels.py when it is not
+    the host's)."""
+    import yaml
+
+    layers = yaml.safe_load((REPO / "airflow_ha" / "parameters" / "os.yaml").read_text())
+    major, minor = layers["osfinger"][DISTRO_RELEASE[cfg["distro"]]]["airflow"]["python"].split(".")
+    return int(major), int(minor)
 
 
 def constraints_file(version: str, python: tuple[int, int] | None = None) -> Path | None:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conf import CACHE, DISTRO_PYTHON, LAB, VENV_BIN, LabError, mounts, progress, run
+from .conf import CACHE, LAB, VENV_BIN, LabError, mounts, node_python, progress, run
 from .crosswheels import cross_wheels
 
 LAB_PACKAGES = {
@@ -69,7 +69,7 @@ def rootfs_path(cfg: dict) -> tuple[Path, list[str]]:
     recipe.update((LAB / "build-rootfs.sh").read_bytes())
     recipe.update("\n".join(pins).encode())
     recipe.update(f"{cfg['distro']} {apt_mirror()} {sys.version_info[:2]}".encode())
-    if DISTRO_PYTHON[cfg["distro"]] != sys.version_info[:2]:
+    if node_python(cfg) != sys.version_info[:2]:
         recipe.update((LAB / "nspawn_lab" / "crosswheels.py").read_bytes())
     return CACHE / f"rootfs-{cfg['distro']}-{recipe.hexdigest()[:12]}", pins
 
@@ -85,7 +85,7 @@ def ensure_rootfs(cfg: dict) -> Path:
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     wheels = Path(f"{path}.wheels")
-    python = DISTRO_PYTHON[cfg["distro"]]
+    python = node_python(cfg)
     progress(f"building minion wheels ({len(pins)} pins, Python {python[0]}.{python[1]}) into {wheels}")
     with open(f"{wheels}.log", "w") as out:
         if python == sys.version_info[:2]:

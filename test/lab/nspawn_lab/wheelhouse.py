@@ -11,17 +11,23 @@ import sys
 import time
 from pathlib import Path
 
-from .conf import CACHE, DISTRO_PYTHON, STATE, VENV_BIN, WHEEL_PORT, LabError, constraints_file, progress, run
+from .conf import (
+    CACHE,
+    STATE,
+    VENV_BIN,
+    WHEEL_PORT,
+    LabError,
+    constraints_file,
+    node_python,
+    progress,
+    run,
+)
 from .crosswheels import target_args
 from .procs import recorded_pid, spawn, wait_port
 
 
 def airflow_reqs(version: str) -> list[str]:
     return [f"apache-airflow[celery,postgres,fab]=={version}", "apache-airflow-providers-fab", "celery<5.7"]
-
-
-def node_python(cfg: dict) -> tuple[int, int]:
-    return DISTRO_PYTHON[cfg["distro"]]
 
 
 def ensure_wheelhouses(cfg: dict) -> None:

@@ -104,12 +104,21 @@ def _api(fun, *args):
 
 
 def _ctl(args, stdin=None, node=None, timeout=CTL_TIMEOUT):
-    """Run rabbitmqctl; output is never logged (it may echo what stdin held)."""
+    """Run rabbitmqctl; output is never logged (it may echo what stdin held).
+
+    A command reading a password from stdin runs bare (``add_user NAME``):
+    the rabbitmqctl wrapper of RabbitMQ 3.13+ (Debian 13's 4.0.5) lets the
+    CLI read stdin only when it counts exactly those arguments; with ``-t``
+    or ``-n`` too it starts the CLI with ``-noinput`` and the read never
+    returns. Salt's own timeout bounds such a command instead."""
     cmd = [RABBITMQCTL]
-    if node:
-        cmd += ["-n", node]
-    if timeout:
-        cmd += ["-t", str(timeout)]
+    if stdin is None:
+        if node:
+            cmd += ["-n", node]
+        if timeout:
+            cmd += ["-t", str(timeout)]
+    elif node:
+        raise CommandExecutionError("rabbitmqctl: a command fed through stdin runs on the local node only")
     cmd += list(args)
     return __salt__["cmd.run_all"](
         cmd,
@@ -118,6 +127,7 @@ def _ctl(args, stdin=None, node=None, timeout=CTL_TIMEOUT):
         output_loglevel="quiet",
         ignore_retcode=True,
         reset_system_locale=False,
+        timeout=timeout + 30 if timeout else None,
     )
 
 

@@ -143,7 +143,9 @@ def test_passwords_go_through_stdin_only(func, command):
     fake = use(FakeCtl({(None, command): ok("Done.")}))
     assert getattr(mod, func)("airflow", SECRET) is True
     cmd, kwargs = fake.calls[0]
-    assert cmd[-2:] == [command, "airflow"]
+    # exactly COMMAND NAME: RabbitMQ 4's wrapper reads stdin only then
+    assert cmd[1:] == [command, "airflow"]
+    assert kwargs["timeout"] > 0
     assert not any(SECRET in part for part in cmd), "the password is in argv"
     assert kwargs["stdin"] == SECRET + "\n"
     assert kwargs["output_loglevel"] == "quiet"

@@ -47,6 +47,15 @@ SECRET_URLS = ("sql_alchemy_conn", "result_backend", "broker_url")
 GRAINS = ("os_family", "osfinger", "virtual", "virtual_subtype")
 
 
+def constraints_name(version, python, shipped):
+    """The file name of Airflow's shipped constraints for VERSION on PYTHON
+    ("3.13"): the Python-specific freeze when SHIPPED lists one (Python 3.13
+    needs pins 3.11 does not, e.g. pyyaml-ft), else the version's own. The
+    lab's wheelhouse picks its file by this rule too."""
+    tagged = f"{version}-py{python}"
+    return f"constraints-{tagged if tagged in shipped else version}.txt"
+
+
 def merge(base, *layers):
     """Deep-merge ``layers`` into a copy of ``base``: dicts merge key by key,
     anything else (lists included) is replaced by the later layer."""
@@ -170,12 +179,7 @@ def derive(ah, minion_id, grains):
     af["dags_folder"] = af["home"].rstrip("/") + "/dags"
     af["api_health_path"] = "/api/v2/monitor/health" if af["major"] == 3 else "/health"
     af["plugins_folder"] = af["home"].rstrip("/") + "/plugins"
-    # The shipped constraints: a Python-specific freeze when one is shipped
-    # (Python 3.13 needs pins 3.11 does not, e.g. pyyaml-ft), else the one.
-    tagged = f"{af['version']}-py{af['python']}"
-    af["constraints_file"] = (
-        f"constraints-{tagged if tagged in af['constraints_shipped'] else af['version']}.txt"
-    )
+    af["constraints_file"] = constraints_name(af["version"], af["python"], af["constraints_shipped"])
     # The port `csync2 -p` reaches the peers on: what the socket listens on.
     ah["csync2"]["peer_port"] = ah["csync2"]["port"]
     _etcd_urls(ah)

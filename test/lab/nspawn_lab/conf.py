@@ -5,6 +5,7 @@ STATE/lab.json after it, and the small helpers every part uses.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -121,13 +122,17 @@ def node_python(cfg: dict) -> tuple[int, int]:
 
 
 def constraints_file(version: str, python: tuple[int, int] | None = None) -> Path | None:
-    """The formula's frozen constraints for an Airflow version: its freeze for
-    PYTHON when the formula ships one (as airflow_ha.settings picks it)."""
-    files = REPO / "airflow_ha" / "airflow" / "files"
-    tagged = files / f"constraints-{version}-py{python[0]}.{python[1]}.txt" if python else None
-    if tagged and tagged.exists():
-        return tagged
-    path = files / f"constraints-{version}.txt"
+    """The formula's frozen constraints for an Airflow version on PYTHON, by
+    airflow_ha.settings' rule (its constraints_name) and its shipped list."""
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("ah_settings", REPO / "_utils" / "ah_settings.py")
+    settings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(settings)
+    defaults = yaml.safe_load((REPO / "airflow_ha" / "parameters" / "defaults.yaml").read_text())
+    shipped = defaults["airflow"]["constraints_shipped"] if python else []
+    name = settings.constraints_name(version, f"{python[0]}.{python[1]}" if python else "", shipped)
+    path = REPO / "airflow_ha" / "airflow" / "files" / name
     return path if path.exists() else None
 
 

@@ -62,6 +62,25 @@ def smoke(cfg: dict) -> None:
         )
 
 
+DIAG_UNITS = ("etcd", "patroni", "rabbitmq-server")
+
+
+def diagnose(names) -> None:
+    """What a failed apply leaves for the reader of a CI log: the failed
+    units and the journal tail of the daemons the first apply waits on."""
+    for name in names:
+        print(f"--- {name}: systemctl --failed; journal of {', '.join(DIAG_UNITS)}")
+        script = (
+            "systemctl --failed --no-legend --plain; "
+            "for u in " + " ".join(DIAG_UNITS) + "; do "
+            'echo "$u: $(systemctl show -p ActiveState -p SubState -p NRestarts -p ActiveEnterTimestamp $u '
+            '| paste -sd " ")"; done; '
+            "journalctl --no-pager -o short-precise -n 120 " + " ".join(f"-u {u}" for u in DIAG_UNITS)
+        )
+        proc = nsenter(name, "sh", "-c", script, capture_output=True, text=True)
+        print(proc.stdout + proc.stderr, flush=True)
+
+
 def cmd_test_cluster(_args) -> int:
     refuse_if_up("test-cluster")
     os.environ.setdefault("LAB_SNAPSHOT", "1")
@@ -71,6 +90,7 @@ def cmd_test_cluster(_args) -> int:
         summary, _ = apply_state()
         if any(failed for _, failed in summary.values()):
             progress("first apply failed")
+            diagnose([n for n, (_, failed) in summary.items() if failed])
             rc = 1
             return rc
         rc = verify()

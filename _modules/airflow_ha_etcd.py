@@ -18,6 +18,7 @@ CLI Example:
 .. code-block:: bash
 
     salt node1 airflow_ha_etcd.health
+    salt node1 airflow_ha_etcd.version
     salt node1 airflow_ha_etcd.health https://127.0.0.1:2379 cacert=/etc/etcd/airflow-ha-tls/ca.crt
     salt node3 airflow_ha_etcd.members http://10.77.0.11:2379
     salt node3 airflow_ha_etcd.join_plan node3 http://10.77.0.13:2380 \
@@ -79,6 +80,30 @@ def health(url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=N
             f"{url}/health answered HTTP {status} with a body that is not JSON: {body[:200]!r}"
         ) from None
     return status == 200 and str(data.get("health")).lower() == "true"
+
+
+def version(url="http://127.0.0.1:2379", timeout=5, cacert=None, cert=None, key=None):
+    """
+    Return the etcd member's ``GET /version`` answer as
+    ``{"server": "3.4.23", "cluster": "3.4.0"}``. A cluster just formed
+    answers ``"cluster": "3.0.0"`` until its leader has heard every member's
+    version. Arguments as for ``airflow_ha_etcd.health``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 airflow_ha_etcd.version http://10.77.0.11:2379
+    """
+    context = _context(url, cacert, cert, key, "version")
+    status, body = _http_get(url.rstrip("/") + "/version", timeout, context=context)
+    try:
+        data = json.loads(body)
+        return {"server": str(data["etcdserver"]), "cluster": str(data["etcdcluster"])}
+    except (ValueError, KeyError, TypeError):
+        raise CommandExecutionError(
+            f"{url}/version answered HTTP {status} without etcdserver/etcdcluster: {body[:200]!r}"
+        ) from None
 
 
 def _cluster_call(url, what, body, timeout, context):

@@ -1,6 +1,7 @@
 """
 etcd (Patroni's DCS). ``healthy`` holds the state run until this node's etcd
-member reports a leader (the cluster has quorum), so that one ``state.apply``
+member reports a leader (the cluster has quorum) and a decided cluster
+version, so that one ``state.apply``
 on fresh nodes converges the whole cluster. It checks in test mode too (True
 when healthy, None when the real run would wait), unlike Salt's
 ``http.wait_for_successful_query``; same polling as ``patroni.leader_running``
@@ -28,6 +29,9 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha_etcd"
 ADD_WAIT = 60  # s: how long member add is retried while etcd answers "unhealthy cluster"
+# The lowest etcd cluster version Patroni is started on: a new cluster reports
+# 3.0.0 until its version is decided (see healthy).
+DECIDED_CLUSTER_VERSION = (3, 4)
 
 
 def __virtual__():
@@ -36,10 +40,18 @@ def __virtual__():
     return False, "airflow_ha_etcd state: the airflow_ha_etcd execution module is not available"
 
 
+def _version_tuple(text):
+    try:
+        return tuple(int(part) for part in str(text).split(".")[:2])
+    except ValueError:
+        return (0, 0)
+
+
 def healthy(name, timeout=300, interval=3, cacert=None, cert=None, key=None):
     """
     Wait until the etcd member at URL ``name`` reports itself healthy (it has
-    a leader: the cluster has quorum). With etcd's TLS on, ``name`` is an
+    a leader: the cluster has quorum) and its cluster version is decided
+    (every member of a new cluster has been seen). With etcd's TLS on, ``name`` is an
     https:// URL and ``cacert``/``cert``/``key`` are the CA, client
     certificate and key files (see ``airflow_ha_etcd.health``).
 
@@ -53,17 +65,26 @@ def healthy(name, timeout=300, interval=3, cacert=None, cert=None, key=None):
     tls = {k: v for k, v in (("cacert", cacert), ("cert", cert), ("key", key)) if v}
 
     def check():
-        ok = __salt__["airflow_ha_etcd.health"](name, **tls)
-        return ok, "healthy" if ok else "reachable but not healthy (no quorum yet)"
+        if not __salt__["airflow_ha_etcd.health"](name, **tls):
+            return False, "reachable but not healthy (no quorum yet)"
+        # Patroni 3.0 picks its etcd API path once, from the cluster version:
+        # given the 3.0.0 a new cluster reports until its leader has heard
+        # every member, it takes /v3alpha, which etcd 3.4+ does not serve, and
+        # it waits on etcd for good (a cold converge saw replicas' Patroni
+        # never open its REST API). So a new cluster is ready once decided.
+        cluster = __salt__["airflow_ha_etcd.version"](name, **tls)["cluster"]
+        if _version_tuple(cluster) < DECIDED_CLUSTER_VERSION:
+            return False, f"healthy, but the cluster version is still {cluster} (not every member seen yet)"
+        return True, f"healthy, cluster version {cluster}"
 
     comments = {
-        "held": lambda detail: f"etcd member {name} is healthy (cluster has quorum)",
+        "held": lambda detail: f"etcd member {name} is {detail} (cluster has quorum)",
         "pending": lambda detail, limit: (
             f"etcd member {name} is not healthy yet ({detail}); would wait up to {limit:.0f} s"
         ),
         "failed": lambda detail, waited: (
-            f"etcd member {name} not healthy after {waited:.0f} s (last: {detail}). A quorum of "
-            "db nodes must run etcd: apply the formula on all db nodes at once "
+            f"etcd member {name} not ready after {waited:.0f} s (last: {detail}). A quorum of "
+            "db nodes (every one, for a new cluster) must run etcd: apply the formula on all db nodes at once "
             "(salt -G ... state.apply airflow_ha) and check `journalctl -u etcd`."
         ),
         # a TLS file that cannot be loaded: waiting does not help

@@ -45,6 +45,14 @@ def test_etcd_health_recorded(answers):
     assert etcd.health("http://10.77.0.12:2379/") is False
 
 
+def test_etcd_version(answers):
+    answers["http://127.0.0.1:2379/version"] = (200, '{"etcdserver":"3.4.23","etcdcluster":"3.0.0"}')
+    assert etcd.version() == {"server": "3.4.23", "cluster": "3.0.0"}
+    answers["http://10.77.0.12:2379/version"] = (200, "404 page not found")
+    with pytest.raises(CommandExecutionError, match="without etcdserver/etcdcluster"):
+        etcd.version("http://10.77.0.12:2379")
+
+
 def test_etcd_health_bad_url():
     with pytest.raises(SaltInvocationError, match="http"):
         etcd.health("10.77.0.11:2379")

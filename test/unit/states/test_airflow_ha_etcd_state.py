@@ -17,8 +17,12 @@ def configure_loader_modules():
     return {state: {"__opts__": {"test": False}, "__salt__": {}, "__utils__": utils_dunder("ah_wait")}}
 
 
-def use(etcd=None, test=False):
+DECIDED = {"server": "3.4.23", "cluster": "3.4.0"}
+
+
+def use(etcd=None, test=False, version=None):
     state.__salt__["airflow_ha_etcd.health"] = etcd or Seq(False)
+    state.__salt__["airflow_ha_etcd.version"] = version or Seq(DECIDED)
     state.__opts__["test"] = test
 
 
@@ -31,13 +35,34 @@ def test_etcd_healthy_waits_for_quorum(no_sleep):
     assert fake.calls == 3
 
 
+def test_etcd_healthy_waits_for_the_cluster_version_to_be_decided(no_sleep):
+    # a new cluster answers 3.0.0 until its leader has heard every member:
+    # Patroni 3.0 started then picks /v3alpha and never recovers
+    version = Seq({"server": "3.4.23", "cluster": "3.0.0"}, {"server": "3.4.23", "cluster": "3.0.0"}, DECIDED)
+    use(etcd=Seq(True), version=version)
+    ret = state.healthy("http://127.0.0.1:2379", timeout=600, interval=1)
+    assert ret["result"] is True
+    assert version.calls == 3
+    assert "cluster version 3.4.0" in ret["comment"]
+
+
+def test_etcd_undecided_cluster_version_times_out_naming_it(monkeypatch):
+    clock = iter(range(0, 1000, 7))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    use(etcd=Seq(True), version=Seq({"server": "3.5.16", "cluster": "3.0.0"}))
+    ret = state.healthy("http://127.0.0.1:2379", timeout=20, interval=7)
+    assert ret["result"] is False
+    assert "cluster version is still 3.0.0" in ret["comment"]
+    assert "every one, for a new cluster" in ret["comment"]
+
+
 def test_etcd_unhealthy_times_out(monkeypatch):
     clock = iter(range(0, 1000, 7))
     monkeypatch.setattr(time, "monotonic", lambda: next(clock))
     use(etcd=Seq(False))
     ret = state.healthy("http://127.0.0.1:2379", timeout=20, interval=7)
     assert ret["result"] is False
-    assert "not healthy after" in ret["comment"]
+    assert "not ready after" in ret["comment"]
     assert "quorum" in ret["comment"]
 
 

@@ -67,7 +67,8 @@ DIAG_UNITS = ("etcd", "patroni", "rabbitmq-server")
 
 def diagnose(names) -> None:
     """What a failed apply leaves for the reader of a CI log: the failed
-    units and the journal tail of the daemons the first apply waits on."""
+    units and the start and end of the journal of the daemons the first
+    apply waits on."""
     for name in names:
         print(f"--- {name}: systemctl --failed; journal of {', '.join(DIAG_UNITS)}")
         script = (
@@ -75,7 +76,10 @@ def diagnose(names) -> None:
             "for u in " + " ".join(DIAG_UNITS) + "; do "
             'echo "$u: $(systemctl show -p ActiveState -p SubState -p NRestarts -p ActiveEnterTimestamp $u '
             '| paste -sd " ")"; done; '
-            "journalctl --no-pager -o short-precise -n 120 " + " ".join(f"-u {u}" for u in DIAG_UNITS)
+            # each unit's first lines (what it did at start) and its last
+            "for u in " + " ".join(DIAG_UNITS) + '; do echo "--- $u"; '
+            "journalctl --no-pager -o short-precise -u $u | head -n 30; echo ...; "
+            "journalctl --no-pager -o short-precise -u $u -n 30; done"
         )
         proc = nsenter(name, "sh", "-c", script, capture_output=True, text=True)
         print(proc.stdout + proc.stderr, flush=True)

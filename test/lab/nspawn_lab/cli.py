@@ -16,11 +16,11 @@ import time
 from .bench import cmd_bench
 from .conf import (
     LAB,
-    REPO,
     STATE,
     VENV_BIN,
     LabError,
     config,
+    formula_parameters,
     master_dir,
     need_constraints,
     node_cfg,
@@ -159,7 +159,7 @@ def cmd_demo(_args) -> int:
               f"RabbitMQ http://{a}:15672  HAProxy stats http://{a}:7000/")  # fmt: skip
     mon = lab_pillar.get("monitoring") or {}
     if mon.get("enabled"):
-        defaults = yaml.safe_load((REPO / "airflow_ha/parameters/defaults.yaml").read_text())["monitoring"]
+        defaults = formula_parameters("defaults")["monitoring"]
         port = (mon.get("prometheus") or {}).get("port") or defaults["prometheus"]["port"]
         roles = {n: (d or {}).get("roles") or [] for n, d in lab_pillar["nodes"].items()}
         for node in cfg["nodes"]:

@@ -5,6 +5,7 @@ STATE/lab.json after it, and the small helpers every part uses.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -109,14 +110,30 @@ def node_cfg(cfg: dict, name: str) -> dict:
     raise LabError(f"unknown node {name!r}; the lab has: {names}")
 
 
+@functools.cache
+def formula_parameters(name: str) -> dict:
+    """The formula's parameter layer airflow_ha/parameters/NAME.yaml (read once)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "airflow_ha" / "parameters" / f"{name}.yaml").read_text())
+
+
+@functools.cache
+def formula_settings():
+    """The formula's _utils/ah_settings.py as a module (loaded once), for its
+    pure rules the lab follows too."""
+    spec = importlib.util.spec_from_file_location("ah_settings", REPO / "_utils" / "ah_settings.py")
+    settings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(settings)
+    return settings
+
+
 def node_python(cfg: dict) -> tuple[int, int]:
     """The nodes' python3 (minor version), as the formula's OS layer states it
     (parameters/os.yaml, airflow:python): the minion and Airflow venvs run
     it, so the lab makes their wheels for it (crosswheels.py when it is not
     the host's)."""
-    import yaml
-
-    layers = yaml.safe_load((REPO / "airflow_ha" / "parameters" / "os.yaml").read_text())
+    layers = formula_parameters("os")
     major, minor = layers["osfinger"][DISTRO_RELEASE[cfg["distro"]]]["airflow"]["python"].split(".")
     return int(major), int(minor)
 
@@ -124,14 +141,8 @@ def node_python(cfg: dict) -> tuple[int, int]:
 def constraints_file(version: str, python: tuple[int, int] | None = None) -> Path | None:
     """The formula's frozen constraints for an Airflow version on PYTHON, by
     airflow_ha.settings' rule (its constraints_name) and its shipped list."""
-    import yaml
-
-    spec = importlib.util.spec_from_file_location("ah_settings", REPO / "_utils" / "ah_settings.py")
-    settings = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(settings)
-    defaults = yaml.safe_load((REPO / "airflow_ha" / "parameters" / "defaults.yaml").read_text())
-    shipped = defaults["airflow"]["constraints_shipped"] if python else []
-    name = settings.constraints_name(version, f"{python[0]}.{python[1]}" if python else "", shipped)
+    shipped = formula_parameters("defaults")["airflow"]["constraints_shipped"] if python else []
+    name = formula_settings().constraints_name(version, f"{python[0]}.{python[1]}" if python else "", shipped)
     path = REPO / "airflow_ha" / "airflow" / "files" / name
     return path if path.exists() else None
 

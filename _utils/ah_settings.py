@@ -34,6 +34,7 @@ _spec = importlib.util.spec_from_file_location(
 validator = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(validator)
 schema = validator.schema
+ah_nodes = validator.ah_nodes  # which node holds what, as the rules read it
 _mon_spec = importlib.util.spec_from_file_location(
     "_airflow_ha_ah_monitoring", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_monitoring.py")
 )
@@ -43,6 +44,15 @@ _mon_spec.loader.exec_module(monitoring)
 CONTAINERS = ("container", "systemd-nspawn", "lxc", "docker", "podman", "openvzve")
 # Derived values that embed a secret.
 SECRET_URLS = ("sql_alchemy_conn", "result_backend", "broker_url")
+# libpq's bound on a connection attempt of Airflow (database and result
+# backend), s: HAProxy 3.0 (Debian 13) can hold a client's connection open
+# with no server behind it when the primary it was routed to dies during the
+# startup handshake (seen in the lab after a leader kill: the dag-processor
+# waited 30 min, the client timeout, for the answer to its first 8 bytes).
+# Without a bound libpq waits as long; with it the attempt fails, Airflow
+# retries on a fresh connection. Above a failover's HAProxy re-route (< 1 s)
+# and PgBouncer's login on a busy host.
+DB_CONNECT_TIMEOUT = 10
 # Grains the layers and the derivation read (part of the cache key).
 GRAINS = ("os_family", "osfinger", "virtual", "virtual_subtype")
 
@@ -165,7 +175,7 @@ def derive(ah, minion_id, grains):
     cluster-wide ones only (the orchestration)."""
     nodes = {}
     for node_id, node in sorted(ah["nodes"].items()):
-        nodes[node_id] = {"address": str(node["address"]), "roles": list(validator.node_roles(ah, node))}
+        nodes[node_id] = {"address": str(node["address"]), "roles": list(ah_nodes.node_roles(ah, node))}
     ah["nodes"] = nodes
     ah["members"] = {
         role: [{"id": n, "address": d["address"]} for n, d in nodes.items() if role in d["roles"]]
@@ -205,7 +215,7 @@ def derive(ah, minion_id, grains):
         ipaddress.IPv4Network(f"{ah['address']}/{ah['network']['prefix']}", strict=False)
     )
     af.update(_connection_urls(ah))
-    ah["etcd"]["tls"]["here"] = bool(ah["etcd"]["tls"]["enabled"]) and minion_id in validator.etcd_tls_nodes(
+    ah["etcd"]["tls"]["here"] = bool(ah["etcd"]["tls"]["enabled"]) and minion_id in ah_nodes.etcd_tls_nodes(
         ah
     )
     e = ah["etcd"]
@@ -280,7 +290,7 @@ def _connection_urls(ah):
     pg = ah["postgresql"]
     db_port = ah["pgbouncer"]["port"] if ah["pgbouncer"].get("enabled") else ah["haproxy"]["primary_port"]
     db_auth = f"{q(pg['user'], safe='')}:{q(secrets['airflow_db_password'], safe='')}"
-    db = f"{db_auth}@127.0.0.1:{db_port}/{q(pg['database'], safe='')}"
+    db = f"{db_auth}@127.0.0.1:{db_port}/{q(pg['database'], safe='')}?connect_timeout={DB_CONNECT_TIMEOUT}"
     rmq = ah["rabbitmq"]
     brokers = ah["members"]["broker"]
     if rmq["broker_url_nodes"] == "local" and ah["minion_id"] in [b["id"] for b in brokers]:
@@ -302,14 +312,14 @@ def _pgbackrest(ah):
     settings for archiving (added to postgresql:patroni:dcs, so the bootstrap
     and the live PATCH carry them), all only when pgbackrest:enabled."""
     b = ah["pgbackrest"]
-    parts = validator.pgbackrest_nodes(ah) if b["enabled"] else {}
+    parts = ah_nodes.pgbackrest_nodes(ah) if b["enabled"] else {}
     b["stanza"] = ah["cluster_name"]
     b["nodes"] = sorted(parts)
     b["db_nodes"] = sorted(n for n, part in parts.items() if part["db"])
     backup = [m["id"] for m in ah["members"]["backup"]]
     b["repo_host"] = backup[0] if b["enabled"] and backup else None
     b["repos"] = [1, 2] if b["s3"]["enabled"] else [1]
-    source = validator.pgbackrest_tls_source(ah)
+    source = ah_nodes.pgbackrest_tls_source(ah)
     tls = b["tls"]
     tls["pillar"] = f"airflow_ha:{source}:tls"  # where the states read the PEMs (contents_pillar)
     d = tls["dir"].rstrip("/")

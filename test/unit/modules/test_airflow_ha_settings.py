@@ -68,8 +68,9 @@ def test_connection_urls_quote_secrets_and_list_every_broker():
     ah = settings(pillar)
     assert ah["errors"] == []
     assert ah["airflow"]["sql_alchemy_conn"] == (
-        "postgresql+psycopg2://airflow:p%40ss%2Fword%3Awith%25chars@127.0.0.1:5000/airflow"
+        "postgresql+psycopg2://airflow:p%40ss%2Fword%3Awith%25chars@127.0.0.1:5000/airflow?connect_timeout=10"
     )
+    assert ah["airflow"]["result_backend"].endswith("@127.0.0.1:5000/airflow?connect_timeout=10")
     urls = ah["airflow"]["broker_url"].split(";")
     assert [u.split("@")[1] for u in urls] == [f"node{i}:5672/airflow" for i in (1, 2, 3)]
     assert all(u.startswith("amqp://airflow:r%40bbit%2Fpw%3Bxyz@") for u in urls)
@@ -575,6 +576,9 @@ def test_cli_settings_mask_secrets_and_urls():
     for value in EXAMPLE["secrets"].values():
         assert value not in text
     assert ah["secrets"]["jwt_secret"] == "***"
-    assert ah["airflow"]["sql_alchemy_conn"] == "postgresql+psycopg2://airflow:***@127.0.0.1:5000/airflow"
+    assert (
+        ah["airflow"]["sql_alchemy_conn"]
+        == "postgresql+psycopg2://airflow:***@127.0.0.1:5000/airflow?connect_timeout=10"
+    )
     assert all(u.startswith("amqp://airflow:***@node") for u in ah["airflow"]["broker_url"].split(";"))
     assert airflow_ha.settings(reveal=True)["secrets"] == EXAMPLE["secrets"]

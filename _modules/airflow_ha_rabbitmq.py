@@ -49,6 +49,9 @@ RABBITMQ_QUEUES = "rabbitmq-queues"
 DEFAULT_USERS = {"guest"}
 DEFAULT_VHOSTS = {"/"}
 CTL_TIMEOUT = 30
+# Salt's own bound on a CLI call, past the tool's -t: the Erlang VM's boot and
+# halt, and a stdin command, which runs without -t (see _ctl).
+CTL_VM_MARGIN = 30
 
 
 def __virtual__():
@@ -127,7 +130,7 @@ def _ctl(args, stdin=None, node=None, timeout=CTL_TIMEOUT):
         output_loglevel="quiet",
         ignore_retcode=True,
         reset_system_locale=False,
-        timeout=timeout + 30 if timeout else None,
+        timeout=timeout + CTL_VM_MARGIN if timeout else None,
     )
 
 
@@ -504,28 +507,40 @@ def _self_name(local):
     raise CommandExecutionError("cannot tell this RabbitMQ node's name (rabbitmqctl eval 'node().' failed)")
 
 
-def join(peer):
+def join(peer, forget_node=None):
     """
     Reset this node and join ``peer``'s cluster: ``stop_app``, ``reset``,
     ``join_cluster``, ``start_app``. Only call it when :func:`cluster_plan`
-    said ``join``. Returns the new ``cluster_status``. Quorum queues declared
-    before the join have no member here yet: see :func:`grow_quorum_queues`.
+    said ``join``, or ``rejoin`` with ``forget_node`` (this node's name): it
+    was rebuilt blank and ``peer`` still lists it, so once its app is stopped
+    ``peer`` forgets it (:func:`forget`) before the reset. RabbitMQ 4 refuses to
+    forget a member whose app still runs. Returns the new ``cluster_status``.
+    Quorum queues declared before the join have no member here yet: see
+    :func:`grow_quorum_queues`.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt node3 airflow_ha_rabbitmq.join rabbit@node1
+        salt node3 airflow_ha_rabbitmq.join rabbit@node1 forget_node=rabbit@node3
     """
-    for args in (["stop_app"], ["reset"], ["join_cluster", peer], ["start_app"]):
-        res = _ctl(args, timeout=120)
-        if res["retcode"] != 0:
+    steps = [["stop_app"], ["forget"], ["reset"], ["join_cluster", peer], ["start_app"]]
+    for args in steps if forget_node else [s for s in steps if s != ["forget"]]:
+        try:
+            if args == ["forget"]:
+                forget(forget_node, peer)
+                continue
+            res = _ctl(args, timeout=120)
+            if res["retcode"] != 0:
+                raise CommandExecutionError(
+                    f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
+                    f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+                )
+        except CommandExecutionError:
             if args[0] != "start_app":
                 _ctl(["start_app"], timeout=120)
-            raise CommandExecutionError(
-                f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
-                f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
-            )
+            raise
     _ctl(["await_startup"], timeout=120)
     return cluster_status()
 
@@ -579,7 +594,7 @@ def grow_quorum_queues(node, attempts=5, interval=5, timeout=120):
             output_loglevel="quiet",
             ignore_retcode=True,
             reset_system_locale=False,
-            timeout=timeout + 30,
+            timeout=timeout + CTL_VM_MARGIN,
         )
         if res["retcode"] != 0:
             log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all: %s", node, res.get("stderr"))

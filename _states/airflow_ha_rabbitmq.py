@@ -166,9 +166,7 @@ def clustered(name, nodes, settle=60, interval=5):
         ret["comment"] = f"{name} would {forget}be reset and join {plan['peer']} ({plan['reason']})."
         return ret
     try:
-        if rejoin:
-            __salt__["airflow_ha_rabbitmq.forget"](name, plan["peer"])
-        status = __salt__["airflow_ha_rabbitmq.join"](plan["peer"])
+        status = __salt__["airflow_ha_rabbitmq.join"](plan["peer"], forget_node=name if rejoin else None)
     except CommandExecutionError as exc:
         ret["comment"] = f"{name}: joining {plan['peer']} failed: {exc}"
         return ret

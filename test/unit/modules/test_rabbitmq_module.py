@@ -334,6 +334,49 @@ def test_join_runs_the_documented_sequence():
     assert steps[:4] == [["stop_app"], ["reset"], ["join_cluster", "rabbit@node1"], ["start_app"]]
 
 
+def test_rebuilt_node_is_forgotten_after_its_app_stops():
+    # RabbitMQ 4 refuses forget_cluster_node while the node's app runs
+    after = {"running_nodes": NODES, "disk_nodes": NODES}
+    fake = use(
+        FakeCtl(
+            {
+                (None, "stop_app"): ok(),
+                ("rabbit@node1", "forget_cluster_node"): ok(""),
+                (None, "reset"): ok(),
+                (None, "join_cluster"): ok(),
+                (None, "start_app"): ok(),
+                (None, "await_startup"): ok(),
+                (None, "cluster_status"): ok(json.dumps(after)),
+            }
+        )
+    )
+    mod.join("rabbit@node1", forget_node="rabbit@node3")
+    steps = [c[1:] for c in fake.commands()]
+    assert steps[:5] == [
+        ["stop_app"],
+        ["-n", "rabbit@node1", "forget_cluster_node", "rabbit@node3"],
+        ["reset"],
+        ["join_cluster", "rabbit@node1"],
+        ["start_app"],
+    ]
+
+
+def test_rebuilt_node_whose_peer_cannot_forget_it_starts_again():
+    fake = use(
+        FakeCtl(
+            {
+                (None, "stop_app"): ok(),
+                ("rabbit@node1", "forget_cluster_node"): fail("Error: must be stopped", rc=69),
+                (None, "start_app"): ok(),
+            }
+        )
+    )
+    with pytest.raises(CommandExecutionError, match="forget_cluster_node rabbit@node3 failed"):
+        mod.join("rabbit@node1", forget_node="rabbit@node3")
+    steps = [c[1:] for c in fake.commands()]
+    assert ["reset"] not in steps and steps[-1] == ["start_app"]
+
+
 def test_join_failure_restarts_the_app_and_raises():
     fake = use(
         FakeCtl(

@@ -29,7 +29,7 @@ from .conf import (
     run,
     save_config,
 )
-from .drills import cmd_drill, cmd_drills
+from .drills import cmd_bench_one, cmd_drill, cmd_drills
 from .kitchen import cmd_kitchen
 from .lifecycle import cmd_down, cmd_kill, cmd_start, cmd_up, cmd_wipe
 from .network import partition_marker, partitioned, veth
@@ -194,6 +194,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "test-cluster": cmd_test_cluster,
     "bench": cmd_bench,
+    "bench-one": cmd_bench_one,
     "kitchen": cmd_kitchen,
     "airflow-version": cmd_airflow_version,
 }

@@ -151,8 +151,8 @@ def need_constraints(version: str, origin: str) -> None:
     """Refuse an Airflow version the formula ships no constraints for (the lab
     builds its wheelhouse from them), naming the versions it has."""
     if not constraints_file(version):
-        files = (REPO / "airflow_ha/airflow/files").glob("constraints-*.txt")
-        shipped = sorted(p.name[12:-4] for p in files if "-py" not in p.name)
+        shipped = formula_parameters("defaults")["airflow"]["constraints_shipped"]
+        shipped = sorted(v for v in shipped if "-py" not in v)
         raise LabError(f"{origin}={version!r}: the formula ships constraints for {', '.join(shipped)}")
 
 

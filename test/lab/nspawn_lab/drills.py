@@ -34,16 +34,27 @@ def run_scripts(folder: str, cfg: dict) -> int:
     return rc
 
 
+def run_one(folder: str, args: list) -> int:
+    """One script of test/lab/FOLDER with its ARGS on the lab as it is."""
+    usage = {"drills.d": "drill", "bench.d": "bench-one"}[folder]
+    names = sorted(p.name for p in (LAB / folder).iterdir() if p.is_file() and os.access(p, os.X_OK))
+    if not args:
+        raise LabError(f"usage: labctl {usage} NAME [ARGS...]; {folder[:-2]}: " + " ".join(names))
+    if args[0] not in names:
+        raise LabError(f"no script {args[0]} in {LAB / folder}; there: " + " ".join(names))
+    return run([LAB / folder / args[0], *args[1:]], check=False, env=drill_env(config())).returncode
+
+
 def cmd_drill(args) -> int:
     """labctl drill NAME [ARGS...]: one failure drill (test/lab/drills.d/NAME)
     on the lab as it is (converged); its figures on stdout."""
-    if not args:
-        names = sorted(p.name for p in (LAB / "drills.d").iterdir() if os.access(p, os.X_OK))
-        raise LabError("usage: labctl drill NAME [ARGS...]; drills: " + " ".join(names))
-    script = LAB / "drills.d" / args[0]
-    if not (script.is_file() and os.access(script, os.X_OK)):
-        raise LabError(f"no drill {args[0]} in {LAB / 'drills.d'}")
-    return run([script, *args[1:]], check=False, env=drill_env(config())).returncode
+    return run_one("drills.d", args)
+
+
+def cmd_bench_one(args) -> int:
+    """labctl bench-one NAME [ARGS...]: one bench script (test/lab/bench.d/NAME)
+    on the lab as it is (converged); its figures on stdout."""
+    return run_one("bench.d", args)
 
 
 def cmd_drills(_args) -> int:

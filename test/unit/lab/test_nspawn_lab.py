@@ -11,7 +11,7 @@ from testlib import ROOT
 LABCTL = ROOT / "test" / "lab" / "labctl"
 COMMANDS = (
     "up down apply salt salt-run exec kill start wipe add remove partition heal drill drills status wheels verify "
-    "demo test-cluster bench kitchen airflow-version"
+    "demo test-cluster bench bench-one kitchen airflow-version"
 ).split()
 
 

@@ -4,7 +4,8 @@ Settings and validation for the airflow_ha formula: the public module.
 Every SLS file of the formula gets its data from ``airflow_ha/map.jinja``,
 which calls :func:`settings`. The work is done in ``_utils`` (synced with the
 modules by ``saltutil.sync_all``): ``ah_schema`` declares every pillar key,
-``ah_validate`` checks a pillar against it and the cross-key rules,
+``ah_validate`` checks a pillar against it and the cross-key rules
+(``ah_validate_tls`` the certificates, ``ah_nodes`` who holds which role),
 ``ah_settings`` layers, derives and caches. This module only supplies what the
 loader knows (grains, pillar, the fileserver, ``__context__``) and is the
 CLI: Salt's ``config.get``/``pillar.get`` return raw values, with neither the

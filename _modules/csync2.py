@@ -27,7 +27,9 @@ and the airflow_ha watcher write (last push, conflict events).
 Errors raise ``CommandExecutionError`` (csync2 failed, a peer refused or is
 unreachable: the message says which and what to do; for a push the partial
 outcome is in the exception's ``info``), bad arguments ``SaltInvocationError``.
-Parsing of csync2's configuration and output is in ``_utils/ah_csync2.py``.
+Parsing of csync2's configuration and output is in ``_utils/ah_csync2.py``,
+running the binary in ``_utils/ah_csync2_run.py`` (shared with
+``_modules/csync2_db.py``, the module's other file: csync2's database).
 
 csync2 facts this relies on (measured on Debian 12's csync2 2.0 across three
 nodes; LINBIT's manual for the exit codes):
@@ -39,35 +41,26 @@ nodes; LINBIT's manual for the exit codes):
 - ``-T`` compares csync2's databases, not the files: :py:func:`in_sync` runs a
   check (``-cr``, no push) first so the database reflects the disk;
 - a peer's changed certificate is refused until its pin is cleared
-  (:py:func:`forget_peer_cert`, :py:func:`reset_db`; ``_utils/ah_csync2_db.py``).
+  (``csync2.forget_peer_cert``, ``csync2.reset_db``: ``_modules/csync2_db.py``).
 """
 
 import logging
 import os
 import socket
-import sqlite3
-import ssl
 import time
 
-import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "csync2"
 
-DEFAULT_STATE_DIR = "/var/lib/csync2"
 LAST_SYNC_FILE = "airflow_ha-last-sync.json"
 EVENTS_FILE = "airflow_ha-events.jsonl"
 
 
 def __virtual__():
-    if not salt.utils.path.which("csync2"):
-        return (
-            False,
-            "csync2 module: the csync2 binary is not installed (state airflow_ha.csync2 installs it)",
-        )
-    return __virtualname__
+    return __utils__["ah_csync2_run.virtual"](__virtualname__)
 
 
 # --------------------------------------------------------------------------
@@ -85,9 +78,7 @@ def _config_file():
 
 
 def _state_dir():
-    """csync2's own database folder (built into the binary; a minion option
-    ``csync2.state_dir`` for tests and odd builds)."""
-    return __opts__.get("csync2.state_dir") or DEFAULT_STATE_DIR
+    return __utils__["ah_csync2_run.state_dir"](__opts__)
 
 
 def _port():
@@ -95,62 +86,27 @@ def _port():
 
 
 def _myname():
-    """csync2's own name for this host: the lower-cased hostname (no -N is used)."""
-    return socket.gethostname().lower()
+    return __utils__["ah_csync2_run.myname"]()
 
 
 def _read_config():
-    path = _config_file()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return __utils__["ah_csync2.parse_config"](fh.read())
-    except OSError as exc:
-        raise CommandExecutionError(
-            f"csync2: cannot read {path}: {exc.strerror} (state airflow_ha.csync2 writes it)"
-        ) from None
+    return __utils__["ah_csync2_run.read_config"](_config_file())
 
 
 def _u(name, *args):
-    """``__utils__["ah_csync2.<name>"]``, its ValueError (a bad argument) as
-    SaltInvocationError."""
-    try:
-        return __utils__[f"ah_csync2.{name}"](*args)
-    except ValueError as exc:
-        raise SaltInvocationError(str(exc)) from None
+    """``ah_csync2.<name>``, its ValueError (a bad argument) as SaltInvocationError."""
+    return __utils__["ah_csync2_run.call"](name, *args)
 
 
 def _check_ok(ret, what):
-    """Raise when a csync2 run failed (exit code, or a configuration error on stderr)."""
-    err = __utils__["ah_csync2.config_error"](ret["stderr"])
-    if ret["retcode"] != 0 or err:
-        detail = err or ret["stderr"].strip() or f"exit code {ret['retcode']}"
-        raise CommandExecutionError(
-            f"csync2 {what} failed: {detail} (check /etc/csync2.cfg and this host's name; "
-            "salt-call csync2.status shows both)"
-        )
+    __utils__["ah_csync2_run.check_ok"](ret, what)
 
 
 # --------------------------------------------------------------------------
-# running the binary
+# running the binary (under the lock the watcher and the timer take)
 # --------------------------------------------------------------------------
-LOCK_FILE = "/run/lock/airflow_ha-csync2.lock"
-
-
 def _run(args, with_port=True):
-    # one csync2 client at a time on this node (the watcher and the timer
-    # take the same lock): concurrent runs fight over the sqlite database
-    cmd = ["flock", "-w", "120", LOCK_FILE, "csync2"] if salt.utils.path.which("flock") else ["csync2"]
-    if with_port:
-        cmd += ["-p", str(_port())]
-    cmd += list(args)
-    ret = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, output_loglevel="debug")
-    ret.setdefault("stdout", "")
-    ret.setdefault("stderr", "")
-    return ret
-
-
-def _db_files():
-    return __utils__["ah_csync2_db.db_files"](_state_dir())
+    return __utils__["ah_csync2_run.run"](__salt__["cmd.run_all"], args, _port() if with_port else None)
 
 
 def _write_state(name, data, append=False):
@@ -537,112 +493,3 @@ def genkey(path):
             f"key written to {path} but chmod 0600 failed: {exc.strerror} — fix its mode by hand"
         ) from None
     return {"path": path, "comment": f"new key written to {path} (mode 0600)"}
-
-
-def forget_peer_cert(peer):
-    """
-    Drop the certificate this node pinned for ``peer`` (after the peer's
-    certificate was regenerated); the next connection pins the new one.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt 'node*' csync2.forget_peer_cert node3
-    """
-    cfg = _read_config()
-    (peer,) = _u("validate_peers", [peer], cfg, _myname())
-    try:
-        removed = __utils__["ah_csync2_db.forget_cert"](_db_files(), peer)
-    except sqlite3.Error as exc:
-        raise CommandExecutionError(
-            f"cannot update {exc.args[-1]}: {exc.args[0]} (is a csync2 run holding it? try again)"
-        ) from None
-    return {
-        "removed": removed,
-        "comment": f"{removed} pinned certificate(s) of {peer} removed" if removed else f"no pin for {peer}",
-    }
-
-
-def stale_pins(certs):
-    """
-    The peers whose certificate pinned here differs from the one in
-    ``certs`` ({peer: PEM certificate}, e.g. pillar ``airflow_ha:csync2:certs``
-    without the keys): sorted names. A peer not pinned yet is not stale (its
-    first connection pins it).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt node1 csync2.stale_pins '{node2: "-----BEGIN CERTIFICATE-----..."}'
-    """
-    if not isinstance(certs, dict):
-        raise SaltInvocationError("csync2.stale_pins: certs must map peer names to PEM certificates")
-    try:
-        pins = __utils__["ah_csync2_db.pinned"](_db_files())
-    except sqlite3.Error as exc:
-        raise CommandExecutionError(f"cannot read {exc.args[-1]}: {exc.args[0]} (try again)") from None
-    stale = []
-    for peer, pem in sorted(certs.items()):
-        try:
-            want = ssl.PEM_cert_to_DER_cert(str(pem).strip()).hex().upper()
-        except ValueError:
-            raise SaltInvocationError(f"csync2.stale_pins: the certificate of {peer} is not PEM") from None
-        if peer in pins and pins[peer] != want:
-            stale.append(peer)
-    return stale
-
-
-def reset_db(confirm=False, listener="csync2.socket"):
-    """
-    The runbook's "delete csync2's database", done safely: stop the listener,
-    move the databases aside (``<state_dir>/reset-<time>/``), start the
-    listener, re-create the database with a check (``-cr``, no push). Pinned
-    peer certificates and pending dirty entries are forgotten; the next sync
-    pushes every file (identical files are skipped).
-
-    Refuses unless ``confirm=True``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt node1 csync2.reset_db confirm=True
-    """
-    if confirm is not True:
-        raise SaltInvocationError(
-            "reset_db moves csync2's database aside (pinned peer certificates, dirty entries): "
-            "run it again with confirm=True"
-        )
-    dbs = _db_files()
-    stopped = __salt__["service.stop"](listener)
-    aside = os.path.join(_state_dir(), time.strftime("reset-%Y%m%dT%H%M%S"))
-    moved = []
-    try:
-        __utils__["ah_csync2_db.move_aside"](dbs, aside, moved)
-    except OSError as exc:
-        __salt__["service.start"](listener)
-        raise CommandExecutionError(
-            f"could not move {exc.filename}: {exc.strerror}; moved so far: {moved} (in {aside}); "
-            f"{listener} was started again",
-            info={"moved": moved},
-        ) from None
-    started = __salt__["service.start"](listener)
-    out = {
-        "stopped": bool(stopped),
-        "started": bool(started),
-        "moved_aside_to": aside if moved else None,
-        "moved": moved,
-    }
-    if not started:
-        raise CommandExecutionError(
-            f"database moved aside to {aside} but {listener} did not start: systemctl status {listener}",
-            info=out,
-        )
-    try:
-        _check_ok(_run(["-c", "-r", "/"], with_port=False), "-cr")
-    except CommandExecutionError as exc:
-        raise CommandExecutionError(f"re-init failed: {exc}", info=out) from None
-    out["comment"] = "database re-created; run csync2.sync to push"
-    return out

@@ -8,10 +8,11 @@ level was silently ignored. Here each key is declared once (:data:`KEYS`), and
 the rest is computed from it: :func:`check` (types, enums, ranges, unknown keys
 with a "did you mean", at every depth), the README's pillar table
 (:func:`markdown_table`) and the secret list. Cross-key rules (port collisions,
-Patroni timing, nodes and roles, etcd TLS) are explicit functions in
-``ah_validate.py``. Salt has no schema for pillar data (``salt.utils.schema``
-describes configuration forms, not validation of nested user data with key
-paths), and no dependency beyond the standard library is assumed on a minion.
+Patroni timing, nodes and roles, certificates) are functions in
+``ah_validate.py`` and ``ah_validate_tls.py``. Salt has no schema for pillar
+data (``salt.utils.schema`` describes configuration forms, not validation of
+nested user data with key paths), and no dependency beyond the standard library
+is assumed on a minion.
 
 Defaults: ``airflow_ha/parameters/defaults.yaml`` stays the file Salt reads
 (map.jinja imports it through the fileserver, template-formula's layout, and it

@@ -7,37 +7,36 @@ hands the list to the first state, which fails with it). Types, enums, ranges
 and unknown keys come from the schema (``ah_schema.check``); what one key
 cannot say about itself is an explicit rule here: nodes and roles, secrets'
 formats, port collisions, Patroni's and etcd's timing, the VIP, the Airflow
-version and its constraints, the etcd TLS material (with ``cryptography``,
-which ships with Salt, when importable). No rule ever echoes a secret.
+version and its constraints, pgBackRest and a restore's keys. The certificate
+rules (etcd TLS, csync2 and pgBackRest certificates, with ``cryptography``,
+which ships with Salt, when importable) are in ``ah_validate_tls.py``; which
+node holds what is read in ``ah_nodes.py``, which the settings read too. No
+rule ever echoes a secret.
 
 A ``_utils`` module (no loader dunders; everything comes in as arguments),
-reached as ``__utils__["ah_validate.validate"]``; it imports ``ah_schema`` from
-its own folder because Salt gives ``_utils`` no ``__utils__``.
+reached as ``__utils__["ah_validate.validate"]``; it imports its siblings
+(``ah_validate_tls``, through it ``ah_nodes`` and ``ah_schema``, and
+``ah_pgbackrest``) from its own folder because Salt gives ``_utils`` no
+``__utils__``.
 """
 
 import base64
 import binascii
-import datetime
 import importlib.util
 import ipaddress
 import os
 import re
 
-try:  # in Salt's own dependencies; the deeper certificate checks are skipped without it
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    HAS_CRYPTOGRAPHY = True
-except ImportError:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-
 _spec = importlib.util.spec_from_file_location(
-    "_airflow_ha_ah_schema", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_schema.py")
+    "_airflow_ha_ah_validate_tls",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_validate_tls.py"),
 )
-schema = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(schema)
+tls = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tls)
+# one copy of each sibling: the ones the certificate rules loaded
+ah_nodes = tls.ah_nodes
+schema = ah_nodes.schema
+get = ah_nodes.get
 _spec = importlib.util.spec_from_file_location(
     "_airflow_ha_ah_pgbackrest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ah_pgbackrest.py")
 )
@@ -47,24 +46,12 @@ _spec.loader.exec_module(pgbackrest)
 HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 COOKIE_RE = re.compile(r"^[A-Za-z0-9]+$")
 PSK_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-PEM_CERT = "-----BEGIN CERTIFICATE-----"
-PEM_KEY_RE = re.compile(r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----")
 
 # Every TCP port the stack listens on: colon path -> the component using it.
 PORTS = {p: k.noun for p, k in schema.KEYS.items() if k.kind == "port"}
 # Airflow's log servers bind these with no host or port option
 # (airflow/utils/serve_logs).
 FIXED_PORTS = {8793: "Airflow worker log server", 8794: "Airflow triggerer log server"}
-
-
-def get(data, path, default=None):
-    """``data``'s value at a colon path, or ``default``."""
-    node = data
-    for part in path.split(":"):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def _is_int(value):
@@ -106,8 +93,8 @@ def validate(ah, pillar, minion_id, cluster=False):
     errors.extend(_rule_ports(ah))
     errors.extend(_rule_airflow(ah))
     errors.extend(_rule_timing(ah))
-    errors.extend(_rule_etcd_tls(ah, pillar))
-    errors.extend(_rule_csync2_certs(ah))
+    errors.extend(tls.rule_etcd_tls(ah, pillar))
+    errors.extend(tls.rule_csync2_certs(ah))
     errors.extend(_rule_pgbackrest(ah, pillar))
     errors.extend(_rule_restore(ah))
     errors.extend(_rule_monitoring(ah))
@@ -116,7 +103,9 @@ def validate(ah, pillar, minion_id, cluster=False):
 
 def _rule_monitoring(ah):
     """A `monitor` node runs Prometheus only with monitoring:enabled."""
-    holders = [n for n, node in sorted((ah.get("nodes") or {}).items()) if "monitor" in node_roles(ah, node)]
+    holders = [
+        n for n, node in sorted((ah.get("nodes") or {}).items()) if "monitor" in ah_nodes.node_roles(ah, node)
+    ]
     if holders and get(ah, "monitoring:enabled") is not True:
         return [
             f"airflow_ha:nodes:{holders[0]}:roles: role 'monitor' runs Prometheus, but "
@@ -156,12 +145,6 @@ def _node_address(path, node, addresses, networks, prefix):
     return errors
 
 
-def node_roles(ah, node):
-    """A node's roles: its own list, else ``all_roles``."""
-    roles = node.get("roles") if isinstance(node, dict) else None
-    return list(ah.get("all_roles") or schema.ROLES) if roles is None else roles
-
-
 def _rule_nodes(ah, minion_id):
     nodes = ah.get("nodes")
     if not nodes:
@@ -177,7 +160,7 @@ def _rule_nodes(ah, minion_id):
                 "Patroni use it) — use lowercase letters, digits and '-'"
             )
         errors.extend(_node_address(path, node, addresses, networks, prefix))
-        roles = node_roles(ah, node)
+        roles = ah_nodes.node_roles(ah, node)
         if not isinstance(roles, list):
             continue  # the schema reported it
         for role in roles:
@@ -418,237 +401,6 @@ def _rule_timing(ah):
     return errors
 
 
-def etcd_tls_nodes(ah):
-    """Nodes that talk to etcd and so need a certificate with TLS on: the db
-    nodes (etcd members, Patroni) and, on Airflow 3, the dag_processor nodes
-    (etcdctl lock)."""
-    nodes = ah.get("nodes") if isinstance(ah.get("nodes"), dict) else {}
-    airflow3 = str(get(ah, "airflow:version", "")).startswith("3.")
-    out = {}
-    for node_id, node in nodes.items():
-        roles = node_roles(ah, node)
-        roles = roles if isinstance(roles, list) else []
-        if "db" in roles or (airflow3 and "dag_processor" in roles):
-            out[node_id] = {"address": str(node.get("address")), "server": "db" in roles}
-    return out
-
-
-def _rule_etcd_tls(ah, pillar):
-    path = "airflow_ha:etcd:tls"
-    tls = get(ah, "etcd:tls")
-    errors = []
-    # The states read the PEMs from this pillar path (contents_pillar, so a
-    # key never shows in rendered state data): lookup cannot carry them.
-    lookup_tls = get(pillar, "lookup:etcd:tls")
-    if isinstance(lookup_tls, dict) and set(lookup_tls) & {"ca_cert", "certs"}:
-        errors.append(
-            "airflow_ha:lookup:etcd:tls: ca_cert and certs belong under airflow_ha:etcd:tls — move them there"
-        )
-    if isinstance(get(pillar, "lookup:secrets"), dict):
-        errors.append(
-            "airflow_ha:lookup:secrets: secrets belong under airflow_ha:secrets (the states read them "
-            "from that pillar path) — move them there"
-        )
-    certs = tls.get("certs") or {}
-    nodes = ah.get("nodes") or {}
-    for node_id in certs:
-        if node_id not in nodes:
-            errors.append(
-                f"{path}:certs:{node_id}: not a node of airflow_ha:nodes — remove it or fix the node name"
-            )
-    if tls.get("enabled") is not True:
-        return errors
-    ca, more = _ca_cert(path, tls.get("ca_cert"))
-    errors.extend(more)
-    for node_id, node in sorted(etcd_tls_nodes(ah).items()):
-
-        def check(entry_path, cert, key, node=node):
-            return _check_node_cert(entry_path, cert, key, ca, node)
-
-        errors.extend(_node_tls(f"{path}:certs:{node_id}", certs.get(node_id), check))
-    return errors
-
-
-def _rule_csync2_certs(ah):
-    """csync2:certs: all nodes or none; each a self-signed certificate with
-    its key, one subject on every node (csync2 2.0 fails the handshake with a
-    different subject per node)."""
-    path = "airflow_ha:csync2:certs"
-    certs = get(ah, "csync2:certs") or {}
-    if not certs:
-        return []
-    nodes = ah.get("nodes") or {}
-    errors = [
-        f"{path}:{n}: not a node of airflow_ha:nodes — remove it or fix the node name"
-        for n in sorted(set(certs) - set(nodes))
-    ]
-    subjects = {}
-
-    def check(entry_path, cert_pem, key_pem):
-        cert, problem = _load_cert(cert_pem)
-        if problem:
-            return [f"{entry_path}:cert: {problem} — give the node's PEM certificate"]
-        subjects[entry_path] = cert.subject.rfc4514_string()
-        return _check_key_matches(entry_path, key_pem, cert) if key_pem else []
-
-    for node_id in sorted(nodes):
-        errors.extend(
-            _node_tls(f"{path}:{node_id}", certs.get(node_id), check, user="csync2", needs="every node")
-        )
-    if len(set(subjects.values())) > 1:
-        errors.append(
-            f"{path}: the certificates' subjects differ ({', '.join(sorted(set(subjects.values())))}) — "
-            "give every node's certificate the same subject (csync2 2.0 refuses the handshake otherwise)"
-        )
-    return errors
-
-
-def _ca_cert(path, ca_cert):
-    """(the CA certificate or None, problems) of ``path``:ca_cert."""
-    if not isinstance(ca_cert, str) or PEM_CERT not in ca_cert:
-        return None, [
-            f"{path}:ca_cert: missing or not a PEM certificate — set the CA certificate that signed "
-            f"the nodes' certificates ({PEM_CERT} ...)"
-        ]
-    if not HAS_CRYPTOGRAPHY:
-        return None, []
-    ca, problem = _load_cert(ca_cert)
-    return ca, [f"{path}:ca_cert: {problem} — set the PEM of the CA certificate"] if problem else []
-
-
-def _node_tls(entry_path, entry, check, user="etcd", needs="a node that talks to etcd"):
-    """The PEM pair at ``entry_path`` ({cert, key}); ``check(path, cert, key or None)``
-    makes the deeper checks (cryptography available)."""
-    if not isinstance(entry, dict):
-        return [
-            f"{entry_path}: missing — {needs} needs {{cert, key}} (PEM) when "
-            f"airflow_ha:{user}:tls:enabled is true"
-            if user == "etcd"
-            else f"{entry_path}: missing — {needs} needs {{cert, key}} (PEM)"
-        ]
-    errors = []
-    cert, key = entry.get("cert"), entry.get("key")
-    cert_ok = isinstance(cert, str) and PEM_CERT in cert
-    if not cert_ok:
-        errors.append(f"{entry_path}:cert: missing or not a PEM certificate ({PEM_CERT} ...)")
-    key_ok = isinstance(key, str) and PEM_KEY_RE.search(key) is not None
-    if not key_ok:
-        what = (
-            f"encrypted ({user} cannot read it)" if "ENCRYPTED PRIVATE KEY" in str(key) else "missing or not"
-        )
-        errors.append(
-            f"{entry_path}:key: {what} a PEM private key (-----BEGIN ... PRIVATE KEY-----) — "
-            "give the node's unencrypted key"
-        )
-    if cert_ok and HAS_CRYPTOGRAPHY:
-        errors.extend(check(entry_path, cert, key if key_ok else None))
-    return errors
-
-
-def _load_cert(pem):
-    """(certificate, None) or (None, what is wrong) — never the PEM itself."""
-    try:
-        return x509.load_pem_x509_certificate(pem.strip().encode()), None
-    except ValueError:
-        return None, "cannot be parsed as a PEM certificate"
-
-
-def _check_node_cert(path, pem, key_pem, ca, node):
-    """The deeper checks of one node's etcd certificate (cryptography available)."""
-    cert, problem = _load_cert(pem)
-    if problem:
-        return [f"{path}:cert: {problem}"]
-    errors = []
-    ips = {str(ip) for ip in _sans(cert, x509.IPAddress)}
-    # Server (and peer) certificates are checked against the address clients
-    # connect to: the node's address, and 127.0.0.1 for the local clients.
-    wanted = [node["address"], "127.0.0.1"] if node["server"] else []
-    missing = [ip for ip in wanted if ip not in ips]
-    if missing:
-        errors.append(
-            f"{path}:cert: its subjectAltName lacks IP {', IP '.join(missing)} (has: "
-            f"{', '.join(sorted(ips)) or 'no IP'}) — issue it with SANs IP:{node['address']},IP:127.0.0.1"
-        )
-    lacking = _eku_lacking(cert, server=node["server"])
-    if lacking:
-        errors.append(
-            f"{path}:cert: its extendedKeyUsage lacks {' and '.join(lacking)} — etcd uses "
-            "one certificate as server, peer and client: issue it with serverAuth,clientAuth"
-        )
-    return errors + _cert_validity(path, cert, key_pem, ca, "airflow_ha:etcd:tls:ca_cert")
-
-
-def _sans(cert, kind):
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            kind
-        )
-    except x509.ExtensionNotFound:
-        return []
-
-
-def _eku_lacking(cert, server=True):
-    """The usages (clientAuth, and serverAuth when ``server``) the certificate's
-    extendedKeyUsage leaves out, sorted; none without the extension (any usage)."""
-    try:
-        eku = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return []
-    need = {ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
-    if server:
-        need[ExtendedKeyUsageOID.SERVER_AUTH] = "serverAuth"
-    return sorted(name for oid, name in need.items() if oid not in eku)
-
-
-def _cert_validity(path, cert, key_pem, ca, ca_path):
-    """Expiry, the CA's signature (the CA at ``ca_path``) and the key's match."""
-    errors = []
-    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
-        tzinfo=datetime.timezone.utc
-    )
-    if not_after < datetime.datetime.now(datetime.timezone.utc):
-        errors.append(f"{path}:cert: expired on {not_after:%Y-%m-%d} — issue a new certificate")
-    if ca is not None and hasattr(cert, "verify_directly_issued_by"):
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            errors.append(
-                f"{path}:cert: not signed by {ca_path} — issue it from that CA or set the CA that signed it"
-            )
-    if key_pem is not None:
-        errors.extend(_check_key_matches(path, key_pem, cert))
-    return errors
-
-
-def _check_key_matches(path, key_pem, cert):
-    try:
-        key = serialization.load_pem_private_key(key_pem.strip().encode(), password=None)
-    except (ValueError, TypeError):
-        return [f"{path}:key: cannot be parsed as an unencrypted PEM private key"]
-    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key.public_key().public_bytes(*fmt) != cert.public_key().public_bytes(*fmt):
-        return [f"{path}:key: does not belong to {path}:cert — give the key of that certificate"]
-    return []
-
-
-def pgbackrest_nodes(ah):
-    """The nodes pgBackRest runs on, each with its part: the db nodes (their
-    PostgreSQL archives and restores) and the backup node (the repository)."""
-    out = {}
-    for node_id, node in (ah.get("nodes") or {}).items():
-        roles = node_roles(ah, node)
-        roles = roles if isinstance(roles, list) else []
-        if "db" in roles or "backup" in roles:
-            out[node_id] = {"db": "db" in roles, "backup": "backup" in roles}
-    return out
-
-
-def pgbackrest_tls_source(ah):
-    """Where pgBackRest's CA and node certificates come from: its own
-    (pgbackrest:tls) or, when that has no certificates, etcd:tls's."""
-    return "pgbackrest" if get(ah, "pgbackrest:tls:certs") else "etcd"
-
-
 # PostgreSQL settings the formula sets itself once pgBackRest archives.
 PGBACKREST_PARAMETERS = ("archive_mode", "archive_command", "restore_command", "archive_timeout")
 
@@ -656,7 +408,7 @@ PGBACKREST_PARAMETERS = ("archive_mode", "archive_command", "restore_command", "
 def _rule_pgbackrest(ah, pillar):
     errors = []
     enabled = get(ah, "pgbackrest:enabled") is True
-    holders = [n for n, part in sorted(pgbackrest_nodes(ah).items()) if part["backup"]]
+    holders = [n for n, part in sorted(ah_nodes.pgbackrest_nodes(ah).items()) if part["backup"]]
     lookup_tls = get(pillar, "lookup:pgbackrest:tls")
     if isinstance(lookup_tls, dict) and set(lookup_tls) & {"ca_cert", "certs"}:
         errors.append(
@@ -711,89 +463,8 @@ def _rule_pgbackrest(ah, pillar):
         for name in ("endpoint", "bucket", "region"):
             if not s3.get(name):
                 errors.append(f"airflow_ha:pgbackrest:s3:{name}: empty — repo2 on S3 needs its {name}")
-    errors.extend(_rule_pgbackrest_tls(ah))
+    errors.extend(tls.rule_pgbackrest_tls(ah))
     return errors
-
-
-def _rule_pgbackrest_tls(ah):
-    """Every pgBackRest node's certificate: pgBackRest's TLS client checks the
-    server's certificate against the host name it dials (the node id, a DNS
-    SAN: it reads no IP SAN), its server authorizes a client by the
-    certificate's CN (tls-server-auth lists the node ids)."""
-    source = pgbackrest_tls_source(ah)
-    if source == "etcd" and get(ah, "etcd:tls:enabled") is not True:
-        return [
-            "airflow_ha:pgbackrest:tls:certs: empty and airflow_ha:etcd:tls is off — pgBackRest's TLS "
-            "server needs certificates: set pgbackrest:tls:ca_cert and certs (see pillar.example), or "
-            "turn on etcd:tls to reuse its certificates"
-        ]
-    path = f"airflow_ha:{source}:tls"
-    tls = get(ah, f"{source}:tls") or {}
-    errors = []
-    if source == "pgbackrest":
-        ca, errors = _ca_cert(path, tls.get("ca_cert"))
-    else:  # the etcd rule reports a bad CA already
-        ca = (
-            _load_cert(tls.get("ca_cert"))[0]
-            if HAS_CRYPTOGRAPHY and PEM_CERT in str(tls.get("ca_cert"))
-            else None
-        )
-    for node_id in sorted(pgbackrest_nodes(ah)):
-
-        def check(entry_path, cert, key, node_id=node_id):
-            return _check_pgbackrest_cert(entry_path, cert, key, ca, node_id, f"{path}:ca_cert")
-
-        entry = (tls.get("certs") or {}).get(node_id)
-        if source == "etcd" and isinstance(entry, dict) and node_id in etcd_tls_nodes(ah):
-            # etcd's rule checked the PEMs themselves: add what pgBackRest needs
-            cert = entry.get("cert")
-            if HAS_CRYPTOGRAPHY and isinstance(cert, str) and PEM_CERT in cert:
-                errors.extend(_check_pgbackrest_names(f"{path}:certs:{node_id}", cert, node_id))
-            continue
-        errors.extend(
-            _node_tls(
-                f"{path}:certs:{node_id}",
-                entry,
-                check,
-                user="pgbackrest",
-                needs="a db or backup node (pgBackRest's TLS server and client)",
-            )
-        )
-    return errors
-
-
-def _check_pgbackrest_names(path, pem, node_id):
-    cert, problem = _load_cert(pem)
-    if problem:
-        return [f"{path}:cert: {problem}"]
-    errors = []
-    names = list(_sans(cert, x509.DNSName))
-    if node_id not in names:
-        errors.append(
-            f"{path}:cert: its subjectAltName lacks DNS:{node_id} (has: {', '.join(names) or 'no DNS name'}) — "
-            f"pgBackRest checks a server's certificate against the host name it dials (the node id): issue "
-            f"it with SAN DNS:{node_id}"
-        )
-    cns = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
-    if cns != [node_id]:
-        errors.append(
-            f"{path}:cert: its CN is {', '.join(map(str, cns)) or 'empty'}, not {node_id} — pgBackRest's server "
-            f"authorizes a client by its certificate's CN (tls-server-auth lists the node ids): issue it "
-            f"with /CN={node_id}"
-        )
-    lacking = _eku_lacking(cert)
-    if lacking:
-        errors.append(
-            f"{path}:cert: its extendedKeyUsage lacks {' and '.join(lacking)} — a pgBackRest node is "
-            "server and client with one certificate: issue it with serverAuth,clientAuth"
-        )
-    return errors
-
-
-def _check_pgbackrest_cert(path, pem, key_pem, ca, node_id, ca_path):
-    errors = _check_pgbackrest_names(path, pem, node_id)
-    cert, problem = _load_cert(pem)
-    return errors if problem else errors + _cert_validity(path, cert, key_pem, ca, ca_path)
 
 
 def _rule_restore(ah):
@@ -818,7 +489,7 @@ def _rule_restore(ah):
         except ValueError as exc:
             errors.append(f"airflow_ha:restore:target_time: {exc}")
     node = restore.get("node")
-    db = [n for n, part in pgbackrest_nodes(ah).items() if part["db"]]
+    db = [n for n, part in ah_nodes.pgbackrest_nodes(ah).items() if part["db"]]
     if node is not None and node not in db:
         errors.append(
             f"airflow_ha:restore:node: {node!r} is not a db node — give one of {', '.join(sorted(db))}"

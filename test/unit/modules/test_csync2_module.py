@@ -1,4 +1,5 @@
-"""Unit tests of _modules/csync2.py against outputs recorded from the real
+"""Unit tests of the csync2 execution module (_modules/csync2.py and
+_modules/csync2_db.py, one virtual name) against outputs recorded from the real
 csync2 2.0 binary (test/unit/data/csync2/*.json: argv, retcode, stdout,
 stderr; recorded with three csync2 daemons in a private network namespace)."""
 
@@ -7,6 +8,7 @@ import pathlib
 import time
 
 import pytest
+import salt.utils.path
 import testlib
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from testlib import load_lab_pki, load_module, utils_dunder
@@ -66,6 +68,11 @@ def csync2_mod():
 
 
 @pytest.fixture
+def csync2_db():
+    return load_module("csync2_db")
+
+
+@pytest.fixture
 def state_dir(tmp_path):
     d = tmp_path / "state"
     d.mkdir()
@@ -85,7 +92,7 @@ def fake():
 
 
 @pytest.fixture
-def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch):
+def configure_loader_modules(csync2_mod, csync2_db, cfg_file, state_dir, fake, monkeypatch):
     settings = {"csync2": {"config_file": str(cfg_file), "port": 30865}}
 
     def run_all(cmd, **kwargs):
@@ -93,27 +100,27 @@ def configure_loader_modules(csync2_mod, cfg_file, state_dir, fake, monkeypatch)
 
     monkeypatch.setattr(csync2_mod.socket, "gethostname", lambda: "node2")
     monkeypatch.setattr(csync2_mod, "_reachable", lambda host, port, timeout=2.0: (True, None))
-    return {
-        csync2_mod: {
-            "__salt__": {
-                "airflow_ha.settings": lambda: settings,
-                "cmd.run_all": run_all,
-                "service.stop": lambda name: True,
-                "service.start": lambda name: True,
-            },
-            "__opts__": {"csync2.state_dir": str(state_dir)},
-            "__grains__": {},
-            "__context__": {},
-            "__utils__": utils_dunder("ah_csync2", "ah_csync2_db"),
-        }
+    dunders = {
+        "__salt__": {
+            "airflow_ha.settings": lambda: settings,
+            "cmd.run_all": run_all,
+            "service.stop": lambda name: True,
+            "service.start": lambda name: True,
+        },
+        "__opts__": {"csync2.state_dir": str(state_dir)},
+        "__grains__": {},
+        "__context__": {},
+        "__utils__": utils_dunder("ah_csync2", "ah_csync2_db", "ah_csync2_run"),
     }
+    return {csync2_mod: dunders, csync2_db: dunders}
 
 
 # ------------------------------------------------------------- functions
-def test_virtual_reasons(csync2_mod, monkeypatch, tmp_path):
-    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: None)
-    ok, why = csync2_mod.__virtual__()
-    assert ok is False and "not installed" in why
+def test_virtual_reasons(csync2_mod, csync2_db, monkeypatch, tmp_path):
+    monkeypatch.setattr(salt.utils.path, "which", lambda name: None)
+    for mod in (csync2_mod, csync2_db):
+        ok, why = mod.__virtual__()
+        assert ok is False and "not installed" in why
 
 
 def test_a_missing_config_file_is_named_with_the_fix(csync2_mod, monkeypatch, tmp_path):
@@ -135,9 +142,9 @@ def test_port_and_config_file_come_from_the_settings(csync2_mod, fake, cfg_file)
     assert seen[-1][seen[-1].index("-p") + 1] == "30999"
 
 
-def test_virtual_loads(csync2_mod, monkeypatch):
-    monkeypatch.setattr(csync2_mod.salt.utils.path, "which", lambda name: "/usr/sbin/csync2")
-    assert csync2_mod.__virtual__() == "csync2"
+def test_virtual_loads(csync2_mod, csync2_db, monkeypatch):
+    monkeypatch.setattr(salt.utils.path, "which", lambda name: "/usr/sbin/csync2")
+    assert csync2_mod.__virtual__() == csync2_db.__virtual__() == "csync2"
 
 
 def test_sync_success(csync2_mod, fake, state_dir):
@@ -383,26 +390,26 @@ def test_genkey_failure(csync2_mod, fake):
         csync2_mod.genkey("/nonexistent/dir/k.key")
 
 
-def test_reset_db_refuses_without_confirm(csync2_mod, fake, state_dir):
+def test_reset_db_refuses_without_confirm(csync2_db, fake, state_dir):
     (state_dir / "csync2_node2.db3").write_text("db")
     fake["run"] = FakeCsync2()
     for confirm in (False, "yes", 1):
         with pytest.raises(SaltInvocationError, match="confirm=True"):
-            csync2_mod.reset_db(confirm=confirm)
+            csync2_db.reset_db(confirm=confirm)
     assert (state_dir / "csync2_node2.db3").exists()
 
 
-def test_reset_db(csync2_mod, fake, state_dir):
+def test_reset_db(csync2_db, fake, state_dir):
     (state_dir / "csync2_node2.db3").write_text("db")
     fake["run"] = FakeCsync2("check")
-    ret = csync2_mod.reset_db(confirm=True)
+    ret = csync2_db.reset_db(confirm=True)
     assert ret["started"] is True and ret["comment"].startswith("database re-created")
     assert not (state_dir / "csync2_node2.db3").exists()
     assert (pathlib.Path(ret["moved_aside_to"]) / "csync2_node2.db3").read_text() == "db"
     assert fake["run"].calls == [["-c", "-r", "/"]]
 
 
-def test_forget_peer_cert(csync2_mod, fake, state_dir):
+def test_forget_peer_cert(csync2_db, fake, state_dir):
     import sqlite3  # noqa: PLC0415
 
     db = state_dir / "csync2_node2.db3"
@@ -410,12 +417,12 @@ def test_forget_peer_cert(csync2_mod, fake, state_dir):
         con.execute("CREATE TABLE x509_cert (peername, certdata, UNIQUE (peername) ON CONFLICT IGNORE)")
         con.execute("INSERT INTO x509_cert VALUES ('node3', 'AB'), ('node1', 'CD')")
     fake["run"] = FakeCsync2()
-    ret = csync2_mod.forget_peer_cert("node3")
+    ret = csync2_db.forget_peer_cert("node3")
     assert ret["removed"] == 1
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT peername FROM x509_cert").fetchall() == [("node1",)]
     with pytest.raises(SaltInvocationError):
-        csync2_mod.forget_peer_cert("node9")
+        csync2_db.forget_peer_cert("node9")
 
 
 def test_sync_skips_a_dead_peer_without_waiting(csync2_mod, fake, monkeypatch):
@@ -453,7 +460,7 @@ def _self_signed(subject="airflow_ha lab csync2"):
     return pem, ssl.PEM_cert_to_DER_cert(pem).hex().upper()
 
 
-def test_stale_pins_compares_with_the_given_certificates(csync2_mod, fake, state_dir):
+def test_stale_pins_compares_with_the_given_certificates(csync2_db, fake, state_dir):
     import sqlite3  # noqa: PLC0415
 
     pem3, hex3 = _self_signed()
@@ -462,6 +469,6 @@ def test_stale_pins_compares_with_the_given_certificates(csync2_mod, fake, state
         con.execute("CREATE TABLE x509_cert (peername, certdata, UNIQUE (peername) ON CONFLICT IGNORE)")
         con.execute("INSERT INTO x509_cert VALUES ('node3', ?), ('node1', 'CD')", (hex3,))
     # node3's pin matches, node1's does not; node4 was never pinned
-    assert csync2_mod.stale_pins({"node3": pem3, "node1": pem1, "node4": pem1}) == ["node1"]
+    assert csync2_db.stale_pins({"node3": pem3, "node1": pem1, "node4": pem1}) == ["node1"]
     with pytest.raises(SaltInvocationError, match="node1 is not PEM"):
-        csync2_mod.stale_pins({"node1": "not a certificate"})
+        csync2_db.stale_pins({"node1": "not a certificate"})

@@ -7,8 +7,9 @@ import copy
 
 import pytest
 import salt.config
+import salt.utils.path
 import salt.utils.yaml
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltfactories.utils.functional import Loaders
 from testlib import GRAINS, ROOT, formula_data
 
@@ -47,3 +48,22 @@ def test_settings_through_the_real_loader_are_cached_in_context(loaders):
         bad = copy.deepcopy(EXAMPLE)
         bad["secrets"]["jwt_secret"] = "short"
         loaders.modules["airflow_ha.validate"](pillar=bad)
+
+
+def test_csync2_functions_of_both_module_files_through_the_real_loader(loaders, monkeypatch, tmp_path):
+    """_modules/csync2.py and _modules/csync2_db.py both declare the virtual
+    name csync2: the loader merges them, whichever function is asked first,
+    and their __virtual__ reaches __utils__ (ah_csync2_run)."""
+    which = salt.utils.path.which
+    monkeypatch.setattr(
+        salt.utils.path,
+        "which",
+        lambda name, *a, **kw: "/usr/bin/csync2" if name == "csync2" else which(name),
+    )
+    loaders.opts["csync2.state_dir"] = str(tmp_path)
+    mods = loaders.modules
+    assert mods["csync2.stale_pins"]({}) == []  # csync2_db.py first, no database yet
+    for name in ("sync", "in_sync", "status", "genkey", "forget_peer_cert", "reset_db"):
+        assert f"csync2.{name}" in mods, name
+    with pytest.raises(SaltInvocationError, match="confirm=True"):
+        mods["csync2.reset_db"]()

@@ -1,5 +1,5 @@
 """csync2:certs (pillar certificates kept across a rebuild) in
-_utils/ah_validate.py, and the etcd join settings of _utils/ah_settings.py,
+_utils/ah_validate_tls.py, and the etcd join settings of _utils/ah_settings.py,
 through _modules/airflow_ha.py. Certificates come from test/lab/lab_pki.py."""
 
 import copy

@@ -1,4 +1,4 @@
-"""Optional etcd TLS (airflow_ha:etcd:tls) in _utils/ah_validate.py and
+"""Optional etcd TLS (airflow_ha:etcd:tls) in _utils/ah_validate_tls.py and
 _utils/ah_settings.py, through _modules/airflow_ha.py: the
 validator's checks, the derived URLs and file paths, the masking of the keys.
 Certificates are made with cryptography (test/lab/lab_pki.py), never stored."""
@@ -219,7 +219,7 @@ def test_cert_from_another_ca_expired_or_with_the_wrong_key(tls, ca):
 def test_deep_checks_are_skipped_without_cryptography(tls, ca, monkeypatch):
     # the validator behind the module's __utils__ (as Salt's loader wires it)
     validator = airflow_ha.__utils__["ah_settings.settings"].__globals__["validator"]
-    monkeypatch.setattr(validator, "HAS_CRYPTOGRAPHY", False)
+    monkeypatch.setattr(validator.tls, "HAS_CRYPTOGRAPHY", False)
     bad = copy.deepcopy(tls)
     bad["certs"]["node2"] = pem_pair(ca, "node2", ["10.77.0.99"])
     assert errors_for(pillar_with(bad)) == []

@@ -525,22 +525,25 @@ def join(peer, forget_node=None):
         salt node3 airflow_ha_rabbitmq.join rabbit@node1
         salt node3 airflow_ha_rabbitmq.join rabbit@node1 forget_node=rabbit@node3
     """
-    steps = [["stop_app"], ["forget"], ["reset"], ["join_cluster", peer], ["start_app"]]
-    for args in steps if forget_node else [s for s in steps if s != ["forget"]]:
-        try:
-            if args == ["forget"]:
-                forget(forget_node, peer)
-                continue
-            res = _ctl(args, timeout=120)
-            if res["retcode"] != 0:
-                raise CommandExecutionError(
-                    f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
-                    f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
-                )
-        except CommandExecutionError:
-            if args[0] != "start_app":
-                _ctl(["start_app"], timeout=120)
-            raise
+
+    def step(args):
+        res = _ctl(args, timeout=120)
+        if res["retcode"] != 0:
+            raise CommandExecutionError(
+                f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
+                f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+            )
+
+    try:
+        step(["stop_app"])
+        if forget_node:
+            forget(forget_node, peer)
+        step(["reset"])
+        step(["join_cluster", peer])
+    except CommandExecutionError:
+        _ctl(["start_app"], timeout=120)
+        raise
+    step(["start_app"])
     _ctl(["await_startup"], timeout=120)
     return cluster_status()
 

@@ -134,14 +134,25 @@ def _ctl(args, stdin=None, node=None, timeout=CTL_TIMEOUT):
     )
 
 
-def _ctl_json(args, node=None, timeout=CTL_TIMEOUT):
-    res = _ctl(list(args) + ["--formatter", "json"], node=node, timeout=timeout)
+def _ctl_ok(args, stdin=None, node=None, timeout=CTL_TIMEOUT, secret=None):
+    """:func:`_ctl` that raises ``CommandExecutionError`` on a non-zero exit:
+    the one place the failure message is spelled; ``secret`` (what stdin
+    held) is scrubbed from the tool's text."""
+    res = _ctl(args, stdin=stdin, node=node, timeout=timeout)
     if res["retcode"] != 0:
+        text = (res.get("stderr") or res.get("stdout") or "").strip()[:400]
+        if secret:
+            text = __utils__["ah_secrets.scrub"](text, [secret])
+        where = f"-n {node} " if node else ""
         raise CommandExecutionError(
-            f"rabbitmqctl {' '.join(args)}{' on ' + node if node else ''} failed "
-            f"(exit {res['retcode']}): {(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
+            f"rabbitmqctl {where}{' '.join(args)} failed (exit {res['retcode']}): {text}"
         )
-    return _parse_json(res["stdout"], " ".join(args))
+    return res
+
+
+def _ctl_json(args, node=None, timeout=CTL_TIMEOUT):
+    args = list(args) + ["--formatter", "json"]
+    return _parse_json(_ctl_ok(args, node=node, timeout=timeout)["stdout"], " ".join(args))
 
 
 def _parse_json(text, what):
@@ -275,11 +286,7 @@ def add_user(name, password):
 
         salt node1 airflow_ha_rabbitmq.add_user bob "$PASSWORD"
     """
-    res = _ctl(["add_user", name], stdin=password + "\n")
-    if res["retcode"] != 0:
-        raise CommandExecutionError(
-            f"rabbitmqctl add_user {name} failed (exit {res['retcode']}): {_safe(res, password)}"
-        )
+    _ctl_ok(["add_user", name], stdin=password + "\n", secret=password)
     return True
 
 
@@ -296,18 +303,8 @@ def change_password(name, password):
 
         salt node1 airflow_ha_rabbitmq.change_password bob "$PASSWORD"
     """
-    res = _ctl(["change_password", name], stdin=password + "\n")
-    if res["retcode"] != 0:
-        raise CommandExecutionError(
-            f"rabbitmqctl change_password {name} failed (exit {res['retcode']}): {_safe(res, password)}"
-        )
+    _ctl_ok(["change_password", name], stdin=password + "\n", secret=password)
     return True
-
-
-def _safe(res, secret):
-    """Error text for a comment: never the secret, even if a tool echoed it."""
-    text = (res.get("stderr") or res.get("stdout") or "").strip()[:400]
-    return __utils__["ah_secrets.scrub"](text, [secret] if secret else [])
 
 
 # ---------------------------------------------------------------------------
@@ -443,12 +440,7 @@ def forget(node, peer):
 
         salt node3 airflow_ha_rabbitmq.forget rabbit@node3 rabbit@node1
     """
-    res = _ctl(["forget_cluster_node", node], node=peer, timeout=120)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(
-            f"rabbitmqctl -n {peer} forget_cluster_node {node} failed (exit {res['retcode']}): "
-            f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
-        )
+    _ctl_ok(["forget_cluster_node", node], node=peer, timeout=120)
     return True
 
 
@@ -527,12 +519,7 @@ def join(peer, forget_node=None):
     """
 
     def step(args):
-        res = _ctl(args, timeout=120)
-        if res["retcode"] != 0:
-            raise CommandExecutionError(
-                f"rabbitmqctl {' '.join(args)} failed (exit {res['retcode']}): "
-                f"{(res.get('stderr') or res.get('stdout') or '').strip()[:400]}"
-            )
+        _ctl_ok(args, timeout=120)
 
     try:
         step(["stop_app"])

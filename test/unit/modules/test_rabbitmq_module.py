@@ -118,8 +118,19 @@ def test_cluster_status_failure_is_a_clear_error():
             {(None, "cluster_status"): fail("Error: unable to perform an operation on node 'rabbit@node1'")}
         )
     )
-    with pytest.raises(CommandExecutionError, match=r"cluster_status failed \(exit 69\).*rabbit@node1"):
+    with pytest.raises(
+        CommandExecutionError,
+        match=r"rabbitmqctl cluster_status --formatter json failed \(exit 69\): .*rabbit@node1",
+    ):
         mod.cluster_status()
+
+
+def test_a_failure_on_a_peer_names_the_peer():
+    use(FakeCtl({("rabbit@node2", "cluster_status"): fail("Error: unable to connect")}))
+    with pytest.raises(
+        CommandExecutionError, match=r"rabbitmqctl -n rabbit@node2 cluster_status .*\(exit 69\)"
+    ):
+        mod.cluster_status(node="rabbit@node2")
 
 
 def test_garbage_output_is_a_clear_error():

@@ -1,5 +1,5 @@
-"""`labctl bench`: performance figures on a fresh lab, one per line, then
-test/lab/bench.d/*.
+"""`labctl bench [NAME... | --no-scripts]`: performance figures on a fresh
+lab, one per line, then test/lab/bench.d/* (or the NAMEd ones, or none).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 import time
 
 from .conf import ACNG_PORT, CACHE, STATE, WHEEL_PORT, LabError, config, figure, progress, run
-from .drills import run_scripts
+from .drills import run_scripts, scripts
 from .lifecycle import cmd_down, cmd_up, refuse_if_up
 from .nodes import (
     extra_node,
@@ -103,7 +103,23 @@ def serial_waits(ret: dict) -> dict[str, float]:
     return out
 
 
-def cmd_bench(_args) -> int:
+def bench_selection(args) -> list | None:
+    """`labctl bench` runs every bench.d script; `labctl bench NAME...` only
+    those, `labctl bench --no-scripts` none (the converge figures and the
+    raw-install floor only)."""
+    if list(args) == ["--no-scripts"]:
+        return []
+    if not args:
+        return None
+    known = scripts("bench.d")
+    unknown = [a for a in args if a not in known]
+    if unknown:
+        raise LabError(f"labctl bench: no bench.d script {' '.join(unknown)}; there: {' '.join(known)}")
+    return list(args)
+
+
+def cmd_bench(args) -> int:
+    selection = bench_selection(args)
     refuse_if_up("bench")
     os.environ.setdefault("LAB_SNAPSHOT", "1")
     rc = 0
@@ -159,7 +175,7 @@ def cmd_bench(_args) -> int:
         )
         figure(f"raw install floor ({n} nodes at once, slowest node)", f"{total:.0f}", "s")
         figure("cold converge / raw install floor", f"{converge / total:.2f}", "x")
-        rc = run_scripts("bench.d", cfg) or rc
+        rc = run_scripts("bench.d", cfg, selection) or rc
     finally:
         cmd_down([])
     return rc

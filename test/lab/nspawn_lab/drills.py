@@ -22,11 +22,17 @@ def drill_env(cfg: dict) -> dict:
     )
 
 
-def run_scripts(folder: str, cfg: dict) -> int:
-    """Run every executable of test/lab/FOLDER in name order; 1 if any failed."""
+def scripts(folder: str) -> list[str]:
+    """The names of the executables of test/lab/FOLDER, in name order."""
+    return sorted(p.name for p in (LAB / folder).iterdir() if p.is_file() and os.access(p, os.X_OK))
+
+
+def run_scripts(folder: str, cfg: dict, names=None) -> int:
+    """Run the executables of test/lab/FOLDER (or only ``names``) in name
+    order; 1 if any failed."""
     rc, env = 0, drill_env(cfg)
-    for script in sorted((LAB / folder).glob("*")):
-        if script.is_file() and os.access(script, os.X_OK):
+    for script in (LAB / folder / name for name in scripts(folder)):
+        if names is None or script.name in names:
             progress(f"{folder}/{script.name}")
             if run([script], check=False, env=env).returncode:
                 figure(f"{folder}/{script.name}", "FAILED")
@@ -37,7 +43,7 @@ def run_scripts(folder: str, cfg: dict) -> int:
 def run_one(folder: str, args: list) -> int:
     """One script of test/lab/FOLDER with its ARGS on the lab as it is."""
     usage = {"drills.d": "drill", "bench.d": "bench-one"}[folder]
-    names = sorted(p.name for p in (LAB / folder).iterdir() if p.is_file() and os.access(p, os.X_OK))
+    names = scripts(folder)
     if not args:
         raise LabError(f"usage: labctl {usage} NAME [ARGS...]; {folder[:-2]}: " + " ".join(names))
     if args[0] not in names:

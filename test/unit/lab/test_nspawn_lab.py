@@ -156,3 +156,19 @@ def test_cross_wheels_binary_then_pure_host_build_then_source(tmp_path, monkeypa
     assert build[build.index("-d") + 1].endswith("build") and "Cython" in build
     args = crosswheels.target_args((3, 13))
     assert args[args.index("--python-version") + 1] == "3.13" and "cp313" in args
+
+
+def test_bench_with_an_unknown_script_is_refused_before_any_lab(tmp_path):
+    proc = labctl(tmp_path, "bench", "db_failover", "no_such_bench")
+    assert proc.returncode == 1
+    assert "no bench.d script no_such_bench; there: " in proc.stderr
+    assert not (tmp_path / "state").exists()  # nothing was brought up
+
+
+def test_bench_selection():
+    sys.path.insert(0, str(ROOT / "test" / "lab"))
+    from nspawn_lab.bench import bench_selection
+
+    assert bench_selection([]) is None
+    assert bench_selection(["--no-scripts"]) == []
+    assert bench_selection(["db_failover", "broker_loss"]) == ["db_failover", "broker_loss"]

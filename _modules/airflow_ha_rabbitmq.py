@@ -539,19 +539,25 @@ def join(peer, forget_node=None):
 # quorum queue members
 
 
-def quorum_queues_without(node):
+def quorum_queues_without(node, fresh=False):
     """
     ``vhost/name`` of every quorum queue that has no member on ``node``.
     RabbitMQ 3.10 never adds a member by itself, so a node that joined after a
     queue was declared (or was replaced) holds no replica of it.
+
+    ``fresh=True`` reads through rabbitmqctl only: right after a join the
+    management API's queue list still shows the members from before the
+    node was forgotten (its statistics lag by seconds; seen on RabbitMQ 4.0,
+    where a rebuilt node got its replicas only from the next apply).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt node3 airflow_ha_rabbitmq.quorum_queues_without rabbit@node3
+        salt node3 airflow_ha_rabbitmq.quorum_queues_without rabbit@node3 fresh=True
     """
-    fast = _api("quorum_queues_without", node)
+    fast = None if fresh else _api("quorum_queues_without", node)
     if fast is not None:
         return fast
     missing = []
@@ -574,7 +580,7 @@ def grow_quorum_queues(node, attempts=5, interval=5, timeout=120):
 
         salt node1 airflow_ha_rabbitmq.grow_quorum_queues rabbit@node3
     """
-    missing = quorum_queues_without(node)
+    missing = quorum_queues_without(node, fresh=True)
     for _ in range(attempts):
         if not missing:
             break
@@ -588,7 +594,7 @@ def grow_quorum_queues(node, attempts=5, interval=5, timeout=120):
         )
         if res["retcode"] != 0:
             log.warning("airflow_ha_rabbitmq: rabbitmq-queues grow %s all: %s", node, res.get("stderr"))
-        missing = quorum_queues_without(node)
+        missing = quorum_queues_without(node, fresh=True)
         if missing:
             time.sleep(interval)
     return missing

@@ -177,14 +177,19 @@ def clustered(name, nodes, settle=60, interval=5):
         return ret
     how = f"forgotten on {plan['peer']} (rebuilt host), " if rejoin else ""
     return _members_everywhere(
-        ret, name, f"{name} was standalone with defaults only; {how}reset and joined {plan['peer']}."
+        ret,
+        name,
+        f"{name} was standalone with defaults only; {how}reset and joined {plan['peer']}.",
+        fresh=True,
     )
 
 
-def _members_everywhere(ret, name, comment):
-    """Give every quorum queue a member on ``name`` (after a late join)."""
+def _members_everywhere(ret, name, comment, fresh=False):
+    """Give every quorum queue a member on ``name`` (after a late join).
+    ``fresh``: just joined, so the members are read through rabbitmqctl, not
+    the management API's lagging statistics."""
     try:
-        missing = __salt__["airflow_ha_rabbitmq.quorum_queues_without"](name)
+        missing = __salt__["airflow_ha_rabbitmq.quorum_queues_without"](name, fresh=fresh)
         if missing and not __opts__["test"]:
             left = __salt__["airflow_ha_rabbitmq.grow_quorum_queues"](name)
         else:

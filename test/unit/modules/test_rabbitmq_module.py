@@ -430,6 +430,24 @@ def test_quorum_queues_without_lists_only_quorum_queues_lacking_the_node():
     assert mod.quorum_queues_without("rabbit@node3") == ["airflow/default"]
 
 
+def test_fresh_members_skip_the_management_api():
+    asked = []
+    mod.__salt__["airflow_ha_rabbitmq_api.quorum_queues_without"] = lambda node: asked.append(node) or []
+    use(
+        FakeCtl(
+            {
+                (None, "list_vhosts"): ok('[{"name":"airflow"}]'),
+                (None, "list_queues"): queues_answer(
+                    {"default": ("quorum", ["rabbit@node1", "rabbit@node2"])}
+                ),
+            }
+        )
+    )
+    assert mod.quorum_queues_without("rabbit@node3") == []  # the API's (stale) answer
+    assert mod.quorum_queues_without("rabbit@node3", fresh=True) == ["airflow/default"]
+    assert asked == ["rabbit@node3"]
+
+
 def test_grow_retries_until_every_queue_has_the_member(monkeypatch):
     slept = []
     monkeypatch.setattr(mod.time, "sleep", slept.append)

@@ -230,6 +230,19 @@ def test_rebuilt_node_is_forgotten_on_the_peer_then_joins(clock):
     assert "forgotten on rabbit@node1 (rebuilt host)" in ret["comment"]
 
 
+def test_after_a_join_the_members_are_read_fresh(clock):
+    """The management API lags after a forget and join: the replicas check
+    right after acting reads through rabbitmqctl; a clustered node's check
+    (every re-apply) may use the API."""
+    use_plan(plan("rejoin", peer="rabbit@node1", reason="rebuilt"), missing=["airflow/default"])
+    ret = state.clustered("rabbit@node2", NODES, settle=0)
+    assert ret["result"] is True and "Added a member on rabbit@node2" in ret["comment"]
+    assert state.__salt__["airflow_ha_rabbitmq.quorum_queues_without"].kwargs == [{"fresh": True}]
+    use_plan(plan("ok", members=NODES))
+    state.clustered("rabbit@node2", NODES)
+    assert state.__salt__["airflow_ha_rabbitmq.quorum_queues_without"].kwargs == [{"fresh": False}]
+
+
 def test_join_in_test_mode_only_reports():
     state.__opts__["test"] = True
     join = use_plan(plan("join", peer="rabbit@node1"))

@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parents[2]
 ALL_ROLES = ["db", "broker", "scheduler", "api", "worker", "triggerer", "dag_processor", "flower"]
 
 
-# `make test-cluster-ci` runs two labs, one per Debian release, one after the
-# other: to keep `make test` under 45 minutes each lab leaves the destructive
-# rounds named here to the other one (every check still runs once per CI run;
-# `make test-cluster` runs them all).
+# `make test-cluster-ci-both` runs two labs, one per Debian release, one after
+# the other: to keep `make test` under 45 minutes each lab leaves the
+# destructive rounds named here to the other one (every check still runs once
+# per run; `make test-cluster` runs them all).
 RUN_ELSEWHERE = "LAB_SUITE_ELSEWHERE"
 
 

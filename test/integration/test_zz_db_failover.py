@@ -4,9 +4,10 @@ The Patroni leader's node is killed (`labctl kill`: SIGKILL to its PID 1).
 A survivor must become the running leader within 30 s and writes through
 HAProxy (127.0.0.1:<primary_port>, Airflow's path) must succeed again on
 every survivor. The node is then started again: it must rejoin as a
-streaming replica, and a re-apply of the db states must report 0 changes
-and restart nothing. With pgBackRest on, the repository then holds every WAL
-segment of both timelines (`pgbackrest verify`: no gap). Figures for the same
+streaming replica, every replica must then stream on the new timeline, and
+a re-apply of the db states must report 0 changes and restart nothing.
+With pgBackRest on, the repository then holds every WAL segment of both
+timelines (`pgbackrest verify`: no gap). Figures for the same
 scenario: test/lab/bench.d/db_failover.
 
 Set AIRFLOW_HA_SKIP_FAILOVER=1 to leave the cluster alone.
@@ -16,6 +17,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import drill_lib  # test/lab, on sys.path through conftest
 import pytest
 
 LABCTL = str(Path(__file__).resolve().parents[1] / "lab" / "labctl")
@@ -130,6 +132,12 @@ def test_leader_killed_failover_rejoin_and_quiet_reapply(
 
     assert wait_for(streaming, timeout=60, interval=2), f"{lead} does not stream to {old}"
 
+    # every replica, the survivor that followed the new leader too, streams
+    # on the new timeline (a survivor that replayed past the switchpoint
+    # shows "running" in Patroni but never streams again)
+    took, why = drill_lib.wait_whole(db, timeout=120, checks=(drill_lib.db_whole,))
+    assert took is not None, f"the database cluster is not whole: {why}\n{drill_lib.db_diagnosis(db)}"
+
     # etcd on the returning node healthy again before the re-apply
     health = f"{etcd_client.curl} {etcd_client.url('127.0.0.1')}/health"
     assert wait_for(lambda: '"health":"true"' in node_exec(old, health).stdout, 60)
@@ -189,3 +197,44 @@ def test_failover_lost_no_wal_segment(db, ah, role_nodes, node_exec):
             f"timeline {after} starts at segment {ranges[after][0][0]:X}, "
             f"after timeline {before} stopped at {ranges[before][0][1]:X}: segments missing"
         )
+
+
+def fork_segment(history_text):
+    """(old timeline, WAL file name) of the segment holding the fork point
+    of the timeline whose history this is; None when the fork lies on a
+    segment boundary (the old timeline then has no shared segment)."""
+    rows = [line.split() for line in history_text.splitlines() if line.strip()]
+    parent, lsn = int(rows[-1][0]), rows[-1][1]
+    hi, lo = (int(x, 16) for x in lsn.split("/"))
+    if lo % 2**24 == 0:
+        return None
+    return parent, f"{parent:08X}{hi:08X}{lo // 2**24:08X}"
+
+
+def test_old_leader_archived_no_segment_past_the_fork(db, ah, role_nodes, node_exec):
+    """After the leader kill above: for every timeline switch, the old
+    timeline's segment holding the fork point is in the repository only as
+    the new leader's .partial. The killed leader's own copy of it ends in a
+    switch record past the fork (its single-user shutdown before pg_rewind):
+    archived, it sent a replica replaying from the archive past the fork,
+    never to stream again (the Patroni rewind patches in os.yaml)."""
+    b = ah.get("pgbackrest") or {}
+    repo = role_nodes("backup")
+    if b.get("enabled") is not True or len(repo) != 1:
+        pytest.skip("no pgBackRest repository in this pillar")
+    stanza = ah["cluster_name"]
+    cmd = f"runuser -u postgres -- pgbackrest --config={b['repo_config_file']} --stanza={stanza}"
+    res = node_exec(repo[0], f"timeout 120 {cmd} repo-ls --recurse archive/{stanza}")
+    assert res.rc == 0, f"pgbackrest repo-ls: {res.stdout[-800:]} {res.stderr[-800:]}"
+    files = res.stdout.split()
+    histories = [f for f in files if f.endswith(".history")]
+    assert histories, f"no timeline history in the repository after the failover: {files[:20]}"
+    past_fork = []
+    for path in histories:
+        got = node_exec(repo[0], f"timeout 120 {cmd} repo-get archive/{stanza}/{path}")
+        assert got.rc == 0, f"pgbackrest repo-get {path}: {got.stderr[-800:]}"
+        fork = fork_segment(got.stdout)
+        if fork:
+            name = fork[1]
+            past_fork += [f for f in files if f.rsplit("/", 1)[-1].startswith(name + "-")]
+    assert not past_fork, f"old timelines' fork segments archived whole (not only .partial): {past_fork}"

@@ -264,6 +264,22 @@ def require_unit(nodes):
     return _require
 
 
+@pytest.fixture(scope="module")
+def pgb(ah, role_nodes, require_unit):
+    """pgBackRest's settings, its one repository node, the nodes running its
+    server and the stanza; skips when the pillar has no repository
+    (test_pgbackrest, and test_zz_db_failover after the leader kill)."""
+    b = ah.get("pgbackrest") or {}
+    if b.get("enabled") is not True:
+        pytest.skip("airflow_ha:pgbackrest:enabled is false")
+    repo = role_nodes("backup")
+    if len(repo) != 1:
+        pytest.skip(f"pgbackrest:enabled but {len(repo)} nodes hold role backup")
+    nodes = sorted(set(role_nodes("db")) | set(repo))
+    require_unit(b["service"], nodes)
+    return {"b": b, "repo": repo[0], "nodes": nodes, "stanza": ah["cluster_name"]}
+
+
 @pytest.fixture(scope="session")
 def wait_for():
     """wait_for(check, timeout=60, interval=1): poll check() until truthy; return

@@ -5,23 +5,10 @@ no secret in process arguments, and the module's monitoring figures."""
 
 import json
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def pgb(ah, role_nodes, require_unit):
-    b = ah.get("pgbackrest") or {}
-    if b.get("enabled") is not True:
-        pytest.skip("airflow_ha:pgbackrest:enabled is false")
-    repo = role_nodes("backup")
-    if len(repo) != 1:
-        pytest.skip(f"pgbackrest:enabled but {len(repo)} nodes hold role backup")
-    nodes = sorted(set(role_nodes("db")) | set(repo))
-    require_unit(b["service"], nodes)
-    return {"b": b, "repo": repo[0], "nodes": nodes, "stanza": ah["cluster_name"]}
-
 
 def pgbackrest(node_exec, pgb, command, timeout=""):
+    """`pgbackrest COMMAND` for the stanza on the repository node (pgb: the
+    conftest fixture)."""
     b = pgb["b"]
     cmd = f"runuser -u postgres -- pgbackrest --config={b['repo_config_file']} --stanza={pgb['stanza']} {command}"
     return node_exec(pgb["repo"], f"{timeout} {cmd}".strip())

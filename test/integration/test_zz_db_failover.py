@@ -19,6 +19,7 @@ from pathlib import Path
 
 import drill_lib  # test/lab, on sys.path through conftest
 import pytest
+from test_pgbackrest import pgbackrest
 
 LABCTL = str(Path(__file__).resolve().parents[1] / "lab" / "labctl")
 DB_STATES = "airflow_ha.etcd,airflow_ha.postgresql,airflow_ha.haproxy"
@@ -173,19 +174,14 @@ def segment(name):
     return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
 
 
-def test_failover_lost_no_wal_segment(db, ah, role_nodes, node_exec):
+def test_failover_lost_no_wal_segment(db, pgb, node_exec):
     """After the leader kill above: `pgbackrest check` archives from the new
     leader, and `pgbackrest verify` finds every timeline's WAL in the
     repository without a gap, each new timeline starting where the last one
     stopped (issue 14: a failover during archiving loses no segment)."""
-    b = ah.get("pgbackrest") or {}
-    repo = role_nodes("backup")
-    if b.get("enabled") is not True or len(repo) != 1:
-        pytest.skip("no pgBackRest repository in this pillar")
-    cmd = f"runuser -u postgres -- pgbackrest --config={b['repo_config_file']} --stanza={ah['cluster_name']}"
-    res = node_exec(repo[0], f"timeout 300 {cmd} --log-level-console=info check")
+    res = pgbackrest(node_exec, pgb, "--log-level-console=info check", timeout="timeout 300")
     assert res.rc == 0, f"pgbackrest check after the failover: {res.stdout[-800:]} {res.stderr[-800:]}"
-    res = node_exec(repo[0], f"timeout 300 {cmd} --log-level-console=detail verify")
+    res = pgbackrest(node_exec, pgb, "--log-level-console=detail verify", timeout="timeout 300")
     assert res.rc == 0, f"pgbackrest verify: {res.stdout[-800:]} {res.stderr[-800:]}"
     ranges = wal_ranges(res.stdout)
     assert len(ranges) >= 2, f"no new timeline in the repository after the failover: {ranges}"
@@ -200,7 +196,7 @@ def test_failover_lost_no_wal_segment(db, ah, role_nodes, node_exec):
 
 
 def fork_segment(history_text):
-    """(old timeline, WAL file name) of the segment holding the fork point
+    """The WAL file name of the old timeline's segment holding the fork point
     of the timeline whose history this is; None when the fork lies on a
     segment boundary (the old timeline then has no shared segment)."""
     rows = [line.split() for line in history_text.splitlines() if line.strip()]
@@ -208,33 +204,27 @@ def fork_segment(history_text):
     hi, lo = (int(x, 16) for x in lsn.split("/"))
     if lo % 2**24 == 0:
         return None
-    return parent, f"{parent:08X}{hi:08X}{lo // 2**24:08X}"
+    return f"{parent:08X}{hi:08X}{lo // 2**24:08X}"
 
 
-def test_old_leader_archived_no_segment_past_the_fork(db, ah, role_nodes, node_exec):
+def test_old_leader_archived_no_segment_past_the_fork(db, pgb, node_exec):
     """After the leader kill above: for every timeline switch, the old
     timeline's segment holding the fork point is in the repository only as
     the new leader's .partial. The killed leader's own copy of it ends in a
     switch record past the fork (its single-user shutdown before pg_rewind):
     archived, it sent a replica replaying from the archive past the fork,
     never to stream again (the Patroni rewind patches in os.yaml)."""
-    b = ah.get("pgbackrest") or {}
-    repo = role_nodes("backup")
-    if b.get("enabled") is not True or len(repo) != 1:
-        pytest.skip("no pgBackRest repository in this pillar")
-    stanza = ah["cluster_name"]
-    cmd = f"runuser -u postgres -- pgbackrest --config={b['repo_config_file']} --stanza={stanza}"
-    res = node_exec(repo[0], f"timeout 120 {cmd} repo-ls --recurse archive/{stanza}")
+    stanza = pgb["stanza"]
+    res = pgbackrest(node_exec, pgb, f"repo-ls --recurse archive/{stanza}", timeout="timeout 120")
     assert res.rc == 0, f"pgbackrest repo-ls: {res.stdout[-800:]} {res.stderr[-800:]}"
     files = res.stdout.split()
     histories = [f for f in files if f.endswith(".history")]
     assert histories, f"no timeline history in the repository after the failover: {files[:20]}"
     past_fork = []
     for path in histories:
-        got = node_exec(repo[0], f"timeout 120 {cmd} repo-get archive/{stanza}/{path}")
+        got = pgbackrest(node_exec, pgb, f"repo-get archive/{stanza}/{path}", timeout="timeout 120")
         assert got.rc == 0, f"pgbackrest repo-get {path}: {got.stderr[-800:]}"
-        fork = fork_segment(got.stdout)
-        if fork:
-            name = fork[1]
+        name = fork_segment(got.stdout)
+        if name:
             past_fork += [f for f in files if f.rsplit("/", 1)[-1].startswith(name + "-")]
     assert not past_fork, f"old timelines' fork segments archived whole (not only .partial): {past_fork}"

@@ -277,6 +277,14 @@ def recovery_config(recovery, major=3):
     by default), once the dead job is ``scheduler_health_check_threshold``
     stale (30 s). The drill saw a lost task re-run 5.5 min after the kill for
     that. Here adoption (25 s + 10 s) ends before the heartbeat timeout.
+
+    A worker's calls to the Execution API (the task's start, heartbeats, its
+    end) retry every ``API_RETRY_EVERY`` s for ``api_retry_window`` s (3.x;
+    Airflow's 5 tries 1-8 s apart give up after 4-15 s). A DB failover makes
+    the API servers answer 500 for 15-25 s: with Airflow's budget a task
+    that started or ended on a live node then failed too, and its retry took
+    the slot a dead node's task needed (the leader's node kill re-ran tasks
+    61-114 s after the kill instead of ~50 s).
     """
     timeout, every = recovery["heartbeat_timeout"], recovery["detection_interval"]
     adoption = {"scheduler_health_check_threshold": 25, "orphaned_tasks_check_interval": 10}
@@ -287,7 +295,10 @@ def recovery_config(recovery, major=3):
                 "task_instance_heartbeat_timeout_detection_interval": every,
                 **adoption,
             },
-            "workers": {"max_failed_heartbeats": recovery["max_failed_heartbeats"]},
+            "workers": {
+                "max_failed_heartbeats": recovery["max_failed_heartbeats"],
+                **api_retries(recovery["api_retry_window"]),
+            },
         }
     return {
         "scheduler": {
@@ -295,6 +306,18 @@ def recovery_config(recovery, major=3):
             "zombie_detection_interval": every,
             **adoption,
         }
+    }
+
+
+API_RETRY_EVERY = 3  # s between two tries of an Execution API call
+
+
+def api_retries(window):
+    """[workers] keys retrying an Execution API call every API_RETRY_EVERY s for ``window`` s."""
+    return {
+        "execution_api_retries": -(-int(window) // API_RETRY_EVERY) + 1,
+        "execution_api_retry_wait_min": API_RETRY_EVERY,
+        "execution_api_retry_wait_max": API_RETRY_EVERY,
     }
 
 
@@ -330,6 +353,8 @@ def units_for_key(section, key, major=3):
         return ["dag-processor"] if int(major) >= 3 else ["scheduler"]
     if section == "triggerer":
         return ["triggerer"]
+    if section == "workers" and key.startswith("execution_api_"):
+        return ["worker", "triggerer", "dag-processor"]  # every user of the Execution API client
     if section == "workers":  # 3.x: read by the Celery worker's task supervisor
         return ["worker"]
     return list(allc)

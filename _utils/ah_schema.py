@@ -661,9 +661,20 @@ KEYS = {
     "airflow:recovery:detection_interval": _count(
         5, "how often the scheduler looks for such tasks", high=60, unit="s"
     ),
+    "airflow:recovery:api_retry_window": _count(
+        30,
+        "a worker's or triggerer's call to the Execution API is retried, 3 s apart, for this long "
+        "before it fails: it must outlast a database failover, or tasks on live nodes fail with it "
+        "(3.x [workers] execution_api_retries)",
+        low=10,
+        high=600,
+        unit="s",
+    ),
     "airflow:recovery:max_failed_heartbeats": _count(
-        10,
-        "failed heartbeats in a row (5 s apart) before a worker stops its own task (3.x [workers])",
+        2,
+        "heartbeats failed in a row (each after api_retry_window of retries) before a worker "
+        "stops its own task: a worker cut off from every API server stops it after about "
+        "max_failed_heartbeats * (api_retry_window + 5) s (3.x [workers])",
         high=100,
     ),
     "airflow:api_restart_timeout": _count(

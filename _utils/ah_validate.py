@@ -370,7 +370,8 @@ def _rule_timing(ah):
         )
     # A DB failover lasts about ttl plus a few seconds (lab: 15-25 s with ttl 20), and no
     # task heartbeat lands meanwhile: a shorter timeout fails every running task at each
-    # failover (false zombies), and so does a worker giving up on heartbeats sooner.
+    # failover (false zombies), and so does a worker giving up on its API calls sooner
+    # (each failed heartbeat has retried for the whole window first).
     beat_timeout = get(ah, "airflow:recovery:heartbeat_timeout")
     floor = ttl + 10 if _is_int(ttl) else None
     if floor and _is_int(beat_timeout) and beat_timeout < floor:
@@ -379,12 +380,12 @@ def _rule_timing(ah):
             f"failover can last (postgresql:patroni:ttl + 10 = {floor} s): every running task would be "
             f"failed at each failover — set at least {floor}"
         )
-    failed = get(ah, "airflow:recovery:max_failed_heartbeats")
-    if floor and _is_int(failed) and failed * 5 < floor:
+    window = get(ah, "airflow:recovery:api_retry_window")
+    if floor and _is_int(window) and window < floor:
         errors.append(
-            f"airflow_ha:airflow:recovery:max_failed_heartbeats: {failed} heartbeats 5 s apart is shorter "
-            f"than a database failover can last ({floor} s): workers would kill their tasks at each "
-            f"failover — set at least {-(-floor // 5)}"
+            f"airflow_ha:airflow:recovery:api_retry_window: {window} s is shorter than a database "
+            f"failover can last ({floor} s): a task starting or ending on a live node during a "
+            f"failover would fail — set at least {floor}"
         )
     beat, election = get(ah, "etcd:heartbeat_interval"), get(ah, "etcd:election_timeout")
     if _is_int(beat) and _is_int(election) and election < 5 * beat:

@@ -441,11 +441,11 @@ BAD = [
         "shorter than a database failover can last (postgresql:patroni:ttl + 10 = 30 s)",
     ),
     (
-        "max-failed-heartbeats-below-failover",
-        {"airflow__recovery__max_failed_heartbeats": 3},
+        "api-retry-window-below-failover",
+        {"airflow__recovery__api_retry_window": 20},
         "node1",
-        "airflow_ha:airflow:recovery:max_failed_heartbeats",
-        "workers would kill their tasks at each failover — set at least 6",
+        "airflow_ha:airflow:recovery:api_retry_window",
+        "a task starting or ending on a live node during a failover would fail — set at least 30",
     ),
     (
         "worker-concurrency-zero",

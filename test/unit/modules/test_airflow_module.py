@@ -184,12 +184,24 @@ def test_desired_config_task_recovery_timings():
     pillar["airflow"]["recovery"] = {
         "heartbeat_timeout": 45,
         "detection_interval": 4,
+        "api_retry_window": 40,
         "max_failed_heartbeats": 12,
     }
     cfg = airflow_config.desired_config(settings(pillar))
     assert cfg["scheduler"]["task_instance_heartbeat_timeout"] == "45"
     assert cfg["scheduler"]["task_instance_heartbeat_timeout_detection_interval"] == "4"
     assert cfg["workers"]["max_failed_heartbeats"] == "12"
+    # every 3 s for 40 s: 14 waits of 3 s, 15 tries
+    assert (
+        cfg["workers"]["execution_api_retries"],
+        cfg["workers"]["execution_api_retry_wait_min"],
+        cfg["workers"]["execution_api_retry_wait_max"],
+    ) == ("15", "3", "3")
+    assert ah_cfg.units_for_key("workers", "execution_api_retries") == [
+        "worker",
+        "triggerer",
+        "dag-processor",
+    ]
     assert cfg["celery"]["operation_timeout"] == "10"  # a publish may fail over past a dead broker
     assert cfg["scheduler"]["orphaned_tasks_check_interval"] == "10"  # a dead scheduler's tasks are adopted
     assert int(cfg["scheduler"]["scheduler_health_check_threshold"]) + 10 < 45

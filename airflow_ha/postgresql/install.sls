@@ -68,15 +68,20 @@ airflow_ha-postgresql-patroni-fix-{{ fix_id }}:
       - pkg: airflow_ha-postgresql-patch-tool
     - require_in:
       - service: airflow_ha-postgresql-patroni-release-after-install
+{%- endfor %}
+{%- if p.patches %}
 
-airflow_ha-postgresql-patroni-load-fix-{{ fix_id }}:
+{#- One restart for all the fixes a run brings (not one per fix). #}
+airflow_ha-postgresql-patroni-load-fixes:
   cmd.run:
     - name: systemctl restart {{ p.service }}
     - onlyif: systemctl is-active -q {{ p.service }}
     - unless: curl -sf -o /dev/null http://{{ ah.address }}:{{ p.rest_port }}/primary
     - onchanges:
+{%- for fix_id in p.patches | sort %}
       - file: airflow_ha-postgresql-patroni-fix-{{ fix_id }}
 {%- endfor %}
+{%- endif %}
 
 airflow_ha-postgresql-patroni-release-after-install:
   service.unmasked:

@@ -10,6 +10,7 @@ stdin, never in argv.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -243,10 +244,22 @@ def labsalt(node: str, *args) -> subprocess.CompletedProcess:
     return labctl("salt", node, *args)
 
 
-def deploy_dag(node: str, dag_id: str, text: str, timeout: float = 180) -> bool:
-    """Write the DAG file on NODE (csync2 spreads it); True once Airflow parsed it."""
-    run_in(node, "runuser", "-u", "airflow", "--", "tee", f"{AIRFLOW_HOME}/dags/{dag_id}.py", input=text)
-    return bool(wait_for(lambda: airflow_rows(f"select 1 from dag where dag_id = '{dag_id}'"), timeout, 3))
+def deploy_dag(node: str, dag_id: str, text: str, timeout: float = 180) -> str | None:
+    """Write the DAG file on NODE; None once csync2 has it on every node and
+    Airflow parsed it, else what is missing. A node without the file fails the
+    tasks it gets (the worker parses the file itself)."""
+    path = f"{AIRFLOW_HOME}/dags/{dag_id}.py"
+    run_in(node, "runuser", "-u", "airflow", "--", "tee", path, input=text)
+    want = hashlib.md5(text.encode()).hexdigest()
+
+    def missing() -> list[str]:
+        return [n for n in nodes() if want not in run_in(n, "md5sum", path).stdout]
+
+    if wait_for(lambda: not missing(), timeout, 1) is None:
+        return f"{path} not on {', '.join(missing())} {timeout:.0f} s after it was written on {node}"
+    if not wait_for(lambda: airflow_rows(f"select 1 from dag where dag_id = '{dag_id}'"), timeout, 3):
+        return f"{dag_id} was not parsed within {timeout:.0f} s"
+    return None
 
 
 def trigger_dag(node: str, dag_id: str, run_id: str) -> None:
@@ -370,6 +383,33 @@ def etcd_whole(names: list[str]) -> str | None:
     if res.returncode != 0:
         return f"etcd endpoint health --cluster: {(res.stdout + res.stderr).strip()[:300]}"
     return None
+
+
+def etcd_leader_and_lease(node: str) -> tuple[str | None, int | None]:
+    """The etcd raft leader's member name and the seconds left on the lease of
+    Patroni's leader key, read through NODE (None for what could not be read).
+    When the raft leader dies, the new one restarts every lease at its full TTL
+    (etcd 3.4 keeps no remaining TTL), so a DB failover then waits a whole ttl."""
+    leader, left = None, None
+    status = etcdctl(node, "endpoint", "status", "--cluster", "-w", "json", timeout=10)
+    members = etcdctl(node, "member", "list", "-w", "json", timeout=10)
+    try:
+        lead_id = json.loads(status.stdout)[0]["Status"]["leader"]
+        names = {m["ID"]: m.get("name") for m in json.loads(members.stdout)["members"]}
+        leader = names.get(lead_id)
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+        pass
+    keys = etcdctl(node, "get", "--prefix", "--keys-only", "/service/", timeout=10).stdout.split()
+    key = next((k for k in keys if k.endswith("/leader")), None)
+    if key is None:
+        return leader, left
+    try:
+        lease = json.loads(etcdctl(node, "get", key, "-w", "json", timeout=10).stdout)["kvs"][0]["lease"]
+        ttl = json.loads(etcdctl(node, "lease", "timetolive", format(lease, "x"), "-w", "json").stdout)
+        left = int(ttl["ttl"])
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+        pass
+    return leader, left
 
 
 def quorum_members(names: list[str], victim: str) -> str | None:

@@ -320,8 +320,9 @@ def user_check_password(username, password, **kwargs):
 def user_status(username, password=None, **kwargs):
     """
     ``{"user": <user dict or None>, "password_ok": bool or None}``: the user and
-    whether ``password`` is its current password, read in one Airflow start-up
-    (what ``airflow.user_present`` needs).
+    whether ``password`` is its current password, read with SQL from FAB's
+    tables (FAB's app is started only when that cannot decide): what
+    ``airflow.user_present`` needs, in every re-apply.
 
     CLI Example:
 

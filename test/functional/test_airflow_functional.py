@@ -130,6 +130,12 @@ def test_user_present_create_update_password_absent(migrated, st, mod, airflow_e
     assert mod.user_check_password("fnadmin", SECRET_1, **p) is False
     assert mod.user_get("fnadmin", **p)["roles"] == ["Admin", "Public"]
     assert [u["username"] for u in mod.users_list(**p)].count("fnadmin") == 1
+    # user_status reads FAB's tables with SQL (no app start-up): the same user
+    # FAB finds, its case-insensitive username match, the password checked
+    status = mod.user_status("FnAdmin", SECRET_2, **p)
+    assert status == {"user": mod.user_get("fnadmin", **p), "password_ok": True}
+    assert mod.user_status("fnadmin", SECRET_1, **p)["password_ok"] is False
+    assert mod.user_status("nobody-here", SECRET_1, **p) == {"user": None, "password_ok": None}
     # absent
     assert st.user_absent(name="fnadmin", **p).changes == {"user": {"old": "fnadmin", "new": None}}
     assert mod.user_get("fnadmin", **p) is None

@@ -188,7 +188,23 @@ def broker_whole(names: list[str]) -> str | None:
     return None
 
 
-def wait_whole(names: list[str], timeout: float, checks=(db_whole, broker_whole)) -> tuple[float | None, str]:
+def salt_whole(names: list[str]) -> str | None:
+    """Every node's Salt minion answers: the next drill or apply reaches it.
+    (A minion whose master connection died silently in a partition got no job
+    for ~16 min with Salt's TCP keepalive defaults; the lab's minions now
+    probe every 5 s, see nspawn_lab/nodes.py.)"""
+    res = labctl("salt", "-L", ",".join(names), "test.ping", "--out=json", "--static", "-t", "8", timeout=60)
+    try:
+        answered = {n for n, v in json.loads(res.stdout or "{}").items() if v is True}
+    except (json.JSONDecodeError, AttributeError):
+        answered = set()
+    missing = sorted(set(names) - answered)
+    return f"Salt minion(s) {', '.join(missing)} do not answer test.ping" if missing else None
+
+
+def wait_whole(
+    names: list[str], timeout: float, checks=(db_whole, broker_whole, salt_whole)
+) -> tuple[float | None, str]:
     """Seconds until every check passes (None on time-out) and the last complaint."""
     start = time.monotonic()
     why = ""
@@ -263,9 +279,13 @@ def deploy_dag(node: str, dag_id: str, text: str, timeout: float = 180) -> str |
 
 
 def trigger_dag(node: str, dag_id: str, run_id: str) -> None:
+    """Trigger RUN_ID through Salt on NODE; raises unless the run is in the
+    database within 30 s (a job the minion never got returns no error)."""
     res = labsalt(node, "airflow.dag_trigger", dag_id, f"run_id={run_id}")
     if res.returncode:
         raise RuntimeError(f"dag_trigger on {node} failed: {res.stdout[-300:]} {res.stderr[-300:]}")
+    if not wait_for(lambda: dag_run_state(dag_id, run_id)[0], 30, 1):
+        raise RuntimeError(f"dag_trigger on {node}: no run {run_id} 30 s later: {res.stdout[-300:]}")
 
 
 def dag_run_state(dag_id: str, run_id: str) -> tuple[str, float]:

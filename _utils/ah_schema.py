@@ -293,7 +293,7 @@ KEYS = {
     "postgresql:patroni:patches": Key(
         "map",
         {},
-        "fixes applied to the distribution's Patroni (os.yaml: Debian 12)",
+        "fixes applied to the distribution's Patroni (os.yaml: Debian 12 and 13)",
         noun="patch",
         where=PARAMETER,
     ),

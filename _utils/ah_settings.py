@@ -164,6 +164,11 @@ def _mask_path(node, parts):
             node[name] = schema.MASK
 
 
+def unit_dropin(service, name):
+    """The path of airflow_ha's drop-in NAME for systemd unit SERVICE."""
+    return f"/etc/systemd/system/{service}.service.d/airflow-ha-{name}.conf"
+
+
 def is_container(grains):
     virtual = str(grains.get("virtual", "")).lower()
     subtype = str(grains.get("virtual_subtype", "")).lower()
@@ -228,7 +233,10 @@ def derive(ah, minion_id, grains):
     ]
     e["initial_env"] = e["config_file"] + ".initial"
     e["join_env"] = e["data_dir"].rstrip("/") + ".join.env"
-    e["join_dropin"] = f"/etc/systemd/system/{e['service']}.service.d/airflow-ha-join.conf"
+    e["join_dropin"] = unit_dropin(e["service"], "join")
+    # the boot order and restart policy Debian's unit lacks (etcd/config.sls)
+    e["boot_dropin"] = unit_dropin(e["service"], "boot")
+    ah["postgresql"]["patroni"]["boot_dropin"] = unit_dropin(ah["postgresql"]["patroni"]["service"], "boot")
     ah["is_container"] = is_container(grains)
     # A container shares its host's clock: no time sync daemon inside.
     ah["time_sync"]["managed"] = not ah["is_container"]

@@ -23,6 +23,7 @@ airflow_ha-etcd-clean-files:
       - {{ ah.etcd.initial_env }}
       - {{ ah.etcd.join_env }}
       - {{ ah.etcd.join_dropin }}
+      - {{ ah.etcd.boot_dropin }}
       - {{ ah.etcd.tls.dir }}
     - require:
       - pkg: airflow_ha-etcd-clean-packages

@@ -3,7 +3,9 @@
     reads them only while the data dir is empty, so a re-apply never
     re-bootstraps and a node added or removed (the member list changes)
     restarts no running member. With etcd:tls:enabled, also
-    the CA, this node's certificate (.tls) and etcd's copy of its key. -#}
+    the CA, this node's certificate (.tls) and etcd's copy of its key. The
+    boot drop-in starts etcd after the network is online and again after a
+    failed exit (Debian's unit: Restart=on-abnormal). -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 {%- set e = ah.etcd %}
 include:
@@ -58,11 +60,19 @@ airflow_ha-etcd-join-dropin:
         EnvironmentFile={{ e.initial_env }}
         EnvironmentFile=-{{ e.join_env }}
 
+airflow_ha-etcd-boot-dropin:
+  file.managed:
+    - name: {{ e.boot_dropin }}
+    - source: salt://airflow_ha/common/files/boot-dropin.conf
+    - makedirs: true
+    - mode: "0644"
+
 airflow_ha-etcd-daemon-reload:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
       - file: airflow_ha-etcd-join-dropin
+      - file: airflow_ha-etcd-boot-dropin
 {%- if e.tls.enabled %}
 
 airflow_ha-etcd-tls-key:

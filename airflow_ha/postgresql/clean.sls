@@ -26,6 +26,7 @@ airflow_ha-postgresql-clean-files:
     - names:
       - {{ pg.data_dir }}
       - {{ pg.patroni.config_file }}
+      - {{ pg.patroni.boot_dropin }}
       - /var/lib/postgresql/.pgpass.patroni
       - /etc/postgresql-common/createcluster.d/50-airflow_ha.conf
       - /etc/systemd/system/airflow_ha-etcd-leader-elsewhere.service

@@ -1,7 +1,9 @@
 {#- /etc/patroni/config.yml (0600 postgres: it holds the database passwords).
     bootstrap.dcs applies once, when Patroni initialises the cluster; later
     changes of ttl/loop_wait/parameters go through `patronictl edit-config`.
-    With etcd:tls:enabled, Patroni's own 0600 copy of the node's key. -#}
+    With etcd:tls:enabled, Patroni's own 0600 copy of the node's key. The
+    boot drop-in (common/files/boot-dropin.conf) starts Patroni after the
+    network is online and again after a failed exit. -#}
 {%- from "airflow_ha/map.jinja" import ah with context %}
 include:
   - .install
@@ -30,6 +32,19 @@ airflow_ha-postgresql-patroni-config:
     - show_changes: false
     - require:
       - pkg: airflow_ha-postgresql-patroni-packages
+
+airflow_ha-postgresql-patroni-boot-dropin:
+  file.managed:
+    - name: {{ ah.postgresql.patroni.boot_dropin }}
+    - source: salt://airflow_ha/common/files/boot-dropin.conf
+    - makedirs: true
+    - mode: "0644"
+
+airflow_ha-postgresql-patroni-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: airflow_ha-postgresql-patroni-boot-dropin
 {%- if ah.etcd.tls.enabled %}
 
 airflow_ha-postgresql-etcd-tls-key:

@@ -35,6 +35,7 @@ airflow_ha-postgresql-patroni-service:
     - require:
       - airflow_ha_etcd: airflow_ha-etcd-wait-healthy
       - service: airflow_ha-postgresql-patroni-release-after-install
+      - cmd: airflow_ha-postgresql-patroni-daemon-reload
       - file: airflow_ha-postgresql-data-dir
       - cmd: airflow_ha-postgresql-drop-debian-main
 {%- if ah.pgbackrest.enabled %}

@@ -213,7 +213,17 @@ def wait_whole(
         if not why:
             return time.monotonic() - start, ""
         time.sleep(2)
-    return None, why
+    return None, f"{why}; {failed_units(names)}"
+
+
+def failed_units(names: list[str]) -> str:
+    """Each node's failed systemd units (`systemctl --failed`), for a message."""
+    out = []
+    for name in names:
+        res = labctl("exec", name, "systemctl", "--failed", "--no-legend", "--plain", timeout=60)
+        units = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+        out.append(f"{name}: {', '.join(units) or 'none'}")
+    return "failed units: " + "; ".join(out)
 
 
 def median(values):

@@ -213,6 +213,14 @@ def derive(ah, minion_id, grains):
     monitoring.derive(ah, minion_id)
     if minion_id is None:
         return
+    m = ah["monitoring"]
+    # the exporters and Prometheus bind this node's address: each that runs
+    # here gets the boot drop-in (monitoring/boot.sls)
+    m["boot_dropins"] = {
+        m[k]["pkg"]: unit_dropin(m[k]["pkg"], "boot")
+        for k in ("node_exporter", "postgres_exporter", "prometheus", "alertmanager")
+        if m["enabled"] and (k == "node_exporter" or m["here"][k])
+    }
     ah["minion_id"] = minion_id
     ah["address"] = nodes[minion_id]["address"]
     ah["roles"] = nodes[minion_id]["roles"]

@@ -6,6 +6,7 @@
 include:
   - airflow_ha.validate
   - .exporters
+  - .boot
   - .metrics
 {%- if ah.monitoring.here.airflow %}
   - .airflow

@@ -1,5 +1,7 @@
-"""etcd and Patroni come back by themselves after a failed start: the trap a
-boot hits when the node's address is configured after the daemon starts.
+"""etcd, Patroni and the node exporter come back by themselves after a failed
+start: the trap a boot hits when the node's address comes up after the daemon
+starts (the PostgreSQL exporter, Prometheus and Alertmanager carry the same
+drop-in, monitoring/boot.sls).
 
 CI at 732fd18: node3 was killed and started again; etcd and Patroni were both
 dead 300 s later and a re-apply started them. Debian's etcd.service runs
@@ -47,18 +49,27 @@ def unit_show(node_exec, name, unit):
     return dict(line.split("=", 1) for line in out.split())
 
 
+def lookup(ah, path):
+    for key in path:
+        ah = ah[key]
+    return ah
+
+
 @pytest.mark.parametrize(
-    "component,port",
-    [("etcd", ("etcd", "peer_port")), ("patroni", ("postgresql", "patroni", "rest_port"))],
+    "unit_key,port_key",
+    [
+        (("etcd", "service"), ("etcd", "peer_port")),
+        (("postgresql", "patroni", "service"), ("postgresql", "patroni", "rest_port")),
+        (("monitoring", "node_exporter", "pkg"), ("monitoring", "node_exporter", "port")),
+    ],
+    ids=["etcd", "patroni", "node_exporter"],
 )
 def test_daemon_restarts_after_a_failed_start(
-    component, port, spare_db_node, db_nodes_to_break, ah, address, node_exec, wait_for
+    unit_key, port_key, spare_db_node, db_nodes_to_break, ah, address, node_exec, wait_for, require_unit
 ):
     node = spare_db_node
-    unit = ah["etcd"]["service"] if component == "etcd" else ah["postgresql"]["patroni"]["service"]
-    value = ah
-    for key in port:
-        value = value[key]
+    unit, value = lookup(ah, unit_key), lookup(ah, port_key)
+    require_unit(unit, [node])
     before = int(unit_show(node_exec, node, unit)["NRestarts"])
     res = node_exec(node, HOLD.format(unit=unit, addr=address(node), port=value, hold=HOLD_S))
     assert res.rc == 0, f"holding {address(node)}:{value} on {node} failed: {res.stderr}"

@@ -26,6 +26,7 @@ LAB = Path(__file__).resolve().parent
 if str(LAB) not in sys.path:
     sys.path.insert(0, str(LAB))
 import nspawn_lab as lab  # noqa: E402 - test/lab/nspawn_lab, found through LAB
+from nspawn_lab.salt import answering  # noqa: E402
 
 PILLAR = yaml.safe_load((LAB / "pillar" / "airflow_ha.sls").read_text())["airflow_ha"]
 SECRETS = PILLAR["secrets"]
@@ -193,11 +194,7 @@ def salt_whole(names: list[str]) -> str | None:
     (A minion whose master connection died silently in a partition got no job
     for ~16 min with Salt's TCP keepalive defaults; the lab's minions now
     probe every 5 s, see nspawn_lab/nodes.py.)"""
-    res = labctl("salt", "-L", ",".join(names), "test.ping", "--out=json", "--static", "-t", "8", timeout=60)
-    try:
-        answered = {n for n, v in json.loads(res.stdout or "{}").items() if v is True}
-    except (json.JSONDecodeError, AttributeError):
-        answered = set()
+    answered = answering(names, timeout=8)
     missing = sorted(set(names) - answered)
     return f"Salt minion(s) {', '.join(missing)} do not answer test.ping" if missing else None
 

@@ -303,6 +303,34 @@ def test_etcd_tls_every_client_follows(tmp_path, etcd_tls):
     ]
 
 
+def test_etcd_and_patroni_start_after_the_network_and_restart_on_failure(tmp_path):
+    """Both bind the node's address: each db node lays the boot drop-in on
+    Debian's unit (after network-online.target, Restart=on-failure) and
+    reloads systemd only when it changed; the lab tier proves the restart
+    (test/integration/test_boot_restart.py)."""
+    states = _states(_render(tmp_path, "node2", OS_GRAINS["Debian-12"], EXAMPLE))
+    for sid, unit, reload in (
+        ("airflow_ha-etcd-boot-dropin", "etcd", "airflow_ha-etcd-daemon-reload"),
+        (
+            "airflow_ha-postgresql-patroni-boot-dropin",
+            "patroni",
+            "airflow_ha-postgresql-patroni-daemon-reload",
+        ),
+    ):
+        a = _args(states[sid]["file"])
+        assert a["name"] == f"/etc/systemd/system/{unit}.service.d/airflow-ha-boot.conf"
+        assert a["source"] == "salt://airflow_ha/common/files/boot-dropin.conf"
+        assert {"file": sid} in _args(states[reload]["cmd"])["onchanges"]
+    text = (ROOT / "airflow_ha" / "common" / "files" / "boot-dropin.conf").read_text()
+    for line in (
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "Restart=on-failure",
+        "RestartSec=5",
+    ):
+        assert line in text.splitlines(), f"boot-dropin.conf lacks {line}"
+
+
 def test_bad_pillar_renders_only_the_failing_check(tmp_path):
     pillar = _variant("example")
     pillar["airflow_ha"]["secrets"]["jwt_secret"] = "short"

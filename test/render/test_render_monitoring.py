@@ -27,6 +27,9 @@ EXPORTER_IDS = [
     "airflow_ha-monitoring-airflow-bridge-unit",
     "airflow_ha-monitoring-airflow-bridge-daemon-reload",
     "airflow_ha-monitoring-airflow-bridge-service",
+    "airflow_ha-monitoring-prometheus-node-exporter-boot-dropin",
+    "airflow_ha-monitoring-prometheus-postgres-exporter-boot-dropin",
+    "airflow_ha-monitoring-boot-daemon-reload",
 ]
 PROMETHEUS_IDS = [
     "airflow_ha-monitoring-prometheus-args",
@@ -34,6 +37,7 @@ PROMETHEUS_IDS = [
     "airflow_ha-monitoring-prometheus-rules",
     "airflow_ha-monitoring-prometheus-config",
     "airflow_ha-monitoring-prometheus-service",
+    "airflow_ha-monitoring-prometheus-boot-dropin",
 ]
 
 

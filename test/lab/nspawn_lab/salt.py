@@ -121,20 +121,23 @@ def salt_cmd(*args) -> list[str]:
     return [str(VENV_BIN / "salt"), "-c", str(master_dir() / "etc"), *map(str, args)]
 
 
+def answering(names: list[str], timeout: float = 5) -> set[str]:
+    """The minions of NAMES that answer test.ping within TIMEOUT seconds."""
+    try:
+        proc = run(
+            salt_cmd("-L", ",".join(sorted(names)), "test.ping", "--out=json", "--static", "-t", timeout),
+            check=False, capture_output=True, text=True, timeout=timeout + 60,
+        )  # fmt: skip
+        return {k for k, v in json.loads(proc.stdout or "{}").items() if v is True}
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, AttributeError):
+        return set()
+
+
 def wait_minions(names: list[str], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending and time.monotonic() < deadline:
-        proc = run(
-            salt_cmd("-L", ",".join(sorted(pending)), "test.ping", "--out=json", "--static",
-                     "-t", "5"),
-            check=False, capture_output=True, text=True,
-        )  # fmt: skip
-        try:
-            answered = {k for k, v in json.loads(proc.stdout or "{}").items() if v is True}
-        except json.JSONDecodeError:
-            answered = set()
-        pending -= answered
+        pending -= answering(sorted(pending))
         if pending:
             time.sleep(1)
     if pending:

@@ -77,7 +77,7 @@ def test_daemon_restarts_after_a_failed_start(
     shown = wait_for(
         lambda: (s := unit_show(node_exec, node, unit))["ActiveState"] == "active" and s, timeout=60
     )
-    last = unit_show(node_exec, node, unit)
+    last = shown or unit_show(node_exec, node, unit)
     assert shown, (
         f"{unit} on {node} not running again 60 s after its port was freed: {last}"
         " (a failed start must be retried: airflow_ha-boot.conf, Restart=on-failure, RestartSec=5)"

@@ -197,8 +197,8 @@ KEYS = {
     "postgresql:patroni:ttl": _count(
         20, "leader key TTL: a dead leader is replaced after about this", low=20, unit="s"
     ),
-    "postgresql:patroni:loop_wait": _count(8, "Patroni loop interval", unit="s"),
-    "postgresql:patroni:retry_timeout": _count(6, "DCS and PostgreSQL retry timeout", low=3, unit="s"),
+    "postgresql:patroni:loop_wait": _count(10, "Patroni loop interval", unit="s"),
+    "postgresql:patroni:retry_timeout": _count(5, "DCS and PostgreSQL retry timeout", low=3, unit="s"),
     "postgresql:patroni:maximum_lag_on_failover": _count(
         1048576, "most lag a failover candidate may have", low=0, unit="bytes"
     ),

@@ -184,7 +184,21 @@ def test_peer_away_does_not_hold_back_the_others_and_catches_up(node_exec, peers
     finally:
         node_exec(c, "systemctl start csync2.socket")
     try:
-        assert wait_for(lambda: _read(node_exec, c, path) == "x\n", 30, 0.5)
+        assert wait_for(lambda: _read(node_exec, c, path) == "x\n", 30, 0.5), _trail(node_exec, peers, path)
     finally:
         node_exec(a, f"rm -f {path}")
-    assert wait_for(lambda: all(_read(node_exec, n, path) is None for n in peers), 15, 0.2)
+    gone = wait_for(lambda: all(_read(node_exec, n, path) is None for n in peers), 15, 0.2)
+    assert gone, f"deleted on {a}, still there 15 s later: {_trail(node_exec, peers, path)}"
+
+
+def _trail(node_exec, peers, path):
+    """Where PATH is, and what each node's watcher and csync2 daemon logged
+    about the last minute (a failure of the check above seen once on trixie
+    in CI printed nothing to go on)."""
+    out = []
+    for n in peers:
+        here = "has it" if _read(node_exec, n, path) is not None else "has not"
+        log = node_exec(n, "journalctl --no-pager -q -o short-precise --since -60s "
+                           "-u airflow_ha-csync2-watcher -u 'csync2@*' | tail -25").stdout  # fmt: skip
+        out.append(f"\n== {n}: {here}\n{log}")
+    return "".join(out)
